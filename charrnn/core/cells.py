@@ -1,0 +1,285 @@
+"""Recurrent cells over a window of time steps: vanilla RNN, LSTM, GRU.
+
+Shapes: T time, B batch, H hidden, G = k·H fused gate width (k = 1 rnn, 4 lstm, 3 gru).
+
+Every cell takes the time-independent input projection ``xp = x·Wx + b`` already
+computed for all T·B rows in one matrix product (see layers.py); only the
+recurrent product ``h·Wh`` stays inside the time loop. Arrays are time-major,
+so ``hs[t]`` is one contiguous (B, H) block that the matrix product writes into.
+
+    forward(xp, state, p)      -> hs, state, cache
+    backward(dhs, dstate, cache) -> dxp, dstate0, grads    (grads: dWh, and dbh for gru)
+
+The per-step functions are shared by the window forward and by ``step`` (sampling),
+so stepping one token at a time computes exactly what the window computes.
+"""
+import numpy as np
+
+KINDS = ("rnn", "lstm", "gru")
+ACTIVATIONS = ("tanh", "relu", "sigmoid")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+STATE_NAMES = {"rnn": ("h",), "lstm": ("h", "c"), "gru": ("h",)}
+
+
+def _sigmoid_(a):
+    """In place: sigmoid(a) = 0.5·tanh(0.5·a) + 0.5 (one tanh, no exp overflow)."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+    return a
+
+
+# --------------------------------------------------------------------------- vanilla RNN
+
+def rnn_step(xp_t, h, Wh, act, out):
+    """h_t = act(Wx·x_t + Wh·h_{t-1} + b), act in {tanh, relu, sigmoid}; xp_t = Wx·x_t + b."""
+    np.matmul(h, Wh, out=out)
+    out += xp_t
+    if act == "tanh":
+        np.tanh(out, out=out)
+    elif act == "relu":
+        np.maximum(out, 0, out=out)
+    else:
+        _sigmoid_(out)
+    return out
+
+
+def rnn_forward(xp, state, p, act="tanh"):
+    (h0,) = state
+    T, B, H = xp.shape
+    Wh = p["Wh"]
+    hs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
+    h = h0
+    for t in range(T):
+        h = rnn_step(xp[t], h, Wh, act, hs[t])
+    return hs, (h.copy(),), ("rnn", act, hs, h0, Wh)
+
+
+def rnn_backward(dhs, dstate, cache):
+    _, act, hs, h0, Wh = cache
+    T, B, H = hs.shape
+    dxp = np.empty_like(hs)  # (T,B,H)
+    dh = dstate[0].copy() if dstate is not None else np.zeros_like(h0)
+    WhT = np.ascontiguousarray(Wh.T)
+    for t in reversed(range(T)):
+        dh += dhs[t]
+        h = hs[t]
+        da = dxp[t]
+        if act == "tanh":  # tanh' = 1 - h²
+            np.multiply(h, h, out=da)
+            np.subtract(1, da, out=da)
+            da *= dh
+        elif act == "relu":  # relu' = [h > 0]
+            np.multiply(dh, h > 0, out=da)
+        else:  # sigmoid' = h(1 - h)
+            np.subtract(1, h, out=da)
+            da *= h
+            da *= dh
+        dh = da @ WhT
+    hprev = _shifted(hs, h0)
+    dWh = hprev.reshape(T * B, H).T @ dxp.reshape(T * B, H)
+    return dxp, (dh,), {"Wh": dWh}
+
+
+# --------------------------------------------------------------------------- LSTM
+
+def lstm_step(xp_t, h, c, Wh, a, c_out, tc_out, h_out):
+    """One LSTM step, gates fused in one product, columns ordered i f o g:
+
+        [i f o g] = Wx·x_t + Wh·h_{t-1} + b
+        i, f, o = sigmoid(i), sigmoid(f), sigmoid(o);  g = tanh(g)
+        c_t = f ⊙ c_{t-1} + i ⊙ g
+        h_t = o ⊙ tanh(c_t)
+
+    Writes the activated gates into a (B,4H) and c_t, tanh(c_t), h_t into the out slots.
+    """
+    H = h.shape[-1]
+    np.matmul(h, Wh, out=a)
+    a += xp_t
+    # one tanh over the whole block: sigmoid(x) = 0.5·tanh(0.5·x) + 0.5 for i f o
+    sig = a[:, :3 * H]
+    sig *= 0.5
+    np.tanh(a, out=a)
+    sig *= 0.5
+    sig += 0.5
+    i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+    np.multiply(f, c, out=c_out)
+    c_out += i * g
+    np.tanh(c_out, out=tc_out)
+    np.multiply(o, tc_out, out=h_out)
+    return h_out, c_out
+
+
+def lstm_forward(xp, state, p):
+    h0, c0 = state
+    T, B, G = xp.shape
+    H = G // 4
+    Wh = p["Wh"]
+    acts = np.empty((T, B, G), dtype=xp.dtype)  # (T,B,4H) activated gates
+    cs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
+    tcs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H) tanh(c)
+    hs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
+    h, c = h0, c0
+    for t in range(T):
+        h, c = lstm_step(xp[t], h, c, Wh, acts[t], cs[t], tcs[t], hs[t])
+    return hs, (h.copy(), c.copy()), ("lstm", acts, cs, tcs, hs, h0, c0, Wh)
+
+
+def lstm_backward(dhs, dstate, cache):
+    _, acts, cs, tcs, hs, h0, c0, Wh = cache
+    T, B, G = acts.shape
+    H = G // 4
+    dxp = np.empty_like(acts)  # (T,B,4H) gradient of the gate pre-activations
+    if dstate is None:
+        dh, dc = np.zeros_like(h0), np.zeros_like(c0)
+    else:
+        dh, dc = dstate[0].copy(), dstate[1].copy()
+    WhT = np.ascontiguousarray(Wh.T)
+    tmp = np.empty((B, H), dtype=acts.dtype)  # (B,H) reused scratch
+    for t in reversed(range(T)):
+        dh += dhs[t]
+        a, da, tc = acts[t], dxp[t], tcs[t]
+        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        di, df, do, dg = da[:, :H], da[:, H:2 * H], da[:, 2 * H:3 * H], da[:, 3 * H:]
+        c_prev = cs[t - 1] if t > 0 else c0
+        np.multiply(dh, tc, out=do)  # dL/do
+        # dc += dh ⊙ o ⊙ (1 - tanh²(c))
+        np.multiply(tc, tc, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp
+        np.multiply(dc, g, out=di)
+        np.multiply(dc, c_prev, out=df)
+        np.multiply(dc, i, out=dg)
+        dc *= f  # carried to t-1
+        # through the nonlinearities: sigmoid' = s(1-s) for i f o, tanh' = 1-g² for g
+        s = a[:, :3 * H]
+        dsig = da[:, :3 * H]
+        dsig *= s
+        dsig *= 1 - s
+        np.multiply(g, g, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        dg *= tmp
+        dh = da @ WhT
+    hprev = _shifted(hs, h0)
+    dWh = hprev.reshape(T * B, H).T @ dxp.reshape(T * B, G)
+    return dxp, (dh, dc), {"Wh": dWh}
+
+
+# --------------------------------------------------------------------------- GRU
+
+def gru_step(xp_t, h, Wh, bh, a, hn_out, h_out):
+    """One GRU step in the "reset after" form of PyTorch and cuDNN, gates ordered z r n:
+
+        z = sigmoid(Wxz·x_t + Whz·h_{t-1} + bz)
+        r = sigmoid(Wxr·x_t + Whr·h_{t-1} + br)
+        n = tanh(Wxn·x_t + bn + r ⊙ (Whn·h_{t-1} + bh))
+        h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+
+    Applying r after the product lets all three recurrent products fuse into one h·Wh.
+    Writes [z r n] into a (B,3H), Whn·h + bh into hn_out, h_t into h_out.
+    """
+    H = h.shape[-1]
+    np.matmul(h, Wh, out=a)
+    zr, n = a[:, :2 * H], a[:, 2 * H:]
+    np.add(n, bh, out=hn_out)
+    zr += xp_t[:, :2 * H]
+    _sigmoid_(zr)
+    z, r = a[:, :H], a[:, H:2 * H]
+    np.multiply(r, hn_out, out=n)
+    n += xp_t[:, 2 * H:]
+    np.tanh(n, out=n)
+    # h_t = n + z ⊙ (h_{t-1} - n)
+    np.subtract(h, n, out=h_out)
+    h_out *= z
+    h_out += n
+    return h_out
+
+
+def gru_forward(xp, state, p):
+    (h0,) = state
+    T, B, G = xp.shape
+    H = G // 3
+    Wh, bh = p["Wh"], p["bh"]
+    acts = np.empty((T, B, G), dtype=xp.dtype)  # (T,B,3H) z r n
+    hns = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H) Whn·h + bh
+    hs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
+    h = h0
+    for t in range(T):
+        h = gru_step(xp[t], h, Wh, bh, acts[t], hns[t], hs[t])
+    return hs, (h.copy(),), ("gru", acts, hns, hs, h0, Wh)
+
+
+def gru_backward(dhs, dstate, cache):
+    _, acts, hns, hs, h0, Wh = cache
+    T, B, G = acts.shape
+    H = G // 3
+    dxp = np.empty_like(acts)  # (T,B,3H) grads of the input pre-activations
+    dhp = np.empty_like(acts)  # (T,B,3H) grads of h·Wh (differs from dxp in the n block)
+    dh = dstate[0].copy() if dstate is not None else np.zeros_like(h0)
+    WhT = np.ascontiguousarray(Wh.T)
+    tmp = np.empty((B, H), dtype=acts.dtype)  # (B,H)
+    for t in reversed(range(T)):
+        dh += dhs[t]
+        a, dx, dp = acts[t], dxp[t], dhp[t]
+        z, r, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+        h_prev = hs[t - 1] if t > 0 else h0
+        dz, dr, dn = dx[:, :H], dx[:, H:2 * H], dx[:, 2 * H:]
+        # dn = dh ⊙ (1 - z) ⊙ (1 - n²)
+        np.multiply(n, n, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        np.subtract(1, z, out=dn)
+        dn *= dh
+        dn *= tmp
+        # dz = dh ⊙ (h_{t-1} - n) ⊙ z(1 - z)
+        np.subtract(h_prev, n, out=dz)
+        dz *= dh
+        np.subtract(1, z, out=tmp)
+        tmp *= z
+        dz *= tmp
+        # dr = dn ⊙ hn ⊙ r(1 - r)
+        np.multiply(dn, hns[t], out=dr)
+        np.subtract(1, r, out=tmp)
+        tmp *= r
+        dr *= tmp
+        dp[:, :2 * H] = dx[:, :2 * H]
+        np.multiply(dn, r, out=dp[:, 2 * H:])
+        dh *= z  # the direct path h_{t-1} -> h_t
+        dh += dp @ WhT
+    hprev = _shifted(hs, h0)
+    dWh = hprev.reshape(T * B, H).T @ dhp.reshape(T * B, G)
+    dbh = dhp[:, :, 2 * H:].sum(axis=(0, 1))
+    return dxp, (dh,), {"Wh": dWh, "bh": dbh}
+
+
+# --------------------------------------------------------------------------- dispatch
+
+def _shifted(hs, h0):
+    """h_{t-1} for every t: [h0, h_0, ..., h_{T-2}] as one (T,B,H) array."""
+    hprev = np.empty_like(hs)  # (T,B,H)
+    hprev[0] = h0
+    hprev[1:] = hs[:-1]
+    return hprev
+
+
+def cell_forward(kind, xp, state, p, act="tanh"):
+    if kind == "lstm":
+        return lstm_forward(xp, state, p)
+    if kind == "gru":
+        return gru_forward(xp, state, p)
+    return rnn_forward(xp, state, p, act)
+
+
+def cell_backward(dhs, dstate, cache):
+    kind = cache[0]
+    if kind == "lstm":
+        return lstm_backward(dhs, dstate, cache)
+    if kind == "gru":
+        return gru_backward(dhs, dstate, cache)
+    return rnn_backward(dhs, dstate, cache)
+
+
+def zero_state(kind, B, H, dtype=np.float32):
+    return tuple(np.zeros((B, H), dtype=dtype) for _ in STATE_NAMES[kind])  # (B,H) each

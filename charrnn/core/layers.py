@@ -1,0 +1,154 @@
+"""Layers around the cells: embedding, recurrent layer, bidirectional wrapper, dropout, output.
+
+Shapes: T time, B batch, N = T·B rows, D layer input width, E embed, H hidden, V vocab.
+
+Each layer is a pair of pure functions, parameters in a dict ``p``:
+    forward(p, x, state, ...) -> out, state, cache
+    backward(dout, dstate, cache) -> dx, dstate0, grads      (grads keyed like p)
+Every time-independent product runs once over all N rows; only cells loop over time.
+"""
+import numpy as np
+
+from .cells import cell_backward, cell_forward
+
+
+# --------------------------------------------------------------------------- embedding
+
+def embedding_forward(W, ids):
+    """x_t = W[id_t]: a row gather, (T,B) ids -> (T,B,E)."""
+    return W[ids]
+
+
+def embedding_backward(dx, ids, V):
+    """Scatter-add: dW[v] = sum of dx over every position whose id is v."""
+    E = dx.shape[-1]
+    flat = ids.reshape(-1)
+    rows = dx.reshape(-1, E)
+    # one (V,N)·(N,E) product beats np.add.at when V is small; a sort-and-reduce otherwise
+    if V <= 512:
+        onehot = np.zeros((V, flat.size), dtype=dx.dtype)  # (V,N)
+        onehot[flat, np.arange(flat.size)] = 1
+        return onehot @ rows
+    order = np.argsort(flat, kind="stable")
+    sorted_ids = flat[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    dW = np.zeros((V, E), dtype=dx.dtype)  # (V,E)
+    dW[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    return dW
+
+
+# --------------------------------------------------------------------------- recurrent layer
+
+def recurrent_forward(p, x, state, kind, act="tanh"):
+    """xp = x·Wx + b for all N rows at once, then the cell's time loop.
+
+    ``x`` is (T,B,D) floats, or (T,B) token ids for a one-hot first layer, where
+    x·Wx is the row gather Wx[id] (the rows of Wx act as the embedding).
+    """
+    Wx, b = p["Wx"], p["b"]
+    if x.dtype.kind in "iu":
+        xp = embedding_forward(Wx, x)  # (T,B,G)
+    else:
+        T, B, D = x.shape
+        xp = (x.reshape(T * B, D) @ Wx).reshape(T, B, -1)  # (T,B,G)
+    xp += b
+    hs, state, cell_cache = cell_forward(kind, xp, state, p, act)
+    return hs, state, (x, Wx, cell_cache)
+
+
+def recurrent_backward(dhs, dstate, cache):
+    x, Wx, cell_cache = cache
+    dxp, dstate0, grads = cell_backward(dhs, dstate, cell_cache)
+    T, B, G = dxp.shape
+    rows = dxp.reshape(T * B, G)
+    grads["b"] = rows.sum(axis=0)
+    if x.dtype.kind in "iu":
+        grads["Wx"] = embedding_backward(dxp, x, Wx.shape[0])
+        dx = None  # token ids have no gradient
+    else:
+        D = x.shape[-1]
+        grads["Wx"] = x.reshape(T * B, D).T @ rows
+        dx = (rows @ Wx.T).reshape(T, B, D)
+    return dx, dstate0, grads
+
+
+# --------------------------------------------------------------------------- bidirectional
+
+def bidirectional_forward(p, x, state, kind, act="tanh"):
+    """out_t = [h→_t ; h←_t]: a forward pass and a pass over the time-reversed input.
+
+    ``p`` holds two parameter dicts, p["fwd"] and p["bwd"]; ``state`` is (state_fwd, state_bwd).
+    Only for tasks that see the whole sequence at once: h←_t has read x_t..x_{T-1}.
+    """
+    hf, sf, cf = recurrent_forward(p["fwd"], x, state[0], kind, act)
+    hb, sb, cb = recurrent_forward(p["bwd"], x[::-1], state[1], kind, act)
+    out = np.concatenate([hf, hb[::-1]], axis=-1)  # (T,B,2H)
+    return out, (sf, sb), (cf, cb, hf.shape[-1])
+
+
+def bidirectional_backward(dout, dstate, cache):
+    cf, cb, H = cache
+    dsf, dsb = dstate if dstate is not None else (None, None)
+    dxf, d0f, gf = recurrent_backward(np.ascontiguousarray(dout[..., :H]), dsf, cf)
+    dxb, d0b, gb = recurrent_backward(np.ascontiguousarray(dout[::-1, :, H:]), dsb, cb)
+    dx = None if dxf is None else dxf + dxb[::-1]
+    return dx, (d0f, d0b), {"fwd": gf, "bwd": gb}
+
+
+# --------------------------------------------------------------------------- dropout
+
+def dropout_mask(shape, p_drop, rng, dtype=np.float32):
+    """Inverted dropout mask: 0 with probability p, else 1/(1-p), so E[mask] = 1."""
+    keep = rng.random(shape, dtype=np.float32) >= p_drop  # (…)
+    return keep.astype(dtype) * dtype(1.0 / (1.0 - p_drop))
+
+
+def dropout_forward(x, mask):
+    """y = x ⊙ mask; mask None means evaluation (identity)."""
+    return x if mask is None else x * mask
+
+
+def dropout_backward(dy, mask):
+    return dy if mask is None else dy * mask
+
+
+# --------------------------------------------------------------------------- output and loss
+
+def output_forward(p, hs):
+    """y_t = V·h_t + c for all N rows in one product: (T,B,H) -> (T,B,V) logits."""
+    T, B, H = hs.shape
+    logits = (hs.reshape(T * B, H) @ p["V"]).reshape(T, B, -1)  # (T,B,V)
+    logits += p["c"]
+    return logits, hs
+
+
+def output_backward(dlogits, hs, p):
+    T, B, V = dlogits.shape
+    H = hs.shape[-1]
+    rows = dlogits.reshape(T * B, V)
+    grads = {"V": hs.reshape(T * B, H).T @ rows, "c": rows.sum(axis=0)}
+    dhs = (rows @ p["V"].T).reshape(T, B, H)
+    return dhs, grads
+
+
+def log_softmax(logits):
+    """log softmax over the last axis, stable: subtract the max before exp."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax_cross_entropy(logits, y):
+    """L = -mean over all T·B positions of log softmax(y_t)[target]; returns (L, dL/dlogits)."""
+    V = logits.shape[-1]
+    z = logits.reshape(-1, V)
+    y = y.reshape(-1)
+    N = y.size
+    z = z - z.max(axis=1, keepdims=True)  # (N,V)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)  # (N,1)
+    rows = np.arange(N)
+    loss = float(np.log(s[:, 0]).sum() - z[rows, y].sum()) / N
+    e /= s  # softmax
+    e[rows, y] -= 1
+    e *= 1.0 / N
+    return loss, e.reshape(logits.shape)

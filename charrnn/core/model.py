@@ -1,0 +1,256 @@
+"""The language model: (embedding) -> L recurrent layers (dropout between) -> y = V·h + c.
+
+Shapes: T time, B batch, E embed, H hidden, V vocab, G fused gate width.
+
+Parameters live in one flat dict whose keys are also the checkpoint's array names:
+    embed.W (V,E)                       only when embed > 0
+    layers.{l}.Wx (D,G)  .Wh (H,G)  .b (G,)  [.bh (H,) gru]
+    layers.{l}.fwd.* / layers.{l}.bwd.*  a bidirectional layer
+    out.V (H',V)  out.c (V,)
+With embed = 0 the first layer reads one-hot tokens: its Wx is (V,G) and x·Wx is a row gather.
+
+Initialisation (documented, deterministic given the Generator):
+    Wx ~ U(-1/√D', 1/√D') with D' = H for a one-hot first layer, else the input width;
+    Wh: each H×H gate block orthogonal (QR of a Gaussian), so early gradients neither
+        vanish nor explode through the recurrence; b = 0, except the LSTM forget gate b_f = 1
+        so the cell remembers by default; GRU bh = 0;
+    embed.W ~ N(0, 1); out.V ~ U(-1/√H', 1/√H'); out.c = 0.
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import cells, layers
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network's shape; mirrors the CLI's model options one to one."""
+
+    vocab_size: int
+    cell: str = "lstm"  # lstm | gru | rnn
+    activation: str = "tanh"  # rnn only: tanh | relu | sigmoid
+    layers: int = 2
+    hidden: int = 256
+    embed: int = 0  # 0: one-hot input, the first layer's Wx rows are the embedding
+    dropout: float = 0.0
+    bidirectional: bool = False
+
+    def __post_init__(self):
+        if self.cell not in cells.KINDS:
+            raise ValueError(f"cell must be one of {', '.join(cells.KINDS)}, not {self.cell!r}")
+        if self.activation not in cells.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(cells.ACTIVATIONS)}")
+        for name in ("vocab_size", "layers", "hidden"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.embed < 0:
+            raise ValueError("embed must be 0 (one-hot) or positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+
+    def to_json(self):
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d):
+        return cls(**d)
+
+    @property
+    def out_width(self):
+        return self.hidden * (2 if self.bidirectional else 1)
+
+
+# --------------------------------------------------------------------------- parameters
+
+def _orthogonal(rng, n):
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))  # sign fix makes it uniformly distributed
+
+
+def _init_recurrent(rng, cfg, D, one_hot, dtype):
+    H, k = cfg.hidden, cells.GATES[cfg.cell]
+    scale = 1.0 / np.sqrt(H if one_hot else D)
+    p = {
+        "Wx": rng.uniform(-scale, scale, (D, k * H)),  # (D,G)
+        "Wh": np.concatenate([_orthogonal(rng, H) for _ in range(k)], axis=1),  # (H,G)
+        "b": np.zeros(k * H),  # (G,)
+    }
+    if cfg.cell == "lstm":
+        p["b"][H:2 * H] = 1.0  # forget gate open at start
+    if cfg.cell == "gru":
+        p["bh"] = np.zeros(H)  # (H,)
+    return {k_: v.astype(dtype) for k_, v in p.items()}
+
+
+def init_params(cfg, rng, dtype=np.float32):
+    """A fresh parameter dict for ``cfg``; all randomness comes from ``rng``."""
+    params = {}
+    V, E, H = cfg.vocab_size, cfg.embed, cfg.hidden
+    if E > 0:
+        params["embed.W"] = rng.standard_normal((V, E)).astype(dtype)  # (V,E)
+    D = E if E > 0 else V
+    for l in range(cfg.layers):
+        one_hot = l == 0 and E == 0
+        dirs = ("fwd", "bwd") if cfg.bidirectional else ("",)
+        for d in dirs:
+            prefix = f"layers.{l}." + (f"{d}." if d else "")
+            for k, v in _init_recurrent(rng, cfg, D, one_hot, dtype).items():
+                params[prefix + k] = v
+        D = cfg.out_width
+    s = 1.0 / np.sqrt(cfg.out_width)
+    params["out.V"] = rng.uniform(-s, s, (cfg.out_width, V)).astype(dtype)  # (H',V)
+    params["out.c"] = np.zeros(V, dtype=dtype)  # (V,)
+    return params
+
+
+def _layer_params(params, l, bidirectional):
+    pre = f"layers.{l}."
+    if not bidirectional:
+        return {k[len(pre):]: v for k, v in params.items() if k.startswith(pre)}
+    return {d: {k[len(pre) + 4:]: v for k, v in params.items() if k.startswith(pre + d + ".")}
+            for d in ("fwd", "bwd")}
+
+
+def _flatten_grads(l, g, bidirectional):
+    pre = f"layers.{l}."
+    if not bidirectional:
+        return {pre + k: v for k, v in g.items()}
+    return {f"{pre}{d}.{k}": v for d in ("fwd", "bwd") for k, v in g[d].items()}
+
+
+def num_params(params):
+    return int(sum(v.size for v in params.values()))
+
+
+# --------------------------------------------------------------------------- state
+
+def zero_state(cfg, B, dtype=np.float32):
+    """Per layer a tuple of (B,H) arrays (h, or h and c); bidirectional: a pair of those."""
+    def one():
+        return cells.zero_state(cfg.cell, B, cfg.hidden, dtype)
+    return [(one(), one()) if cfg.bidirectional else one() for _ in range(cfg.layers)]
+
+
+# --------------------------------------------------------------------------- window
+
+def forward(params, cfg, ids, state, masks=None):
+    """Logits for every position of a (T,B) window of token ids, from a carried state.
+
+    masks: optional dropout masks, one (T,B,H') array per layer output (None = no dropout).
+    Returns logits (T,B,V), the final state, and the cache for ``backward``.
+    """
+    x = layers.embedding_forward(params["embed.W"], ids) if cfg.embed > 0 else ids
+    caches, new_state = [], []
+    for l in range(cfg.layers):
+        p = _layer_params(params, l, cfg.bidirectional)
+        fwd = layers.bidirectional_forward if cfg.bidirectional else layers.recurrent_forward
+        hs, s, c = fwd(p, x, state[l], cfg.cell, cfg.activation)
+        mask = masks[l] if masks is not None else None
+        x = layers.dropout_forward(hs, mask)
+        caches.append((c, mask))
+        new_state.append(s)
+    out = {"V": params["out.V"], "c": params["out.c"]}
+    logits, out_cache = layers.output_forward(out, x)
+    return logits, new_state, (ids, caches, out, out_cache)
+
+
+def backward(dlogits, cache, cfg, dstate=None):
+    """Gradients of every parameter (keys as in params) and of the initial state.
+
+    dstate: gradient flowing into the final state (None for truncated BPTT, where the
+    carried state is treated as a constant).
+    """
+    ids, caches, out, out_cache = cache
+    grads = {}
+    dx, g = layers.output_backward(dlogits, out_cache, out)
+    grads["out.V"], grads["out.c"] = g["V"], g["c"]
+    dstate0 = [None] * cfg.layers
+    for l in reversed(range(cfg.layers)):
+        c, mask = caches[l]
+        dhs = layers.dropout_backward(dx, mask)
+        bwd = layers.bidirectional_backward if cfg.bidirectional else layers.recurrent_backward
+        dx, dstate0[l], g = bwd(dhs, None if dstate is None else dstate[l], c)
+        grads.update(_flatten_grads(l, g, cfg.bidirectional))
+    if cfg.embed > 0:
+        grads["embed.W"] = layers.embedding_backward(dx, ids, cfg.vocab_size)
+    return grads, dstate0
+
+
+def make_masks(cfg, T, B, rng, dtype=np.float32):
+    """Fresh inverted-dropout masks for one training window, or None when dropout is 0."""
+    if cfg.dropout <= 0:
+        return None
+    return [layers.dropout_mask((T, B, cfg.out_width), cfg.dropout, rng, dtype) for _ in range(cfg.layers)]
+
+
+def loss_and_grads(params, cfg, x, y, state, rng=None):
+    """One truncated-BPTT window: mean loss over all T·B positions, gradients, final state.
+
+    The final state is returned as a plain array: the caller carries it into the next
+    window without gradient.
+    """
+    T, B = x.shape
+    masks = make_masks(cfg, T, B, rng, params["out.V"].dtype) if rng is not None else None
+    logits, new_state, cache = forward(params, cfg, x, state, masks)
+    loss, dlogits = layers.softmax_cross_entropy(logits, y)
+    grads, _ = backward(dlogits, cache, cfg)
+    return loss, grads, new_state
+
+
+def evaluate(params, cfg, x, y, state):
+    """Summed negative log-likelihood (nats) of a (T,B) window, and the carried state."""
+    logits, new_state, _ = forward(params, cfg, x, state)
+    lp = layers.log_softmax(logits.astype(np.float64))
+    T, B = x.shape
+    nll = -lp[np.arange(T)[:, None], np.arange(B)[None, :], y].sum()
+    return float(nll), new_state
+
+
+# --------------------------------------------------------------------------- one step
+
+class Stepper:
+    """One token at a time for sampling: the cells' own step functions on reused buffers.
+
+    ``step(ids (B,)) -> logits (B,V)`` equals row t of the window forward's logits.
+    Only for unidirectional models (a bidirectional layer needs the whole sequence).
+    """
+
+    def __init__(self, params, cfg, B=1, state=None):
+        if cfg.bidirectional:
+            raise ValueError("a bidirectional model cannot be stepped one token at a time")
+        self.params, self.cfg = params, cfg
+        dtype = params["out.V"].dtype
+        H, G = cfg.hidden, cells.GATES[cfg.cell] * cfg.hidden
+        self.state = [tuple(a.copy() for a in s) for s in (state or zero_state(cfg, B, dtype))]
+        self.lp = [_layer_params(params, l, False) for l in range(cfg.layers)]
+        self.a = np.empty((B, G), dtype=dtype)  # (B,G) gate scratch
+        self.xp = np.empty((B, G), dtype=dtype)  # (B,G)
+        self.tc = np.empty((B, H), dtype=dtype)  # (B,H)
+        self.hn = np.empty((B, H), dtype=dtype)  # (B,H)
+        self.h_new = np.empty((B, H), dtype=dtype)  # (B,H)
+
+    def step(self, ids):
+        cfg, P = self.cfg, self.params
+        x = P["embed.W"][ids] if cfg.embed > 0 else None
+        for l, p in enumerate(self.lp):
+            if x is None:
+                np.take(p["Wx"], ids, axis=0, out=self.xp)
+            else:
+                np.matmul(x, p["Wx"], out=self.xp)
+            self.xp += p["b"]
+            s = self.state[l]
+            if cfg.cell == "lstm":
+                h, c = s
+                cells.lstm_step(self.xp, h, c, p["Wh"], self.a, c, self.tc, self.h_new)
+            elif cfg.cell == "gru":
+                h = s[0]
+                cells.gru_step(self.xp, h, p["Wh"], p["bh"], self.a, self.hn, self.h_new)
+            else:
+                h = s[0]
+                cells.rnn_step(self.xp, h, p["Wh"], cfg.activation, self.h_new)
+            h[...] = self.h_new
+            x = h
+        logits = x @ P["out.V"]
+        logits += P["out.c"]
+        return logits  # (B,V)

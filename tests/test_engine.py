@@ -1,0 +1,170 @@
+"""The engine's behaviour: stepping equals the window, it learns, optimizers and clipping work."""
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from charrnn.core import layers, model, optim
+from charrnn.core.model import ModelConfig
+
+CONFIGS = [
+    ModelConfig(vocab_size=11, cell="rnn", activation="tanh", layers=2, hidden=8),
+    ModelConfig(vocab_size=11, cell="rnn", activation="relu", layers=1, hidden=8, embed=4),
+    ModelConfig(vocab_size=11, cell="rnn", activation="sigmoid", layers=1, hidden=8),
+    ModelConfig(vocab_size=11, cell="lstm", layers=2, hidden=8, embed=5),
+    ModelConfig(vocab_size=11, cell="gru", layers=3, hidden=8),
+]
+IDS = [f"{c.cell}-{c.activation}-{c.layers}x{c.hidden}-e{c.embed}" for c in CONFIGS]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+def test_stepping_one_token_at_a_time_equals_the_window_forward(cfg):
+    r = np.random.default_rng(1)
+    params = model.init_params(cfg, r, np.float64)
+    T, B = 9, 3
+    ids = r.integers(0, cfg.vocab_size, (T, B))
+    state = [tuple(r.standard_normal((B, cfg.hidden)) for _ in s) for s in model.zero_state(cfg, B, np.float64)]
+    logits, final, _ = model.forward(params, cfg, ids, state)
+    stepper = model.Stepper(params, cfg, B=B, state=state)
+    for t in range(T):
+        np.testing.assert_allclose(stepper.step(ids[t]), logits[t], rtol=0, atol=1e-12)
+    for s_win, s_step in zip(final, stepper.state):
+        for a, b in zip(s_win, s_step):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_truncated_bptt_windows_chain_like_one_long_window():
+    """Forward over two windows carrying the state equals forward over the joined window."""
+    cfg = CONFIGS[3]
+    r = np.random.default_rng(2)
+    params = model.init_params(cfg, r, np.float64)
+    ids = r.integers(0, cfg.vocab_size, (12, 2))
+    s0 = model.zero_state(cfg, 2, np.float64)
+    whole, _, _ = model.forward(params, cfg, ids, s0)
+    a, s1, _ = model.forward(params, cfg, ids[:5], s0)
+    b, _, _ = model.forward(params, cfg, ids[5:], s1)
+    np.testing.assert_allclose(np.concatenate([a, b]), whole, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+def test_initial_loss_is_about_ln_vocab(cfg):
+    r = np.random.default_rng(3)
+    params = model.init_params(cfg, r)
+    x, y = r.integers(0, cfg.vocab_size, (20, 8)), r.integers(0, cfg.vocab_size, (20, 8))
+    loss, _, _ = model.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 8))
+    assert abs(loss - math.log(cfg.vocab_size)) < 0.15 * math.log(cfg.vocab_size)
+
+
+SENTENCE = "the quick brown fox jumps over the lazy dog. "
+
+
+def overfit(cfg, steps, lr):
+    chars = sorted(set(SENTENCE))
+    ids = np.array([chars.index(c) for c in SENTENCE * 3], dtype=np.int32)
+    x, y = ids[:-1, None], ids[1:, None]  # (T,1): the whole text as one window
+    r = np.random.default_rng(0)
+    params = model.init_params(cfg, r)
+    opt = optim.make_optimizer("adam")
+    st = opt.init_state(params)
+    for _ in range(steps):
+        loss, grads, _ = model.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 1))
+        optim.clip_global_norm(grads, 5.0)
+        opt.step(params, grads, st, lr)
+    return model.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 1))[0]
+
+
+@pytest.mark.parametrize("cell,act", [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid"), ("lstm", "tanh"),
+                                      ("gru", "tanh")])
+def test_every_cell_overfits_one_sentence(cell, act):
+    V = len(set(SENTENCE))
+    cfg = ModelConfig(vocab_size=V, cell=cell, activation=act, layers=1, hidden=64)
+    lr = 3e-3 if act == "sigmoid" else 1e-2
+    assert overfit(cfg, 300, lr) < 0.05
+
+
+def quadratic_problem():
+    r = np.random.default_rng(4)
+    A = r.standard_normal((6, 6))
+    target = r.standard_normal(6)
+    params = {"w": np.zeros(6), "W": np.zeros((6, 6))}
+
+    def loss_and_grads():
+        e = params["W"] @ A[0] + params["w"] - target
+        return float(e @ e), {"w": 2 * e, "W": 2 * np.outer(e, A[0])}
+
+    return params, loss_and_grads
+
+
+@pytest.mark.parametrize("name,lr", [("sgd", 0.01), ("adam", 0.05), ("rmsprop", 0.01), ("adagrad", 0.3)])
+def test_every_optimizer_lowers_the_loss(name, lr):
+    params, f = quadratic_problem()
+    opt = optim.make_optimizer(name)
+    state = opt.init_state(params)
+    first = f()[0]
+    for _ in range(100):
+        _, g = f()
+        opt.step(params, g, state, lr)
+    assert f()[0] < 0.05 * first
+    assert int(state["t"]) == 100 and all(isinstance(v, np.ndarray) for v in state.values())
+
+
+def test_clip_returns_the_exact_pre_clip_norm_and_clips_to_the_threshold():
+    g = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
+    norm, clipped = optim.clip_global_norm(g, 1.0)
+    assert norm == 5.0 and clipped
+    assert math.isclose(optim.global_norm(g), 1.0, rel_tol=1e-12)
+    np.testing.assert_allclose(g["a"], [0.6, 0.0])
+    norm, clipped = optim.clip_global_norm(g, 2.0)
+    assert not clipped and math.isclose(norm, 1.0) and math.isclose(optim.global_norm(g), 1.0)
+    nan = {"a": np.array([np.nan])}
+    norm, clipped = optim.clip_global_norm(nan, 1.0)
+    assert math.isnan(norm) and not clipped
+
+
+def test_clip_values_is_per_element():
+    g = {"a": np.array([-7.0, 0.5, 9.0])}
+    optim.clip_values(g, 5.0)
+    np.testing.assert_array_equal(g["a"], [-5.0, 0.5, 5.0])
+
+
+def test_learning_rate_schedules():
+    lr = optim.learning_rate
+    assert lr(1.0, "constant", 0.7, 500) == 1.0
+    assert [lr(1.0, "step", p, 500) for p in (0.1, 0.3, 0.6, 0.9)] == [1.0, 0.5, 0.25, 0.125]
+    assert lr(1.0, "cosine", 0.0, 500) == 1.0 and abs(lr(1.0, "cosine", 1.0, 500)) < 1e-12
+    assert math.isclose(lr(1.0, "cosine", 0.5, 500), 0.5)
+    assert lr(1.0, "cosine", 0.0, 0, warmup=10) == 0.1 and lr(1.0, "constant", 0.0, 9, warmup=10) == 1.0
+
+
+def test_forget_gate_bias_starts_at_one():
+    cfg = ModelConfig(vocab_size=5, cell="lstm", layers=2, hidden=4)
+    p = model.init_params(cfg, np.random.default_rng(0))
+    for l in range(2):
+        b = p[f"layers.{l}.b"]
+        assert np.all(b[4:8] == 1.0) and np.all(b[:4] == 0) and np.all(b[8:] == 0)
+        Wh = p[f"layers.{l}.Wh"].astype(np.float64)
+        for k in range(4):  # each gate block orthogonal
+            blk = Wh[:, 4 * k:4 * k + 4]
+            np.testing.assert_allclose(blk.T @ blk, np.eye(4), atol=1e-6)
+
+
+def test_dropout_is_off_at_evaluation():
+    cfg = ModelConfig(vocab_size=5, cell="gru", layers=2, hidden=4, dropout=0.5)
+    r = np.random.default_rng(0)
+    params = model.init_params(cfg, r)
+    ids = r.integers(0, 5, (4, 2))
+    a, _, _ = model.forward(params, cfg, ids, model.zero_state(cfg, 2))
+    b, _, _ = model.forward(params, cfg, ids, model.zero_state(cfg, 2))
+    assert np.array_equal(a, b)
+    c, _, _ = model.forward(params, cfg, ids, model.zero_state(cfg, 2), model.make_masks(cfg, 4, 2, r))
+    assert not np.allclose(a, c)
+
+
+def test_the_core_imports_neither_click_nor_rich():
+    code = ("import sys, charrnn.core.model, charrnn.core.optim, charrnn.core.cells, charrnn.core.layers;"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('click', 'rich', 'tqdm'));"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,165 @@
+"""Every backward pass against centred finite differences in float64 (relative error < 1e-6)."""
+import numpy as np
+import pytest
+
+from charrnn.core import cells, layers, model
+from charrnn.core.model import ModelConfig
+
+from .gradcheck import numeric_grad, rel_error
+
+TOL = 1e-6
+T, B, D, H = 5, 3, 4, 6
+CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid"), ("lstm", "tanh"), ("gru", "tanh")]
+
+
+def rng():
+    return np.random.default_rng(0)
+
+
+def cell_params(kind, r):
+    k = cells.GATES[kind]
+    p = {"Wx": r.standard_normal((D, k * H)) * 0.5, "Wh": r.standard_normal((H, k * H)) * 0.5,
+         "b": r.standard_normal(k * H) * 0.1}
+    if kind == "gru":
+        p["bh"] = r.standard_normal(H) * 0.1
+    return p
+
+
+def random_state(kind, r, B=B):
+    return tuple(r.standard_normal((B, H)) * 0.5 for _ in cells.STATE_NAMES[kind])
+
+
+@pytest.mark.parametrize("kind,act", CELLS)
+def test_recurrent_layer_gradients(kind, act):
+    """Every parameter, the input and the initial state, with a loss on outputs and final state."""
+    r = rng()
+    p, x, s0 = cell_params(kind, r), r.standard_normal((T, B, D)), random_state(kind, r)
+    if act == "relu":  # keep pre-activations away from the kink at 0
+        p["b"] += 0.3
+    dhs = r.standard_normal((T, B, H))
+    dsT = tuple(r.standard_normal((B, H)) for _ in s0)
+
+    def loss():
+        hs, sT, _ = layers.recurrent_forward(p, x, s0, kind, act)
+        return float((hs * dhs).sum() + sum((a * d).sum() for a, d in zip(sT, dsT)))
+
+    _, _, cache = layers.recurrent_forward(p, x, s0, kind, act)
+    dx, ds0, grads = layers.recurrent_backward(dhs, dsT, cache)
+    for k in p:
+        assert rel_error(grads[k], numeric_grad(loss, p[k])) < TOL, k
+    assert rel_error(dx, numeric_grad(loss, x)) < TOL
+    for a, da in zip(s0, ds0):
+        assert rel_error(da, numeric_grad(loss, a)) < TOL
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_bidirectional_gradients(kind):
+    r = rng()
+    p = {"fwd": cell_params(kind, r), "bwd": cell_params(kind, r)}
+    x = r.standard_normal((T, B, D))
+    s0 = (random_state(kind, r), random_state(kind, r))
+    dout = r.standard_normal((T, B, 2 * H))
+
+    def loss():
+        out, _, _ = layers.bidirectional_forward(p, x, s0, kind)
+        return float((out * dout).sum())
+
+    _, _, cache = layers.bidirectional_forward(p, x, s0, kind)
+    dx, ds0, grads = layers.bidirectional_backward(dout, None, cache)
+    for d in ("fwd", "bwd"):
+        for k in p[d]:
+            assert rel_error(grads[d][k], numeric_grad(loss, p[d][k])) < TOL, (d, k)
+    assert rel_error(dx, numeric_grad(loss, x)) < TOL
+    for pair, dpair in zip(s0, ds0):
+        for a, da in zip(pair, dpair):
+            assert rel_error(da, numeric_grad(loss, a)) < TOL
+
+
+def test_bidirectional_backward_half_reads_the_future():
+    """h←_t depends on x_{t+1}; h→_t does not: the reason a language model must refuse it."""
+    r = rng()
+    p = {"fwd": cell_params("rnn", r), "bwd": cell_params("rnn", r)}
+    x = r.standard_normal((T, B, D))
+    s0 = (random_state("rnn", r), random_state("rnn", r))
+    out1, _, _ = layers.bidirectional_forward(p, x, s0, "rnn")
+    x[3] += 1.0
+    out2, _, _ = layers.bidirectional_forward(p, x, s0, "rnn")
+    assert np.array_equal(out1[:3, :, :H], out2[:3, :, :H])
+    assert not np.allclose(out1[:3, :, H:], out2[:3, :, H:])
+
+
+@pytest.mark.parametrize("V", [7, 600])  # both scatter-add paths
+def test_embedding_gradient(V):
+    r = rng()
+    W, ids = r.standard_normal((V, 3)), r.integers(0, min(V, 9), (T, B))
+    ids[0, 0] = ids[1, 1]  # a repeated id must accumulate
+    dout = r.standard_normal((T, B, 3))
+    dW = layers.embedding_backward(dout, ids, V)
+    num = numeric_grad(lambda: float((layers.embedding_forward(W, ids) * dout).sum()), W)
+    assert rel_error(dW, num) < TOL
+
+
+def test_dropout_gradient_with_fixed_mask():
+    r = rng()
+    x, dout = r.standard_normal((T, B, H)), r.standard_normal((T, B, H))
+    mask = layers.dropout_mask((T, B, H), 0.3, r, np.float64)
+    assert set(np.unique(mask)) <= {0.0, 1 / 0.7}
+    dx = layers.dropout_backward(dout, mask)
+    num = numeric_grad(lambda: float((layers.dropout_forward(x, mask) * dout).sum()), x)
+    assert rel_error(dx, num) < TOL
+
+
+def test_output_layer_and_softmax_loss_gradient():
+    r = rng()
+    V = 5
+    p = {"V": r.standard_normal((H, V)), "c": r.standard_normal(V)}
+    hs, y = r.standard_normal((T, B, H)), r.integers(0, V, (T, B))
+
+    def loss():
+        logits, _ = layers.output_forward(p, hs)
+        return layers.softmax_cross_entropy(logits, y)[0]
+
+    logits, cache = layers.output_forward(p, hs)
+    _, dlogits = layers.softmax_cross_entropy(logits, y)
+    dhs, grads = layers.output_backward(dlogits, cache, p)
+    for k in p:
+        assert rel_error(grads[k], numeric_grad(loss, p[k])) < TOL, k
+    assert rel_error(dhs, numeric_grad(loss, hs)) < TOL
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    logits = np.array([[[1e4, 0.0, -1e4]]])
+    loss, d = layers.softmax_cross_entropy(logits, np.array([[0]]))
+    assert loss == 0.0 and np.all(np.isfinite(d))
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(vocab_size=7, cell="lstm", layers=2, hidden=5, embed=0),
+    ModelConfig(vocab_size=7, cell="gru", layers=2, hidden=5, embed=3),
+    ModelConfig(vocab_size=7, cell="rnn", activation="tanh", layers=2, hidden=5, embed=3, dropout=0.25),
+    ModelConfig(vocab_size=7, cell="lstm", layers=2, hidden=4, embed=3, bidirectional=True),
+], ids=["lstm-2-onehot", "gru-2-embed", "rnn-2-dropout", "lstm-bidir"])
+def test_whole_model_gradient_over_a_window_from_a_carried_state(cfg):
+    """Two-layer stacks, the full model, a multi-step window, a non-zero carried state."""
+    r = rng()
+    params = model.init_params(cfg, r, np.float64)
+    x, y = r.integers(0, 7, (T, B)), r.integers(0, 7, (T, B))
+    state = [tuple(tuple(r.standard_normal((B, cfg.hidden)) for _ in s) for s in pair) if cfg.bidirectional
+             else tuple(r.standard_normal((B, cfg.hidden)) for _ in pair)
+             for pair in model.zero_state(cfg, B, np.float64)]
+    masks = model.make_masks(cfg, T, B, r, np.float64)  # fixed masks: a deterministic function
+
+    def loss():
+        logits, _, _ = model.forward(params, cfg, x, state, masks)
+        return layers.softmax_cross_entropy(logits, y)[0]
+
+    logits, _, cache = model.forward(params, cfg, x, state, masks)
+    _, dlogits = layers.softmax_cross_entropy(logits, y)
+    grads, dstate0 = model.backward(dlogits, cache, cfg)
+    assert set(grads) == set(params)
+    for k in params:
+        assert rel_error(grads[k], numeric_grad(loss, params[k])) < TOL, k
+    if not cfg.bidirectional:
+        for l in range(cfg.layers):
+            for a, da in zip(state[l], dstate0[l]):
+                assert rel_error(da, numeric_grad(loss, a)) < TOL
