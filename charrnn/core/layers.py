@@ -100,7 +100,7 @@ def bidirectional_backward(dout, dstate, cache):
 def dropout_mask(shape, p_drop, rng, dtype=np.float32):
     """Inverted dropout mask: 0 with probability p, else 1/(1-p), so E[mask] = 1."""
     keep = rng.random(shape, dtype=np.float32) >= p_drop  # (…)
-    return keep.astype(dtype) * dtype(1.0 / (1.0 - p_drop))
+    return keep.astype(dtype) * np.dtype(dtype).type(1.0 / (1.0 - p_drop))
 
 
 def dropout_forward(x, mask):

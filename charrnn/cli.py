@@ -1,0 +1,454 @@
+"""The `charrnn` command: train, sample, eval, info.
+
+A thin shell: parse options, load things, call the core, print. stdout carries data only
+(samples, scores, JSON); everything for the eyes goes to stderr. Errors the user can fix
+are one line on stderr: exit 2 for usage errors, 1 for run-time ones, never a traceback.
+"""
+import json
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__, bundle, checkpoint
+from .config import TrainConfig
+from .core import cells, optim
+from .core.model import ModelConfig, num_params
+from .errors import CharrnnError
+
+PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
+CKPT_DIR_HELP = "Where runs live (env CHARRNN_CHECKPOINT_DIR)."
+
+
+def _checkpoint_dir_option(f):
+    return click.option("--checkpoint-dir", envvar="CHARRNN_CHECKPOINT_DIR", default="checkpoints",
+                        show_default=True, help=CKPT_DIR_HELP)(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="charrnn", message="%(prog)s %(version)s")
+def cli():
+    """Train recurrent language models (LSTM, GRU, vanilla RNN) on your own text and sample
+    from them. Pure numpy; runs on any CPU.
+
+    \b
+      charrnn train corpus.txt          # learn; checkpoints under checkpoints/corpus/
+      charrnn sample --temp 0.8         # stream text from the latest run
+      cat *.txt | charrnn train - --name mine
+    """
+
+
+# --------------------------------------------------------------------------- train
+
+@cli.command()
+@click.argument("corpus", nargs=-1, type=click.Path(allow_dash=True, dir_okay=True))
+@click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
+              help="Tokens are Unicode characters, or words, punctuation and whitespace runs.")
+@click.option("--max-vocab", type=click.IntRange(min=1), default=None,
+              help="Word level: keep the N most frequent tokens; the rest become an unknown token.")
+@click.option("--cell", type=click.Choice(cells.KINDS), default="lstm", show_default=True)
+@click.option("--activation", type=click.Choice(cells.ACTIVATIONS), default="tanh", show_default=True,
+              help="Nonlinearity of --cell rnn.")
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--embed", type=click.IntRange(min=0), default=None,
+              help="Embedding width; 0 = one-hot input. [default: 0 at char level, 128 at word level]")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Inverted dropout on every layer's output during training.")
+@click.option("--bidirectional", is_flag=True, hidden=True)
+@click.option("--seq-len", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Window of truncated backpropagation through time.")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Number of contiguous streams trained in parallel.")
+@click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Steps of linear learning-rate warm-up.")
+@click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Clip the global gradient norm to this; 0 = off.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Total steps of the run (also when resuming).")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this long; with none of --steps/--epochs/--minutes: 10 minutes.")
+@click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
+              help="The last fraction of the text, held out for validation.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Validate and checkpoint every N steps.")
+@_checkpoint_dir_option
+@click.option("--name", default=None, help="Run name [default: the corpus file's stem].")
+@click.option("--resume", default=None, is_flag=False, flag_value="", metavar="[PATH]",
+              help="Continue a run: from PATH, or from this run's latest checkpoint.")
+@click.option("--force", is_flag=True, help="Start over a run that exists, or resume on another corpus.")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="What to do with invalid UTF-8.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Append one JSON object per step (and per evaluation) to FILE.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@click.pass_context
+def train(ctx, corpus, **o):
+    """Learn a language model from CORPUS files (- for stdin; none: the default corpus)."""
+    from . import display
+    from .train import Stop, Trainer
+
+    if o["bidirectional"]:
+        raise click.UsageError("a bidirectional language model would see the future it must predict; "
+                               "bidirectional layers are for `charrnn classify`", ctx)
+    paths = list(corpus) or [_default_corpus(o["quiet"])]
+    name = o["name"] or _run_name(paths)
+    if not name or "/" in name or name in (".", ".."):
+        raise click.BadParameter(f"{name!r} is not a usable run name", param_hint="--name")
+    run = checkpoint.RunDir(os.path.join(o["checkpoint_dir"], name))
+    given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    resume = _load_resume(o, run) if o["resume"] is not None else None
+    tcfg = _train_config(o, resume, given)
+    corpus_obj = _load_corpus(paths, tcfg, o["quiet"], resume)
+    if resume is not None:
+        if resume.meta.get("corpus", {}).get("sha256") != corpus_obj.sha256 and not o["force"]:
+            raise CharrnnError("this corpus differs from the one the checkpoint was trained on "
+                               "(another sha256); add --force to resume on it anyway")
+        mcfg = _check_model_unchanged(resume.cfg, o, given)
+    else:
+        mcfg = _model_config(o, len(corpus_obj.vocab), tcfg.level)
+    reporter = display.make_reporter(o["quiet"])
+    stop = Stop()
+    with run.lock():
+        if resume is None and run.latest_path() and not o["force"]:
+            raise CharrnnError(f"{run.path} already holds a run; use --resume to continue it, --force to start "
+                               f"it over, or --name to start another")
+        run.clean_stale_temps()
+        log = open(o["log_path"], "a", encoding="utf-8") if o["log_path"] else None
+        try:
+            trainer = Trainer(corpus_obj, mcfg, tcfg, run, reporter, resume, log, stop)
+            if resume is not None:
+                reporter.message(f"resuming {run.path} at step {resume.step}")
+            with _stop_on_signals(stop):
+                trainer.run()
+        finally:
+            if hasattr(reporter, "close"):
+                reporter.close()
+            if log:
+                log.close()
+    if stop.signum:
+        sys.exit(128 + stop.signum)
+
+
+def _default_corpus(quiet):
+    from .default_corpus import build_default_corpus, default_corpus_dir
+    path = build_default_corpus(default_corpus_dir())
+    if not quiet:
+        click.echo(f"no corpus given: training on the default corpus {path} "
+                   "(Python's own documentation and standard-library source)", err=True)
+    return path
+
+
+def _run_name(paths):
+    first = paths[0]
+    return "stdin" if first == "-" else Path(first).stem
+
+
+def _load_resume(o, run):
+    path = o["resume"] or run.latest_path()
+    if not path:
+        raise CharrnnError(f"nothing to resume: {run.path} has no checkpoint")
+    if os.path.isdir(path):
+        path = os.path.join(path, "latest.ckpt")
+    b = bundle.load(path)
+    if b.meta.get("kind") != "lm" or b.train is None or not b.opt_state:
+        raise CharrnnError(f"{path}: not a language-model training checkpoint, cannot resume from it")
+    return b
+
+
+def _train_config(o, resume, given):
+    keys = [f.name for f in TrainConfig.__dataclass_fields__.values()]
+    if resume is not None:
+        # the checkpoint's recipe, except what this command line says explicitly
+        base = resume.train.to_json()
+        fixed = {"level", "max_vocab", "errors"} & given
+        for k in fixed:
+            if o[k] != base[k]:
+                raise click.UsageError(f"--{k.replace('_', '-')} cannot change when resuming "
+                                       f"(the checkpoint has {base[k]})")
+        return TrainConfig(**{k: (o[k] if k in given else base[k]) for k in keys})
+    return TrainConfig(**{k: o[k] for k in keys})
+
+
+MODEL_OPTIONS = ("cell", "activation", "layers", "hidden", "embed", "dropout")
+
+
+def _model_config(o, vocab_size, level):
+    embed = o["embed"] if o["embed"] is not None else (0 if level == "char" else 128)
+    return ModelConfig(vocab_size=vocab_size, cell=o["cell"], activation=o["activation"], layers=o["layers"],
+                       hidden=o["hidden"], embed=embed, dropout=o["dropout"])
+
+
+def _check_model_unchanged(cfg, o, given):
+    for k in MODEL_OPTIONS:
+        if k in given and o[k] != getattr(cfg, k):
+            raise click.UsageError(f"--{k} cannot change when resuming (the checkpoint has {getattr(cfg, k)})")
+    return cfg
+
+
+def _load_corpus(paths, tcfg, quiet, resume):
+    from .data import default_cache_dir, load_corpus, read_sources
+    data = read_sources(paths, sys.stdin.buffer if "-" in paths else None)
+    progress = not quiet and sys.stderr.isatty() and len(data) > PROGRESS_BYTES
+    corpus = load_corpus(data, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
+                         progress=progress)
+    if resume is not None and corpus.vocab.tokens != resume.vocab.tokens:
+        corpus = _remap(corpus, resume.vocab)
+    return corpus
+
+
+def _remap(corpus, vocab):
+    """Re-express a corpus in a checkpoint's vocabulary (resuming on other text with --force)."""
+    index = {t: i for i, t in enumerate(vocab.tokens)}
+    missing = [t for t in corpus.vocab.tokens if t not in index]
+    if missing and vocab.unk is None:
+        shown = ", ".join(repr(t) for t in missing[:5])
+        raise CharrnnError(f"the corpus has {len(missing)} symbol(s) the model does not know ({shown}); "
+                           "train a new model on it instead")
+    table = np.array([index.get(t, vocab.unk if vocab.unk is not None else 0) for t in corpus.vocab.tokens],
+                     dtype=np.int32)
+    corpus.tokens = table[np.asarray(corpus.tokens)]
+    corpus.vocab = vocab
+    return corpus
+
+
+class _stop_on_signals:
+    """First SIGINT/SIGTERM: finish the step, save, exit 128+N. A second SIGINT: exit at once."""
+
+    def __init__(self, stop):
+        self.stop, self.old = stop, {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.old[sig] = signal.signal(sig, self.handle)
+
+    def handle(self, signum, frame):
+        if self.stop.signum and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop.signum = signum
+        click.echo(f"\n{signal.Signals(signum).name}: finishing this step and saving "
+                   "(Ctrl-C again to quit at once)", err=True)
+
+    def __exit__(self, *exc):
+        for sig, h in self.old.items():
+            signal.signal(sig, h)
+
+
+# --------------------------------------------------------------------------- sample
+
+@cli.command()
+@click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
+              help="A checkpoint file or a run directory (its best) [default: the latest run].")
+@_checkpoint_dir_option
+@click.option("--temp", "--temperature", "temp", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Below 1 is more conservative, above 1 more surprising.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0, help="Draw only from the K most likely tokens.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+              help="Draw only from the smallest set of tokens with probability P.")
+@click.option("--argmax", is_flag=True, help="Always take the most likely token.")
+@click.option("--prime", default=None, help="Text fed to the model first (and echoed).")
+@click.option("--prime-file", type=click.File("rb"), default=None, help="Read the prime from FILE (- = stdin).")
+@click.option("--length", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Tokens generated after the prime; 0 = until --stop or the pipe closes.")
+@click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--stop", "stop_text", default=None, help="End a sample after this text appears.")
+@click.option("--seed", type=int, default=None, help="Same seed, same bytes [default: random].")
+@click.option("--beam", type=click.IntRange(min=1), default=None,
+              help="Beam search with N beams for the most likely continuation.")
+def sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
+           seed, beam):
+    """Stream text from a trained model to stdout."""
+    try:
+        _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples,
+                stop_text, seed, beam)
+    except BrokenPipeError:  # click would turn this into exit 1
+        _quiet_broken_pipe()
+
+
+def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
+            seed, beam):
+    from .core import model
+    from .core.sampling import Sampler, beam_search
+
+    b = bundle.load(checkpoint.resolve_checkpoint(ckpt, checkpoint_dir))
+    if prime is not None and prime_file is not None:
+        raise click.UsageError("give --prime or --prime-file, not both")
+    if beam and length == 0:
+        raise click.UsageError("--beam needs a --length above 0")
+    if prime_file is not None:
+        from .text import decode_bytes
+        prime = decode_bytes(prime_file.read())
+    prime_ids = _encode_prime(b.vocab, prime or "")
+    out = sys.stdout.buffer
+    rng = np.random.default_rng(seed)
+    start = prime_ids or [_start_token(b.vocab, rng)]
+    for n in range(num_samples):
+        text_so_far = b.vocab.decode(prime_ids)
+        if n:
+            out.write(b"\n")
+        out.write(text_so_far.encode("utf-8"))
+        out.flush()
+        if beam:
+            toks, _ = beam_search(b.params, b.cfg, start, length, beam)
+            piece = b.vocab.decode(toks)
+            out.write(piece.encode("utf-8"))
+            text_so_far += piece
+        else:
+            s = Sampler(model.Stepper(b.params, b.cfg), rng, temp, top_k, top_p, argmax)
+            for tok in start:
+                s.feed(tok)
+            i = 0
+            tail = ""
+            while length == 0 or i < length:
+                piece = b.vocab.decode_one(s.draw())
+                out.write(piece.encode("utf-8"))
+                out.flush()
+                i += 1
+                if stop_text:
+                    tail = (tail + piece)[-(len(stop_text) + len(piece)):]
+                    if stop_text in tail:
+                        break
+            text_so_far += tail
+        if n < num_samples - 1 and not text_so_far.endswith("\n"):
+            out.write(b"\n")
+    if out.isatty():
+        out.write(b"\n")
+    out.flush()
+
+
+def _encode_prime(vocab, text):
+    if not text:
+        return []
+    ids, unknown = vocab.encode_known(text)
+    if unknown:
+        shown = "".join(sorted(set(unknown)))[:40]
+        click.echo(f"warning: prime characters not in the model's vocabulary were skipped: {shown!r}", err=True)
+    return [int(i) for i in ids]
+
+
+def _start_token(vocab, rng):
+    """No prime: start as after a line break if the model knows one, else at a random token."""
+    for i, t in enumerate(vocab.tokens):
+        if t == "\n":
+            return i
+    return int(rng.integers(len(vocab)))
+
+
+# --------------------------------------------------------------------------- eval
+
+@cli.command("eval")
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=True))
+@click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
+              help="A checkpoint file or a run directory (its best) [default: the latest run].")
+@_checkpoint_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
+def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
+    """Score a text: loss in nats per token, bits per character, perplexity."""
+    from . import scoring
+    from .data import read_sources
+    from .text import decode_bytes
+
+    b = bundle.load(checkpoint.resolve_checkpoint(ckpt, checkpoint_dir))
+    text = decode_bytes(read_sources([file], sys.stdin.buffer if file == "-" else None), errors)
+    ids, unknown = b.vocab.encode_known(text)
+    if unknown:
+        click.echo(f"warning: {len(unknown)} character(s) not in the model's vocabulary were skipped", err=True)
+    if len(ids) < 2:
+        raise CharrnnError(f"{file}: too short to score (needs at least 2 tokens)")
+    nll, n = scoring.stream_nll(b.params, b.cfg, np.asarray(ids), batch=16, seq_len=100)
+    chars = sum(len(b.vocab.tokens[i]) for i in ids[1:]) if b.vocab.level == "word" else n
+    r = scoring.summary(nll, n, chars)
+    if as_json:
+        click.echo(json.dumps(r))
+    else:
+        click.echo(f"loss {r['loss']:.4f} nats/token\nbits_per_char {r['bits_per_char']:.4f}\n"
+                   f"perplexity {r['perplexity']:.3f}\ntokens {r['tokens']}")
+
+
+# --------------------------------------------------------------------------- info
+
+@cli.command()
+@click.argument("path", required=False)
+@_checkpoint_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(path, checkpoint_dir, as_json):
+    """Describe a checkpoint: model, training recipe, step, validation loss, vocabulary."""
+    resolved = checkpoint.resolve_checkpoint(path, checkpoint_dir)
+    b = bundle.load(resolved)
+    metrics = b.meta.get("metrics", {})
+    d = {"path": resolved, "model": b.cfg.to_json(), "train": b.train.to_json() if b.train else None,
+         "params": num_params(b.params), "step": b.step, "epoch": b.meta.get("epoch"),
+         "val_loss": metrics.get("val_loss"), "best_val_loss": metrics.get("best_val_loss"),
+         "vocab_size": len(b.vocab), "level": b.vocab.level, "corpus_sha256": b.meta.get("corpus", {}).get("sha256"),
+         "charrnn": b.meta.get("charrnn")}
+    if as_json:
+        click.echo(json.dumps(d))
+        return
+    m, t = b.cfg, b.train
+    inp = "one-hot input" if m.embed == 0 else f"embed {m.embed}"
+    act = f" ({m.activation})" if m.cell == "rnn" else ""
+    lines = [f"checkpoint   {resolved}",
+             f"model        {m.cell}{act} {m.layers}x{m.hidden}, {inp}, dropout {m.dropout}",
+             f"parameters   {d['params']:,}",
+             f"vocabulary   {len(b.vocab)} {b.vocab.level} tokens",
+             f"step         {b.step}" + (f" (epoch {d['epoch']:.2f})" if d["epoch"] is not None else ""),
+             f"val loss     {_fmt(d['val_loss'])} (best {_fmt(d['best_val_loss'])}) nats/token"]
+    if t:
+        lines.append(f"training     {t.optimizer} lr {t.lr:g} {t.lr_schedule}, batch {t.batch} x seq-len "
+                     f"{t.seq_len}, clip {t.clip:g}, seed {t.seed}")
+    click.echo("\n".join(lines))
+
+
+def _fmt(x):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+
+# --------------------------------------------------------------------------- entry point
+
+def main(argv=None):
+    """Run the CLI; turn every expected failure into one line on stderr and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="charrnn", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        click.echo(f"charrnn: error: {_one_line(e.format_message())}", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        click.echo(f"charrnn: error: {_one_line(e.format_message())}", err=True)
+        sys.exit(e.exit_code)
+    except CharrnnError as e:
+        click.echo(f"charrnn: error: {_one_line(str(e))}", err=True)
+        sys.exit(e.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("charrnn: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except OSError as e:
+        click.echo(f"charrnn: error: {_one_line(str(e))}", err=True)
+        sys.exit(1)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+def _quiet_broken_pipe():
+    """The reader went away (`| head`): stop quietly, as a generator in a pipeline should."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
+def _one_line(msg):
+    return " ".join(str(msg).split())

@@ -1,0 +1,67 @@
+"""Training configuration: mirrors `charrnn train`'s options one to one and travels in checkpoints.
+
+The model's shape is core.model.ModelConfig; this is everything else that decides the run.
+Options that only say where things go (--checkpoint-dir, --name, --log, --quiet, --resume,
+--force) are not part of it: they do not change what is learned.
+"""
+from dataclasses import asdict, dataclass, fields
+
+DEFAULT_MINUTES = 10.0  # when no --steps, --epochs or --minutes is given
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    level: str = "char"
+    max_vocab: int | None = None
+    errors: str = "strict"
+    seq_len: int = 100
+    batch: int = 32
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    lr_schedule: str = "cosine"
+    warmup: int = 100
+    clip: float = 5.0
+    steps: int | None = None
+    epochs: float | None = None
+    minutes: float | None = None
+    val_frac: float = 0.05
+    eval_every: int = 200
+    seed: int = 0
+
+    def __post_init__(self):
+        checks = [
+            (self.level in ("char", "word"), "level must be char or word"),
+            (self.max_vocab is None or self.max_vocab >= 1, "--max-vocab must be at least 1"),
+            (self.errors in ("strict", "replace"), "errors must be strict or replace"),
+            (self.seq_len >= 1, "--seq-len must be at least 1"),
+            (self.batch >= 1, "--batch must be at least 1"),
+            (self.lr > 0, "--lr must be positive"),
+            (self.warmup >= 0, "--warmup must be 0 or more"),
+            (self.clip >= 0, "--clip must be 0 (off) or positive"),
+            (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
+            (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
+            (self.minutes is None or self.minutes > 0, "--minutes must be positive"),
+            (0.0 <= self.val_frac < 1.0, "--val-frac must be in [0, 1)"),
+            (self.eval_every >= 1, "--eval-every must be at least 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+    @property
+    def limits(self):
+        """(steps, epochs, minutes), with the default time limit when none is set."""
+        if self.steps is None and self.epochs is None and self.minutes is None:
+            return None, None, DEFAULT_MINUTES
+        return self.steps, self.epochs, self.minutes
+
+    def to_json(self):
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d):
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training option(s) {sorted(unknown)}")
+        return cls(**d)

@@ -1,0 +1,331 @@
+"""Text <-> token ids: strict UTF-8 decoding, char/word vocabularies, fast encoding.
+
+Pure: imports only numpy and the standard library, never prints, never touches files.
+
+* Char level: one token per Unicode code point (a multi-byte character is never
+  split); the vocabulary is sorted by code point.
+* Word level: ``split_words`` cuts text into ``\\w+`` runs, whitespace runs and single
+  other characters, so ``"".join(split_words(t)) == t``; the vocabulary is ordered by
+  descending frequency, then by token. With ``max_vocab=N`` only the N most frequent
+  tokens are kept and the unknown token ``"\\ufffd"`` is appended last.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from charrnn.errors import CorpusError
+
+LEVELS = ("char", "word")
+UNK_TOKEN = "\ufffd"
+BOM = b"\xef\xbb\xbf"
+ERRORS = ("strict", "replace")
+
+_WORD_RE = re.compile(r"\w+|\s+|.", re.DOTALL)
+_CHAR_CHUNK = 1 << 20  # code points converted to uint32 at a time (4 MB temp)
+N_CODEPOINTS = 0x110000
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def _check_errors(errors: str) -> None:
+    if errors not in ERRORS:
+        raise ValueError(f"errors must be one of {ERRORS}, not {errors!r}")
+
+
+def _check_nul(data: bytes) -> None:
+    off = data.find(b"\0")
+    if off >= 0:
+        raise CorpusError(f"NUL byte at byte offset {off}: this looks like a binary file, not text")
+
+
+def _decode_span(view: memoryview, start: int, end: int, errors: str) -> str:
+    """Decode data[start:end]; error offsets are reported relative to the whole input."""
+    try:
+        return str(view[start:end], "utf-8", errors)
+    except UnicodeDecodeError as err:
+        off = start + err.start
+        raise CorpusError(
+            f"invalid UTF-8 at byte offset {off}; use --errors replace to decode it anyway"
+        ) from None
+
+
+def iter_decoded(data: bytes, errors: str = "strict", chunk_size: int = 1 << 24) -> Iterator[tuple[int, str]]:
+    """Decode ``data`` piece by piece, yielding ``(bytes_consumed_so_far, text)``.
+
+    Pieces are cut just before a byte that is not a UTF-8 continuation byte, so
+    joining the texts gives exactly ``decode_bytes(data, errors)`` while only one
+    piece is decoded at a time. Error offsets are global byte offsets.
+    """
+    _check_errors(errors)
+    if chunk_size < 4:
+        raise ValueError("chunk_size must be at least 4")
+    _check_nul(data)
+    view = memoryview(data)
+    n = len(data)
+    pos = 3 if data.startswith(BOM) else 0
+    while pos < n:
+        end = min(pos + chunk_size, n)
+        if end < n:
+            cut = end
+            # back off over at most 3 continuation bytes (10xxxxxx) to a sequence start
+            while cut > end - 3 and (data[cut] & 0xC0) == 0x80:
+                cut -= 1
+            if (data[cut] & 0xC0) != 0x80:
+                end = cut
+        yield end, _decode_span(view, pos, end, errors)
+        pos = end
+
+
+def decode_bytes(data: bytes, errors: str = "strict") -> str:
+    """Decode UTF-8 bytes to text: a leading BOM is dropped, CRLF kept, NUL refused.
+
+    ``errors="strict"`` raises CorpusError at the first invalid sequence;
+    ``errors="replace"`` turns invalid sequences into U+FFFD. A NUL byte anywhere is
+    refused in both modes (the earliest one is named).
+    """
+    return "".join(text for _, text in iter_decoded(data, errors, chunk_size=max(len(data), 4)))
+
+
+# ----------------------------------------------------------------------------- words
+
+
+def split_words(text: str) -> list[str]:
+    """Word-level tokens: ``\\w+`` runs, whitespace runs, single other characters."""
+    return _WORD_RE.findall(text)
+
+
+def word_chunks(text: str, size: int = 1 << 20) -> Iterator[str]:
+    """Cut ``text`` into pieces of about ``size`` characters at word-token boundaries,
+    so tokenising the pieces one by one gives the same tokens as the whole text."""
+    pos, n = 0, len(text)
+    while pos < n:
+        end = min(pos + size, n)
+        if end < n:
+            # a match starting anywhere inside a run ends where that run ends
+            end = _WORD_RE.match(text, end).end()
+        yield text[pos:end]
+        pos = end
+
+
+def word_counts(text: str) -> Counter:
+    """Frequency of each word-level token in ``text``."""
+    return Counter(_WORD_RE.findall(text))
+
+
+def word_vocab(counts: Counter, max_vocab: int | None = None) -> "Vocab":
+    """Word vocabulary from token counts: descending frequency, then by token.
+
+    With ``max_vocab=N`` the N most frequent tokens other than U+FFFD are kept and the
+    unknown token U+FFFD is appended (a real U+FFFD in the text then maps to it too).
+    """
+    if not counts:
+        raise CorpusError("the corpus is empty")
+    if max_vocab is not None and max_vocab < 1:
+        raise CorpusError(f"--max-vocab must be at least 1, not {max_vocab}")
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    tokens = [t for t, _ in ordered]
+    if max_vocab is None:
+        return Vocab("word", tuple(tokens), None)
+    tokens = [t for t in tokens if t != UNK_TOKEN][:max_vocab] + [UNK_TOKEN]
+    return Vocab("word", tuple(tokens), len(tokens) - 1)
+
+
+# ----------------------------------------------------------------------------- chars
+
+
+def codepoints(text: str) -> np.ndarray:
+    """The code points of ``text`` as a uint32 array (fast: one utf-32 encode)."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+
+
+def seen_codepoints(text: str, seen: np.ndarray | None = None) -> np.ndarray:
+    """Mark the code points of ``text`` in a bool mask of all code points (O(n), no
+    sort); pass the returned mask back in to accumulate over several texts."""
+    if seen is None:
+        seen = np.zeros(N_CODEPOINTS, dtype=bool)
+    for i in range(0, len(text), _CHAR_CHUNK):
+        seen[codepoints(text[i : i + _CHAR_CHUNK])] = True
+    return seen
+
+
+def char_vocab(cps: Iterable[int] | np.ndarray) -> "Vocab":
+    """Char vocabulary from code points (any order, duplicates allowed)."""
+    cps = np.unique(np.asarray(cps, dtype=np.uint32))
+    if len(cps) == 0:
+        raise CorpusError("the corpus is empty")
+    return Vocab("char", tuple(chr(int(c)) for c in cps), None)
+
+
+def build_vocab(text: str, level: str, max_vocab: int | None = None) -> "Vocab":
+    """The vocabulary of ``text`` at ``level`` ("char" or "word")."""
+    if level == "char":
+        if max_vocab is not None:
+            raise CorpusError("--max-vocab applies only to --level word")
+        return char_vocab(np.flatnonzero(seen_codepoints(text)))
+    if level == "word":
+        return word_vocab(word_counts(text), max_vocab)
+    raise ValueError(f"level must be 'char' or 'word', not {level!r}")
+
+
+# ----------------------------------------------------------------------------- vocab
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Immutable id <-> token mapping. ``tokens[i]`` is the token of id ``i``."""
+
+    level: str
+    tokens: tuple[str, ...]
+    unk: int | None = None
+    _index: dict = field(init=False, repr=False, compare=False, hash=False)
+    _lut: np.ndarray = field(init=False, repr=False, compare=False, hash=False)
+    _id_cps: np.ndarray = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tokens", tuple(self.tokens))
+        _validate(self.level, self.tokens, self.unk)
+        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
+        if self.level == "char":
+            # code point -> id table up to the largest code point (<= 4.4 MB), -1 = unknown;
+            # its last entry stands for every code point above that
+            id_cps = np.array([ord(t) for t in self.tokens], dtype=np.uint32)
+            lut = np.full(int(id_cps.max()) + 2, -1, dtype=np.int32)
+            lut[id_cps] = np.arange(len(id_cps), dtype=np.int32)
+            object.__setattr__(self, "_id_cps", id_cps)
+            object.__setattr__(self, "_lut", lut)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    # -- encoding
+
+    def _char_ids(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, known mask) for every code point of text."""
+        cps = np.minimum(codepoints(text), len(self._lut) - 1)
+        ids = self._lut[cps]
+        return ids, ids >= 0
+
+    def encode_known(self, text: str) -> tuple[np.ndarray, list[str]]:
+        """Encode, dropping symbols not in the vocabulary (mapped to unk if there is one).
+
+        Returns ``(ids, unknown)``: int32 ids and the distinct dropped symbols in order
+        of first appearance (empty when nothing was dropped).
+        """
+        if self.level == "char":
+            parts, unknown = [], {}
+            for i in range(0, len(text), _CHAR_CHUNK):
+                chunk = text[i : i + _CHAR_CHUNK]
+                ids, known = self._char_ids(chunk)
+                if not known.all():
+                    for j in np.flatnonzero(~known):
+                        unknown.setdefault(chunk[j], None)
+                    ids = ids[known]
+                parts.append(ids)
+            ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+            return ids.astype(np.int32, copy=False), list(unknown)
+        index, unk, out, unknown = self._index, self.unk, [], {}
+        for tok in _WORD_RE.findall(text):
+            i = index.get(tok, unk)
+            if i is None:
+                unknown.setdefault(tok, None)
+            else:
+                out.append(i)
+        return np.array(out, dtype=np.int32), list(unknown)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Encode to int32 ids; an unknown symbol maps to unk, or raises CorpusError."""
+        if self.level == "char":
+            parts = []
+            for i in range(0, len(text), _CHAR_CHUNK):
+                chunk = text[i : i + _CHAR_CHUNK]
+                ids, known = self._char_ids(chunk)
+                if not known.all():
+                    _raise_unknown(chunk[int(np.argmin(known))])
+                parts.append(ids)
+            ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+            return ids.astype(np.int32, copy=False)
+        index, unk = self._index, self.unk
+        if unk is not None:
+            return np.fromiter((index.get(t, unk) for t in _WORD_RE.findall(text)), dtype=np.int32)
+        try:
+            return np.fromiter((index[t] for t in _WORD_RE.findall(text)), dtype=np.int32)
+        except KeyError as err:
+            tok = err.args[0]
+            if len(tok) == 1:
+                _raise_unknown(tok)
+            raise CorpusError(f"token {tok!r} is not in the model's vocabulary") from None
+
+    # -- decoding
+
+    def decode(self, ids: Iterable[int] | np.ndarray) -> str:
+        """Text of a sequence of ids (the unknown token renders as U+FFFD)."""
+        arr = np.asarray(ids)
+        if arr.size == 0:
+            return ""
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError("ids must be a 1-D sequence of integers")
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= len(self.tokens):
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"token id {bad} is out of range for a vocabulary of {len(self)}")
+        if self.level == "char":
+            return self._id_cps[arr].astype("<u4").tobytes().decode("utf-32-le")
+        tokens = self.tokens
+        return "".join([tokens[i] for i in arr.tolist()])
+
+    def decode_one(self, id: int) -> str:
+        """The token of one id."""
+        i = int(id)
+        if not 0 <= i < len(self.tokens):
+            raise ValueError(f"token id {i} is out of range for a vocabulary of {len(self)}")
+        return self.tokens[i]
+
+    # -- serialisation
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "tokens": list(self.tokens), "unk": self.unk}
+
+    @classmethod
+    def from_json(cls, d: object) -> "Vocab":
+        """Rebuild a Vocab from ``to_json()`` output; ValueError on anything wrong."""
+        if not isinstance(d, dict):
+            raise ValueError("vocabulary must be a JSON object")
+        for key in ("level", "tokens", "unk"):
+            if key not in d:
+                raise ValueError(f"vocabulary has no {key!r} field")
+        if not isinstance(d["tokens"], (list, tuple)):
+            raise ValueError("vocabulary 'tokens' must be a list of strings")
+        return cls(d["level"], tuple(d["tokens"]), d["unk"])
+
+
+def _raise_unknown(c: str) -> None:
+    raise CorpusError(f"character {c!r} (U+{ord(c):04X}) is not in the model's vocabulary")
+
+
+def _validate(level: object, tokens: tuple, unk: object) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"vocabulary level must be 'char' or 'word', not {level!r}")
+    if not tokens:
+        raise ValueError("vocabulary has no tokens")
+    for i, t in enumerate(tokens):
+        if not isinstance(t, str) or not t:
+            raise ValueError(f"vocabulary token {i} must be a non-empty string, not {t!r}")
+        if level == "char" and len(t) != 1:
+            raise ValueError(f"char vocabulary token {i} must be one code point, not {t!r}")
+    if len(set(tokens)) != len(tokens):
+        dup = next(t for t, c in Counter(tokens).items() if c > 1)
+        raise ValueError(f"vocabulary token {dup!r} appears more than once")
+    if unk is not None:
+        if level != "word":
+            raise ValueError("only a word vocabulary can have an unknown token")
+        if isinstance(unk, bool) or not isinstance(unk, int) or not 0 <= unk < len(tokens):
+            raise ValueError(f"vocabulary 'unk' must be null or a token id below {len(tokens)}, not {unk!r}")
+        if tokens[unk] != UNK_TOKEN:
+            raise ValueError(f"vocabulary unknown token must be {UNK_TOKEN!r}, not {tokens[unk]!r}")
