@@ -1,0 +1,296 @@
+"""The progress view of ``charrnn train``: reporters the trainer calls, all writing to stderr.
+
+stdout carries data only, so every reporter writes to a text stream that defaults to
+``sys.stderr``. ``PlainReporter`` prints one plain line per event (no control codes, for
+logs and pipes); ``LiveReporter`` keeps a rich ``Live`` panel that redraws itself a few
+times a second; ``SilentReporter`` prints nothing. ``make_reporter`` picks one. All three
+are context managers with an idempotent ``close()``, so a crash never leaves the terminal
+in a live display.
+"""
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+
+SPARK = "▁▂▃▄▅▆▇█"
+SAMPLE_CHARS = 120
+
+
+def format_duration(seconds):
+    """45s, 3m12s, 1h02m; '-' for None, NaN or infinity."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = int(round(max(0.0, seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def model_summary(mcfg):
+    """'lstm 2x256 (one-hot input)', 'rnn/relu 1x64 (embed 32, dropout 0.2)'."""
+    cell = mcfg.cell + (f"/{mcfg.activation}" if mcfg.cell == "rnn" else "")
+    notes = ["one-hot input" if mcfg.embed == 0 else f"embed {mcfg.embed}"]
+    if mcfg.dropout > 0:
+        notes.append(f"dropout {mcfg.dropout:g}")
+    if getattr(mcfg, "bidirectional", False):
+        notes.append("bidirectional")
+    return f"{cell} {mcfg.layers}x{mcfg.hidden} ({', '.join(notes)})"
+
+
+def one_line(text, limit=SAMPLE_CHARS):
+    """Newlines, tabs and other control characters as escapes; at most ``limit`` chars."""
+    out = []
+    for ch in text:
+        if ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    s = "".join(out)
+    return s if len(s) <= limit else s[:limit - 1] + "…"
+
+
+def sparkline(values):
+    """One block character per value on a log scale between the values' min and max."""
+    logs = [math.log(max(v, 1e-12)) for v in values if math.isfinite(v)]
+    if not logs:
+        return ""
+    lo, hi = min(logs), max(logs)
+    if hi - lo < 1e-12:
+        return SPARK[3] * len(logs)
+    return "".join(SPARK[min(7, int((v - lo) / (hi - lo) * 8))] for v in logs)
+
+
+def step_line(m, max_steps):
+    of = f"/{int(max_steps)}" if math.isfinite(max_steps) else ""
+    return (f"step {m['step']}{of} epoch {m['epoch']:.2f} loss {m['smooth_loss']:.4f} "
+            f"grad {m['grad_norm']:.3f} lr {m['lr']:.2e} {m['chars_per_s']:,.0f} chars/s "
+            f"eta {format_duration(m.get('eta'))}")
+
+
+def start_line(info):
+    train = info["tokens"] - info["val_tokens"]
+    return (f"training {model_summary(info['model'])}, {info['params']:,} params, vocab {info['vocab']:,}, "
+            f"{train:,} train tokens, {info['val_tokens']:,} val tokens -> {info['run_dir']}")
+
+
+def clip_line(step, norm, limit):
+    return f"clip step {step}: grad norm {norm:.2f} > {limit:.2f}"
+
+
+def eval_line(m):
+    val, bpc = m.get("val_loss"), m.get("val_bpc")
+    s = f"eval step {m['step']}: val " + ("-" if val is None else f"{val:.4f} nats")
+    if val is not None and bpc is not None:
+        s += f" ({bpc:.3f} bits/char)"
+    return s + (" best" if m.get("best") else "")
+
+
+def sample_line(step, text):
+    return f"sample step {step}: {one_line(text)}"
+
+
+def finish_line(summary):
+    latest = summary.get("latest") or "(no checkpoint)"
+    if summary.get("interrupted"):
+        try:
+            name = signal.Signals(summary["interrupted"]).name
+        except ValueError:
+            name = f"signal {summary['interrupted']}"
+        return f"interrupted at step {summary['step']} ({name}), saved {latest}"
+    best = summary.get("best_val_loss")
+    return (f"done: step {summary['step']}, best val {'-' if best is None else f'{best:.4f}'}, "
+            f"{format_duration(summary.get('elapsed'))}, latest {latest}")
+
+
+class SilentReporter:
+    """Prints nothing (``--quiet``); also the base of the others."""
+
+    def start(self, info): pass
+    def step(self, m): pass
+    def clip(self, step, norm, limit): pass
+    def evaluate(self, m): pass
+    def sample(self, step, text): pass
+    def message(self, text): pass
+    def finish(self, summary): self.close()
+    def close(self): pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class PlainReporter(SilentReporter):
+    """Plain lines, flushed one by one. A progress line when ``step % every == 0`` or when
+    ``min_interval`` seconds passed since the last one (0 turns the timer off); by default
+    only the timer, one line about every 2 s (5 s when ``every`` is given)."""
+
+    def __init__(self, stream=None, every=None, min_interval=None, clock=time.monotonic):
+        self.stream = stream if stream is not None else sys.stderr
+        self.every = every
+        self.min_interval = (2.0 if every is None else 5.0) if min_interval is None else min_interval
+        self.clock, self.last = clock, clock()
+        self.max_steps = math.inf
+
+    def write(self, line):
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def start(self, info):
+        self.max_steps, self.last = info.get("max_steps", math.inf), self.clock()
+        self.write(start_line(info))
+
+    def step(self, m):
+        now = self.clock()
+        due = bool(self.every) and m["step"] % self.every == 0
+        if due or (self.min_interval > 0 and now - self.last >= self.min_interval):
+            self.last = now
+            self.write(step_line(m, self.max_steps))
+
+    def clip(self, step, norm, limit):
+        self.write(clip_line(step, norm, limit))
+
+    def evaluate(self, m):
+        self.write(eval_line(m))
+
+    def sample(self, step, text):
+        self.write(sample_line(step, text))
+
+    def message(self, text):
+        self.write(one_line(text, limit=10_000))
+
+    def finish(self, summary):
+        self.write(finish_line(summary))
+
+
+class LiveReporter(SilentReporter):
+    """A rich panel redrawn by ``Live``'s own thread (4 times a second) from the latest
+    metrics; the trainer's calls only store numbers. Eval lines and messages are printed
+    above the panel so they stay in the scrollback. stdout is never redirected."""
+
+    def __init__(self, stream=None, console=None):
+        from rich.console import Console
+        self.console = console or Console(file=stream if stream is not None else sys.stderr)
+        self.lock, self.live, self.closed = threading.Lock(), None, False
+        self.info, self.m, self.val = None, None, None
+        self.norms, self.clips, self.n_clips, self.limit = deque(maxlen=40), deque(maxlen=3), 0, None
+        self.best_step, self.sample_at, self.sample_text = None, None, ""
+
+    def print(self, line):
+        self.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    def start(self, info):
+        from rich.live import Live
+        self.info = info
+        self.live = Live(console=self.console, get_renderable=self.render, refresh_per_second=4,
+                         transient=False, redirect_stdout=False, redirect_stderr=False)
+        self.live.start()
+
+    def step(self, m):
+        with self.lock:
+            self.m = m
+            self.norms.append(m["grad_norm"])
+
+    def clip(self, step, norm, limit):
+        with self.lock:
+            self.n_clips, self.limit = self.n_clips + 1, limit
+            self.clips.append((step, norm))
+
+    def evaluate(self, m):
+        with self.lock:
+            self.val = m
+            if m.get("best"):
+                self.best_step = m["step"]
+        self.print(eval_line(m))
+
+    def sample(self, step, text):
+        with self.lock:
+            self.sample_at, self.sample_text = step, text
+
+    def message(self, text):
+        self.print(one_line(text, limit=10_000))
+
+    def finish(self, summary):
+        self.close()
+        self.print(finish_line(summary))
+
+    def close(self):
+        if self.live is not None and not self.closed:
+            self.closed = True
+            self.live.stop()
+
+    def render(self):
+        from rich.panel import Panel
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+        with self.lock:
+            info, m, val = self.info or {}, self.m, self.val
+            norms, clips, n_clips = list(self.norms), list(self.clips), self.n_clips
+            sample, sample_at = self.sample_text, self.sample_at
+            best_step, limit = self.best_step, self.limit
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="ellipsis", no_wrap=True)
+        max_steps, max_seconds = info.get("max_steps", math.inf), info.get("max_seconds", math.inf)
+        if m is None:
+            grid.add_row("step", f"{info.get('step', 0):,} (starting)")
+        else:
+            of = f" / {int(max_steps):,}" if math.isfinite(max_steps) else ""
+            grid.add_row("step", f"{m['step']:,}{of}   epoch {m['epoch']:.2f}")
+            by_steps = m["step"] / max_steps if math.isfinite(max_steps) else 0.0
+            by_time = m["elapsed"] / max_seconds if math.isfinite(max_seconds) else 0.0
+            frac = min(1.0, max(by_steps, by_time))
+            bar = Table.grid(padding=(0, 1))
+            bar.add_row(ProgressBar(total=1.0, completed=frac, width=40),
+                        f"{frac:6.1%} of the {'time' if by_time > by_steps else 'step'} limit")
+            grid.add_row("progress", bar)
+            grid.add_row("loss", f"{m['smooth_loss']:.4f} (smoothed)   last {m['loss']:.4f}")
+        if val is not None:
+            v, bpc, best = val.get("val_loss"), val.get("val_bpc"), val.get("best_val_loss")
+            s = "-" if v is None else f"{v:.4f} nats" + ("" if bpc is None else f"  {bpc:.3f} bits/char")
+            s += f" (step {val['step']:,})   best {'-' if best is None else f'{best:.4f}'}"
+            s += f" (step {best_step:,})" if best_step is not None else ""
+            grid.add_row("validation", s)
+        if m is not None:
+            grid.add_row("grad norm", Text(f"{m['grad_norm']:8.3f}  ") + Text(sparkline(norms), style="cyan"))
+        if n_clips:
+            latest = ", ".join(f"step {s:,}: {n:.2f}" for s, n in reversed(clips))
+            grid.add_row("clipped", f"{n_clips:,}x (limit {limit:.2f})   latest {latest}")
+        if m is not None:
+            grid.add_row("lr", f"{m['lr']:.2e}")
+            grid.add_row("speed", f"{m['chars_per_s']:,.0f} chars/s")
+            grid.add_row("time", f"{format_duration(m['elapsed'])} elapsed   eta {format_duration(m.get('eta'))}")
+        if sample.strip():
+            lines = [one_line(line, limit=200) for line in sample.strip("\n").splitlines()[-4:]]
+            grid.add_row(f"sample @{sample_at:,}", Text("\n".join(lines), style="dim"))
+        title = "charrnn"
+        if "model" in info:
+            title = f"{model_summary(info['model'])} · {info['params']:,} params"
+        run_dir = info.get("run_dir")
+        return Panel(grid, title=Text(title), title_align="left",
+                     subtitle=None if run_dir is None else Text(str(run_dir)))
+
+
+def make_reporter(quiet, stream=None):
+    """SilentReporter when quiet; LiveReporter on a real terminal; PlainReporter otherwise."""
+    stream = stream if stream is not None else sys.stderr
+    if quiet:
+        return SilentReporter()
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty() and os.environ.get("TERM") != "dumb":
+        return LiveReporter(stream=stream)
+    return PlainReporter(stream=stream)
