@@ -29,7 +29,41 @@ def _checkpoint_dir_option(f):
                         show_default=True, help=CKPT_DIR_HELP)(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class CharrnnGroup(click.Group):
+    """Every expected failure becomes one line on stderr and an exit code, never a traceback."""
+
+    def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        try:
+            super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            _fail(e.format_message(), 2)
+        except click.ClickException as e:
+            _fail(e.format_message(), e.exit_code)
+        except CharrnnError as e:
+            _fail(str(e), e.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted", 130, prefix="charrnn: ")
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except OSError as e:
+            _fail(str(e), 1)
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        sys.exit(0)
+
+
+def _fail(msg, code, prefix="charrnn: error: "):
+    click.echo(prefix + " ".join(str(msg).split()), err=True)
+    sys.exit(code)
+
+
+@click.group(cls=CharrnnGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="charrnn", message="%(prog)s %(version)s")
 def cli():
     """Train recurrent language models (LSTM, GRU, vanilla RNN) on your own text and sample
@@ -100,6 +134,7 @@ def train(ctx, corpus, **o):
         raise click.UsageError("a bidirectional language model would see the future it must predict; "
                                "bidirectional layers are for `charrnn classify`", ctx)
     paths = list(corpus) or [_default_corpus(o["quiet"])]
+    data = _read(paths)  # a missing or unreadable corpus is the first thing to report
     name = o["name"] or _run_name(paths)
     if not name or "/" in name or name in (".", ".."):
         raise click.BadParameter(f"{name!r} is not a usable run name", param_hint="--name")
@@ -107,7 +142,7 @@ def train(ctx, corpus, **o):
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     resume = _load_resume(o, run) if o["resume"] is not None else None
     tcfg = _train_config(o, resume, given)
-    corpus_obj = _load_corpus(paths, tcfg, o["quiet"], resume)
+    corpus_obj = _load_corpus(data, tcfg, o["quiet"], resume)
     if resume is not None:
         if resume.meta.get("corpus", {}).get("sha256") != corpus_obj.sha256 and not o["force"]:
             raise CharrnnError("this corpus differs from the one the checkpoint was trained on "
@@ -169,7 +204,7 @@ def _train_config(o, resume, given):
     if resume is not None:
         # the checkpoint's recipe, except what this command line says explicitly
         base = resume.train.to_json()
-        fixed = {"level", "max_vocab", "errors"} & given
+        fixed = {"level", "max_vocab", "errors", "optimizer"} & given
         for k in fixed:
             if o[k] != base[k]:
                 raise click.UsageError(f"--{k.replace('_', '-')} cannot change when resuming "
@@ -194,9 +229,13 @@ def _check_model_unchanged(cfg, o, given):
     return cfg
 
 
-def _load_corpus(paths, tcfg, quiet, resume):
-    from .data import default_cache_dir, load_corpus, read_sources
-    data = read_sources(paths, sys.stdin.buffer if "-" in paths else None)
+def _read(paths):
+    from .data import read_sources
+    return read_sources(paths, sys.stdin.buffer if "-" in paths else None)
+
+
+def _load_corpus(data, tcfg, quiet, resume):
+    from .data import default_cache_dir, load_corpus
     progress = not quiet and sys.stderr.isatty() and len(data) > PROGRESS_BYTES
     corpus = load_corpus(data, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
                          progress=progress)
@@ -234,7 +273,8 @@ class _stop_on_signals:
         if self.stop.signum and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.stop.signum = signum
-        click.echo(f"\n{signal.Signals(signum).name}: finishing this step and saving "
+        lead = "\n" if sys.stderr.isatty() else ""  # past the ^C the terminal echoed
+        click.echo(f"{lead}{signal.Signals(signum).name}: finishing this step and saving "
                    "(Ctrl-C again to quit at once)", err=True)
 
     def __exit__(self, *exc):
@@ -354,11 +394,10 @@ def _start_token(vocab, rng):
 def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     """Score a text: loss in nats per token, bits per character, perplexity."""
     from . import scoring
-    from .data import read_sources
     from .text import decode_bytes
 
     b = bundle.load(checkpoint.resolve_checkpoint(ckpt, checkpoint_dir))
-    text = decode_bytes(read_sources([file], sys.stdin.buffer if file == "-" else None), errors)
+    text = decode_bytes(_read([file]), errors)
     ids, unknown = b.vocab.encode_known(text)
     if unknown:
         click.echo(f"warning: {len(unknown)} character(s) not in the model's vocabulary were skipped", err=True)
@@ -415,32 +454,7 @@ def _fmt(x):
 # --------------------------------------------------------------------------- entry point
 
 def main(argv=None):
-    """Run the CLI; turn every expected failure into one line on stderr and an exit code."""
-    try:
-        cli.main(args=argv, prog_name="charrnn", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.UsageError as e:
-        click.echo(f"charrnn: error: {_one_line(e.format_message())}", err=True)
-        sys.exit(2)
-    except click.ClickException as e:
-        click.echo(f"charrnn: error: {_one_line(e.format_message())}", err=True)
-        sys.exit(e.exit_code)
-    except CharrnnError as e:
-        click.echo(f"charrnn: error: {_one_line(str(e))}", err=True)
-        sys.exit(e.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("charrnn: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-    except OSError as e:
-        click.echo(f"charrnn: error: {_one_line(str(e))}", err=True)
-        sys.exit(1)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _quiet_broken_pipe()
+    cli.main(args=argv, prog_name="charrnn")
 
 
 def _quiet_broken_pipe():
@@ -448,7 +462,3 @@ def _quiet_broken_pipe():
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     sys.exit(0)
-
-
-def _one_line(msg):
-    return " ".join(str(msg).split())

@@ -77,6 +77,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self):
+        with np.errstate(all="ignore"):  # non-finite values are checked for explicitly below
+            return self._run()
+
+    def _run(self):
         t, rep = self.tcfg, self.reporter
         rep.start(self.info())
         t0 = last_t = time.perf_counter()

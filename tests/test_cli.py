@@ -1,0 +1,314 @@
+"""`charrnn` as a user drives it: CliRunner for the options, real subprocesses for pipes and signals."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from charrnn import bundle, checkpoint
+from charrnn.cli import cli
+
+SMALL = ["--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16", "--eval-every", "4", "--quiet"]
+
+
+def make_corpus(path, n=400, seed=0):
+    """A corpus we generate: simple sentences with structure a tiny model can pick up."""
+    r = np.random.default_rng(seed)
+    words = ["red", "fox", "sees", "a", "blue", "cat", "under", "the", "moon", "and", "runs"]
+    lines = [" ".join(words[i] for i in r.integers(0, len(words), 6)) + "." for _ in range(n)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
+    make_corpus(tmp_path / "corpus.txt")
+    return tmp_path
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def params_of(path):
+    return bundle.load(str(path)).params
+
+
+def env_for(work):
+    env = dict(os.environ, CHARRNN_CACHE_DIR=str(work / "cache"), PYTHONUNBUFFERED="1")
+    env.pop("CHARRNN_CHECKPOINT_DIR", None)
+    return env
+
+
+def charrnn(*args, work, input=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "charrnn", *args], cwd=work, env=env_for(work), input=input,
+                          capture_output=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- train and checkpoints
+
+def test_train_writes_latest_best_and_periodic_checkpoints(work):
+    r = run("train", "corpus.txt", "--steps", "12", *SMALL)
+    assert r.exit_code == 0, r.output
+    names = sorted(os.listdir(work / "checkpoints" / "corpus"))
+    assert "latest.ckpt" in names and "best.ckpt" in names
+    periodic = [n for n in names if n.startswith("step-")]
+    assert [n[:12] for n in periodic] == ["step-0000004", "step-0000008", "step-0000012"]
+    assert re.fullmatch(r"step-0000012-val-\d+\.\d{4}\.ckpt", periodic[-1])
+    b = bundle.load(str(work / "checkpoints" / "corpus" / "latest.ckpt"))
+    assert b.step == 12 and b.train.steps == 12 and b.cfg.hidden == 16
+    assert b.meta["corpus"]["sha256"] and set(b.meta["metrics"]) >= {"val_loss", "best_val_loss"}
+
+
+def test_resume_continues_bit_for_bit(work):
+    args = [*SMALL, "--dropout", "0.2", "--lr-schedule", "constant", "--warmup", "3"]
+    assert run("train", "corpus.txt", "--steps", "14", "--name", "whole", *args).exit_code == 0
+    assert run("train", "corpus.txt", "--steps", "6", "--name", "parts", *args).exit_code == 0
+    r = run("train", "corpus.txt", "--steps", "14", "--name", "parts", "--resume", "--quiet")
+    assert r.exit_code == 0, r.output
+    a = params_of(work / "checkpoints" / "whole" / "latest.ckpt")
+    b = params_of(work / "checkpoints" / "parts" / "latest.ckpt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_existing_run_is_not_overwritten_without_force(work):
+    assert run("train", "corpus.txt", "--steps", "4", *SMALL).exit_code == 0
+    before = (work / "checkpoints" / "corpus" / "latest.ckpt").read_bytes()
+    r = run("train", "corpus.txt", "--steps", "4", *SMALL)
+    assert r.exit_code == 1
+    assert r.output.strip() == ("charrnn: error: checkpoints/corpus already holds a run; use --resume to continue it, "
+                                "--force to start it over, or --name to start another") or "already holds a run" in r.output
+    assert (work / "checkpoints" / "corpus" / "latest.ckpt").read_bytes() == before
+    assert run("train", "corpus.txt", "--steps", "4", "--force", *SMALL).exit_code == 0
+
+
+def test_resume_on_another_corpus_needs_force(work):
+    assert run("train", "corpus.txt", "--steps", "4", *SMALL).exit_code == 0
+    make_corpus(work / "corpus.txt", seed=1)
+    r = charrnn("train", "corpus.txt", "--steps", "8", "--resume", "--quiet", work=work)
+    assert r.returncode == 1
+    assert r.stderr.decode().strip() == ("charrnn: error: this corpus differs from the one the checkpoint was trained "
+                                         "on (another sha256); add --force to resume on it anyway")
+    r = charrnn("train", "corpus.txt", "--steps", "8", "--resume", "--force", "--quiet", work=work)
+    assert r.returncode == 0, r.stderr
+    assert bundle.load(str(work / "checkpoints" / "corpus" / "latest.ckpt")).step == 8
+
+
+def test_model_options_cannot_change_on_resume(work):
+    assert run("train", "corpus.txt", "--steps", "4", *SMALL).exit_code == 0
+    r = charrnn("train", "corpus.txt", "--steps", "8", "--resume", "--hidden", "32", work=work)
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == "charrnn: error: --hidden cannot change when resuming (the checkpoint has 16)"
+
+
+def test_bidirectional_language_model_is_refused(work):
+    r = charrnn("train", "corpus.txt", "--bidirectional", work=work)
+    assert r.returncode == 2
+    assert b"would see the future it must predict" in r.stderr and r.stderr.count(b"\n") == 1
+
+
+def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(work):
+    assert run("train", "corpus.txt", "--steps", "4", "--name", "d", "--optimizer", "sgd", *SMALL).exit_code == 0
+    good = (work / "checkpoints" / "d" / "latest.ckpt").read_bytes()
+    r = charrnn("train", "corpus.txt", "--steps", "200", "--name", "d", "--resume", "--lr", "1e38", "--clip", "0",
+                "--quiet", work=work)
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert err.startswith("charrnn: error: training diverged at step ") and err.count("\n") == 1
+    assert (work / "checkpoints" / "d" / "latest.ckpt").read_bytes() == good
+
+
+# --------------------------------------------------------------------------- sampling
+
+@pytest.fixture
+def trained(work):
+    assert run("train", "corpus.txt", "--steps", "150", "--lr", "1e-2", *SMALL).exit_code == 0
+    return work
+
+
+def test_same_seed_same_bytes_and_prime_is_echoed(trained):
+    a = run("sample", "--seed", "7", "--length", "80", "--prime", "red fox")
+    b = run("sample", "--seed", "7", "--length", "80", "--prime", "red fox")
+    c = run("sample", "--seed", "8", "--length", "80", "--prime", "red fox")
+    assert a.exit_code == 0 and a.stdout_bytes == b.stdout_bytes != c.stdout_bytes
+    assert a.stdout.startswith("red fox") and len(a.stdout) == len("red fox") + 80
+
+
+def test_argmax_is_deterministic_and_tiny_temperature_equals_it(trained):
+    a = run("sample", "--argmax", "--length", "60", "--seed", "1").stdout
+    b = run("sample", "--argmax", "--length", "60", "--seed", "2").stdout
+    c = run("sample", "--temp", "1e-30", "--length", "60", "--seed", "3").stdout
+    assert a == b == c
+
+
+def test_unknown_prime_characters_warn_and_are_skipped(trained):
+    r = CliRunner().invoke(cli, ["sample", "--prime", "red ☃fox", "--length", "5", "--seed", "0"])
+    assert r.exit_code == 0
+    assert r.stdout.startswith("red fox")
+    assert "warning: prime characters not in the model's vocabulary were skipped: '☃'" in r.stderr
+
+
+def test_stop_and_num_samples(trained):
+    r = run("sample", "--num-samples", "3", "--length", "0", "--stop", ".", "--seed", "5", "--prime", "red")
+    assert r.exit_code == 0
+    samples = re.findall(r"red[^.]*\.", r.stdout)  # each sample: the prime, then up to and including the stop text
+    assert len(samples) == 3 and r.stdout == "\n\n".join(samples)
+
+
+def test_beam_search_gives_the_most_likely_continuation(trained):
+    r = run("sample", "--beam", "4", "--length", "20", "--prime", "red")
+    g = run("sample", "--beam", "1", "--length", "20", "--prime", "red")
+    a = run("sample", "--argmax", "--length", "20", "--prime", "red")
+    assert r.exit_code == 0 and len(r.stdout) == 23
+    assert g.stdout == a.stdout  # one beam is greedy decoding
+
+
+def test_sample_reads_a_run_directory_and_refuses_bad_values(trained):
+    r = run("sample", "--checkpoint", "checkpoints/corpus", "--length", "10", "--seed", "0")
+    assert r.exit_code == 0 and len(r.stdout) == 10
+    r = charrnn("sample", "--temp", "0", work=trained)
+    assert r.returncode == 2 and r.stderr.count(b"\n") == 1 and b"--temp" in r.stderr
+
+
+# --------------------------------------------------------------------------- eval and info
+
+def test_eval_json_and_info_json(trained):
+    r = run("eval", "corpus.txt", "--json")
+    d = json.loads(r.stdout)
+    assert set(d) == {"loss", "bits_per_char", "perplexity", "tokens"}
+    assert abs(d["bits_per_char"] - d["loss"] / np.log(2)) < 1e-9 and d["tokens"] > 1000
+    assert abs(np.exp(d["loss"]) - d["perplexity"]) < 1e-6 * d["perplexity"]
+    i = json.loads(run("info", "--json").stdout)
+    assert i["step"] == 150 and i["vocab_size"] == len(set((trained / "corpus.txt").read_text()))
+    assert i["model"]["hidden"] == 16 and i["params"] > 0
+
+
+def test_a_trained_model_scores_its_own_kind_of_text_better_than_noise(trained):
+    r = np.random.default_rng(0)
+    chars = sorted(set((trained / "corpus.txt").read_text()))
+    (trained / "noise.txt").write_text("".join(r.choice(chars, 3000)), encoding="utf-8")
+    make_corpus(trained / "fresh.txt", n=100, seed=9)
+    real = json.loads(run("eval", "fresh.txt", "--json").stdout)["loss"]
+    noise = json.loads(run("eval", "noise.txt", "--json").stdout)["loss"]
+    assert real < noise - 0.5
+
+
+# --------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "charrnn: error: the corpus is empty"),
+    (b"ab\xffcd", "charrnn: error: invalid UTF-8 at byte offset 2; use --errors replace to decode it anyway"),
+    (b"\xef\xbb\xbfab\xffcd", "charrnn: error: invalid UTF-8 at byte offset 5; use --errors replace to decode it anyway"),
+    (b"text\x00more", "charrnn: error: NUL byte at byte offset 4: this looks like a binary file, not text"),
+    (b"tiny", "charrnn: error: the corpus has 4 tokens, too few for one window of --batch 32 x --seq-len 100 (+1); "
+              "use a smaller --batch or --seq-len"),
+])
+def test_bad_corpus_is_one_line_and_exit_1(work, content, message):
+    (work / "bad.txt").write_bytes(content)
+    r = charrnn("train", "bad.txt", "--val-frac", "0", work=work)
+    assert r.returncode == 1
+    assert r.stderr.decode() == message + "\n"
+    assert not (work / "checkpoints" / "bad").exists() or not os.listdir(work / "checkpoints" / "bad") or \
+        "latest.ckpt" not in os.listdir(work / "checkpoints" / "bad")
+
+
+def test_errors_replace_goes_on(work):
+    (work / "bad.txt").write_bytes((work / "corpus.txt").read_bytes() + b"\xff")
+    r = charrnn("train", "bad.txt", "--errors", "replace", "--steps", "2", *SMALL, work=work)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["train", "missing.txt"], 1, "charrnn: error: missing.txt: no such file"),
+    (["train", "."], 1, "charrnn: error: .: is a directory"),
+    (["train", "corpus.txt", "--cell", "transformer"], 2, "charrnn: error: Invalid value for '--cell'"),
+    (["train", "corpus.txt", "--hidden", "0"], 2, "charrnn: error: Invalid value for '--hidden'"),
+    (["sample", "--checkpoint", "nothing.ckpt"], 1, "charrnn: error: nothing.ckpt: no such checkpoint"),
+    (["sample"], 1, "charrnn: error: no checkpoint found under checkpoints/"),
+    (["info", "corpus.txt"], 1, "charrnn: error: corpus.txt: not a charrnn checkpoint"),
+    (["frobnicate"], 2, "charrnn: error: No such command 'frobnicate'."),
+])
+def test_usage_and_runtime_errors_are_one_line(work, args, code, needle):
+    r = charrnn(*args, work=work)
+    err = r.stderr.decode()
+    assert r.returncode == code, err
+    assert err.startswith(needle) and err.count("\n") == 1 and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- pipes and processes
+
+def test_stdin_training_and_pipe_to_head(work):
+    corpus = (work / "corpus.txt").read_bytes()
+    r = charrnn("train", "-", "--steps", "6", "--name", "piped", *SMALL, work=work, input=corpus)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b""
+    p = subprocess.run(f"{sys.executable} -m charrnn sample --length 1000000 --seed 0 | head -c 100", shell=True,
+                       cwd=work, env=env_for(work), capture_output=True, timeout=60)
+    assert p.returncode == 0 and len(p.stdout) == 100 and p.stderr == b""
+
+
+def test_plain_progress_on_a_pipe_has_no_control_codes(work):
+    r = charrnn("train", "corpus.txt", "--steps", "8", *[a for a in SMALL if a != "--quiet"], work=work)
+    assert r.returncode == 0
+    assert r.stdout == b""
+    err = r.stderr.decode()
+    assert "\x1b" not in err and "\r" not in err
+    assert re.search(r"^eval step 4: val \d+\.\d{4} nats \(\d+\.\d{3} bits/char\) best$", err, re.M)
+    assert re.search(r"^done: step 8, best val \d+\.\d{4}, ", err, re.M)
+
+
+def test_every_clipping_event_is_reported(work):
+    r = charrnn("train", "corpus.txt", "--steps", "5", "--clip", "1e-6", *[a for a in SMALL if a != "--quiet"],
+                work=work)
+    lines = [l for l in r.stderr.decode().splitlines() if l.startswith("clip step ")]
+    assert [l.split(":")[0] for l in lines] == [f"clip step {i}" for i in range(1, 6)]
+    assert all(l.endswith("> 0.00") for l in lines)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_at_a_step_boundary_and_resume_matches(work, sig, code):
+    base = ["--steps", "3000", "--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16",
+            "--eval-every", "25", "--dropout", "0.1", "--quiet"]
+    whole = charrnn("train", "corpus.txt", "--name", "whole", *base, work=work)
+    assert whole.returncode == 0
+    p = subprocess.Popen([sys.executable, "-m", "charrnn", "train", "corpus.txt", "--name", "cut", *base],
+                         cwd=work, env=env_for(work), stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    first = work / "checkpoints" / "cut" / "latest.ckpt"
+    deadline = time.time() + 60
+    while time.time() < deadline and not first.exists():
+        time.sleep(0.005)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert out == b"" and err.decode().startswith(signal.Signals(sig).name + ": finishing this step and saving")
+    cut = bundle.load(str(first))
+    assert 0 < cut.step < 3000
+    r = charrnn("train", "corpus.txt", "--name", "cut", "--resume", *base, work=work)
+    assert r.returncode == 0, r.stderr
+    a = params_of(work / "checkpoints" / "whole" / "latest.ckpt")
+    b = params_of(first)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_python_dash_m_and_version(work):
+    r = charrnn("--version", work=work)
+    assert r.returncode == 0 and re.fullmatch(rb"charrnn \d+\.\d+\.\d+\n", r.stdout)
+
+
+def test_checkpoint_dir_env_and_option(work, monkeypatch):
+    monkeypatch.setenv("CHARRNN_CHECKPOINT_DIR", str(work / "elsewhere"))
+    assert run("train", "corpus.txt", "--steps", "2", *SMALL).exit_code == 0
+    assert (work / "elsewhere" / "corpus" / "latest.ckpt").exists()
+    assert checkpoint.resolve_checkpoint(None, str(work / "elsewhere")).endswith("best.ckpt")
