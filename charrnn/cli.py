@@ -15,7 +15,7 @@ import click
 import numpy as np
 
 from . import __version__, bundle, checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, default_threads
 from .core import cells, optim
 from .core.model import ModelConfig, num_params
 from .errors import CharrnnError
@@ -121,6 +121,8 @@ def cli():
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
               help="What to do with invalid UTF-8.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Worker threads splitting the batch [default: one per core, at most 4].")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Append one JSON object per step (and per evaluation) to FILE.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
@@ -209,7 +211,8 @@ def _train_config(o, resume, given):
             if o[k] != base[k]:
                 raise click.UsageError(f"--{k.replace('_', '-')} cannot change when resuming "
                                        f"(the checkpoint has {base[k]})")
-        return TrainConfig(**{k: (o[k] if k in given else base[k]) for k in keys})
+        return TrainConfig(**{k: (o[k] if k in given else base.get(k, 1)) for k in keys})
+    o = dict(o, threads=o["threads"] or default_threads(o["batch"]))
     return TrainConfig(**{k: o[k] for k in keys})
 
 
@@ -403,7 +406,8 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
         click.echo(f"warning: {len(unknown)} character(s) not in the model's vocabulary were skipped", err=True)
     if len(ids) < 2:
         raise CharrnnError(f"{file}: too short to score (needs at least 2 tokens)")
-    nll, n = scoring.stream_nll(b.params, b.cfg, np.asarray(ids), batch=16, seq_len=100)
+    nll, n = scoring.stream_nll(b.params, b.cfg, np.asarray(ids), batch=16, seq_len=100,
+                                workers=default_threads(16))
     chars = sum(len(b.vocab.tokens[i]) for i in ids[1:]) if b.vocab.level == "word" else n
     r = scoring.summary(nll, n, chars)
     if as_json:

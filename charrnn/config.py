@@ -4,9 +4,19 @@ The model's shape is core.model.ModelConfig; this is everything else that decide
 Options that only say where things go (--checkpoint-dir, --name, --log, --quiet, --resume,
 --force) are not part of it: they do not change what is learned.
 """
+import os
 from dataclasses import asdict, dataclass, fields
 
 DEFAULT_MINUTES = 10.0  # when no --steps, --epochs or --minutes is given
+
+
+def default_threads(batch):
+    """One worker per available core, at most 4 and at most one per stream."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores, batch))
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,7 @@ class TrainConfig:
     val_frac: float = 0.05
     eval_every: int = 200
     seed: int = 0
+    threads: int = 1  # worker threads splitting the batch; part of the recipe (summation order)
 
     def __post_init__(self):
         checks = [
@@ -43,6 +54,7 @@ class TrainConfig:
             (self.minutes is None or self.minutes > 0, "--minutes must be positive"),
             (0.0 <= self.val_frac < 1.0, "--val-frac must be in [0, 1)"),
             (self.eval_every >= 1, "--eval-every must be at least 1"),
+            (self.threads >= 1, "--threads must be at least 1"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -11,7 +11,7 @@ import numpy as np
 from .core import model
 
 
-def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None):
+def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1):
     """(summed NLL in nats, number of predicted tokens) over ``tokens`` (1-D int array)."""
     n = len(tokens) if max_tokens is None else min(len(tokens), max_tokens)
     if n < 2:
@@ -20,15 +20,21 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None):
     L = (n - 1) // B  # predicted tokens per stream
     rows = np.stack([np.asarray(tokens[b * L:b * L + L + 1]) for b in range(B)], axis=1)  # (L+1,B)
     rows = rows.astype(np.int64)
-    state = model.zero_state(cfg, B, params["out.V"].dtype)
-    total, count = 0.0, 0
-    for s in range(0, L, seq_len):
-        x, y = rows[s:s + seq_len], rows[s + 1:s + seq_len + 1]
-        x = x[:len(y)]
-        nll, state = model.evaluate(params, cfg, x, y, state)
-        total += nll
-        count += y.size
-    return total, count
+    n_w = max(1, min(workers, B))
+    bounds = [(B * k // n_w, B * (k + 1) // n_w) for k in range(n_w)]
+
+    def part(bound):  # one worker's streams, from start to end
+        lo, hi = bound
+        state = model.zero_state(cfg, hi - lo, params["out.V"].dtype)
+        total = 0.0
+        for s in range(0, L, seq_len):
+            y = rows[s + 1:s + seq_len + 1, lo:hi]
+            nll, state = model.evaluate(params, cfg, rows[s:s + len(y), lo:hi], y, state)
+            total += nll
+        return total
+
+    totals = list(model.thread_map(part, bounds)) if n_w > 1 else [part(bounds[0])]
+    return sum(totals), L * B
 
 
 def summary(nll, tokens, chars):

@@ -96,7 +96,8 @@ class Trainer:
                 self.state = model.zero_state(self.mcfg, t.batch)  # each epoch starts fresh
             x, y = self.streams.window(k)
             loss, grads, new_state = model.loss_and_grads(
-                self.params, self.mcfg, x, y, self.state, self.rng if self.mcfg.dropout > 0 else None)
+                self.params, self.mcfg, x, y, self.state, self.rng if self.mcfg.dropout > 0 else None,
+                workers=t.threads)
             norm, clipped = optim.clip_global_norm(grads, t.clip)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = "loss" if not math.isfinite(loss) else "gradient norm"
@@ -144,7 +145,7 @@ class Trainer:
         if len(self.val_tok) < 2:
             return None, None
         nll, n = scoring.stream_nll(self.params, self.mcfg, self.val_tok, self.tcfg.batch,
-                                    self.tcfg.seq_len, MAX_VAL_TOKENS)
+                                    self.tcfg.seq_len, MAX_VAL_TOKENS, workers=self.tcfg.threads)
         if n == 0:
             return None, None
         chars = n if self.mcfg.embed == 0 and self.corpus.vocab.level == "char" else self.chars_of_val(n)

@@ -168,3 +168,22 @@ def test_the_core_imports_neither_click_nor_rich():
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[3], CONFIGS[4]], ids=["rnn", "lstm", "gru"])
+def test_data_parallel_workers_give_the_same_loss_gradients_and_state(cfg):
+    """Splitting the streams between threads changes only the summation order."""
+    r = np.random.default_rng(5)
+    params = model.init_params(cfg, r, np.float64)
+    x, y = r.integers(0, cfg.vocab_size, (7, 6)), r.integers(0, cfg.vocab_size, (7, 6))
+    state = [tuple(r.standard_normal((6, cfg.hidden)) for _ in s) for s in model.zero_state(cfg, 6, np.float64)]
+    l1, g1, s1 = model.loss_and_grads(params, cfg, x, y, state)
+    l2, g2, s2 = model.loss_and_grads(params, cfg, x, y, state, workers=2)
+    l3, g3, s3 = model.loss_and_grads(params, cfg, x, y, state, workers=2)
+    assert abs(l1 - l2) < 1e-12
+    for k in g1:
+        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-10, atol=1e-13)
+        assert np.array_equal(g2[k], g3[k])  # deterministic for a given split
+    for a, b in zip(s1, s2):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)

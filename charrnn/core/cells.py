@@ -13,6 +13,8 @@ so ``hs[t]`` is one contiguous (B, H) block that the matrix product writes into.
 The per-step functions are shared by the window forward and by ``step`` (sampling),
 so stepping one token at a time computes exactly what the window computes.
 """
+import functools
+
 import numpy as np
 
 KINDS = ("rnn", "lstm", "gru")
@@ -84,30 +86,46 @@ def rnn_backward(dhs, dstate, cache):
 
 # --------------------------------------------------------------------------- LSTM
 
-def lstm_step(xp_t, h, c, Wh, a, c_out, tc_out, h_out):
-    """One LSTM step, gates fused in one product, columns ordered i f o g:
+# The fused columns are ordered i f g o: the three blocks that backward multiplies by dc
+# (i, f, g) sit side by side, and sigmoid(x) = 0.5·tanh(0.5·x) + 0.5 lets one tanh cover all
+# four blocks, with these per-column scales (×0.5 is exact, so nothing changes numerically).
+@functools.lru_cache(maxsize=16)
+def _lstm_scales(H, dtype):
+    pre = np.full(4 * H, 0.5, dtype=dtype)  # (4H,) scale before tanh
+    pre[2 * H:3 * H] = 1.0  # g is a plain tanh
+    off = np.where(pre == 0.5, 0.5, 0.0).astype(dtype)  # (4H,) offset after tanh
+    return pre, off
 
-        [i f o g] = Wx·x_t + Wh·h_{t-1} + b
+
+def lstm_prescale(xp, Wh):
+    """xp and Wh with the sigmoid columns halved, as lstm_step takes them."""
+    pre, _ = _lstm_scales(Wh.shape[0], np.dtype(Wh.dtype))
+    return xp * pre, Wh * pre
+
+
+def lstm_step(xps_t, h, c, Whs, a, c_out, tc_out, h_out, tmp):
+    """One LSTM step, gates fused in one product, columns ordered i f g o:
+
+        [i f g o] = Wx·x_t + Wh·h_{t-1} + b
         i, f, o = sigmoid(i), sigmoid(f), sigmoid(o);  g = tanh(g)
         c_t = f ⊙ c_{t-1} + i ⊙ g
         h_t = o ⊙ tanh(c_t)
 
-    Writes the activated gates into a (B,4H) and c_t, tanh(c_t), h_t into the out slots.
+    Takes xps_t and Whs pre-scaled by lstm_prescale. Writes the activated gates into
+    a (B,4H), and c_t, tanh(c_t), h_t into the out slots; tmp is (B,H) scratch.
     """
     H = h.shape[-1]
-    np.matmul(h, Wh, out=a)
-    a += xp_t
-    # one tanh over the whole block: sigmoid(x) = 0.5·tanh(0.5·x) + 0.5 for i f o
-    sig = a[:, :3 * H]
-    sig *= 0.5
+    np.matmul(h, Whs, out=a)
+    a += xps_t
     np.tanh(a, out=a)
-    sig *= 0.5
-    sig += 0.5
-    i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-    np.multiply(f, c, out=c_out)
-    c_out += i * g
+    pre, off = _lstm_scales(H, a.dtype)  # cached: no allocation per step
+    a *= pre
+    a += off
+    np.multiply(a[:, H:2 * H], c, out=c_out)  # f ⊙ c_{t-1}
+    np.multiply(a[:, :H], a[:, 2 * H:3 * H], out=tmp)  # i ⊙ g
+    c_out += tmp
     np.tanh(c_out, out=tc_out)
-    np.multiply(o, tc_out, out=h_out)
+    np.multiply(a[:, 3 * H:], tc_out, out=h_out)
     return h_out, c_out
 
 
@@ -115,54 +133,48 @@ def lstm_forward(xp, state, p):
     h0, c0 = state
     T, B, G = xp.shape
     H = G // 4
-    Wh = p["Wh"]
+    xps, Whs = lstm_prescale(xp, p["Wh"])
     acts = np.empty((T, B, G), dtype=xp.dtype)  # (T,B,4H) activated gates
     cs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
     tcs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H) tanh(c)
     hs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
+    tmp = np.empty((B, H), dtype=xp.dtype)  # (B,H)
     h, c = h0, c0
     for t in range(T):
-        h, c = lstm_step(xp[t], h, c, Wh, acts[t], cs[t], tcs[t], hs[t])
-    return hs, (h.copy(), c.copy()), ("lstm", acts, cs, tcs, hs, h0, c0, Wh)
+        h, c = lstm_step(xps[t], h, c, Whs, acts[t], cs[t], tcs[t], hs[t], tmp)
+    return hs, (h.copy(), c.copy()), ("lstm", acts, cs, tcs, hs, h0, c0, p["Wh"])
 
 
 def lstm_backward(dhs, dstate, cache):
     _, acts, cs, tcs, hs, h0, c0, Wh = cache
     T, B, G = acts.shape
     H = G // 4
-    dxp = np.empty_like(acts)  # (T,B,4H) gradient of the gate pre-activations
+    # everything that does not depend on the recurrence, once over all T·B rows:
+    dxp = acts * (1 - acts)  # (T,B,4H) sigmoid' = s(1-s); dxp[t] becomes dL/d(pre-activation)
+    g = acts[..., 2 * H:3 * H]
+    dxp[..., 2 * H:3 * H] = 1 - g * g  # tanh' for g
+    K = acts[..., 3 * H:] * (1 - tcs * tcs)  # (T,B,H) dc_t/dh_t = o ⊙ (1 - tanh²(c_t))
+    P = np.empty((T, B, 3, H), dtype=acts.dtype)  # (T,B,3,H) what dc multiplies for i, f, g
+    P[:, :, 0] = g
+    P[:, :, 1] = _shifted(cs, c0)
+    P[:, :, 2] = acts[..., :H]
     if dstate is None:
         dh, dc = np.zeros_like(h0), np.zeros_like(c0)
     else:
         dh, dc = dstate[0].copy(), dstate[1].copy()
     WhT = np.ascontiguousarray(Wh.T)
-    tmp = np.empty((B, H), dtype=acts.dtype)  # (B,H) reused scratch
+    raw = np.empty((B, 4, H), dtype=acts.dtype)  # (B,4,H) dL/d(gate) before the nonlinearity
+    raw2 = raw.reshape(B, G)
+    tmp = np.empty((B, H), dtype=acts.dtype)  # (B,H)
     for t in reversed(range(T)):
         dh += dhs[t]
-        a, da, tc = acts[t], dxp[t], tcs[t]
-        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        di, df, do, dg = da[:, :H], da[:, H:2 * H], da[:, 2 * H:3 * H], da[:, 3 * H:]
-        c_prev = cs[t - 1] if t > 0 else c0
-        np.multiply(dh, tc, out=do)  # dL/do
-        # dc += dh ⊙ o ⊙ (1 - tanh²(c))
-        np.multiply(tc, tc, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh
-        dc += tmp
-        np.multiply(dc, g, out=di)
-        np.multiply(dc, c_prev, out=df)
-        np.multiply(dc, i, out=dg)
-        dc *= f  # carried to t-1
-        # through the nonlinearities: sigmoid' = s(1-s) for i f o, tanh' = 1-g² for g
-        s = a[:, :3 * H]
-        dsig = da[:, :3 * H]
-        dsig *= s
-        dsig *= 1 - s
-        np.multiply(g, g, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        dg *= tmp
-        dh = da @ WhT
+        np.multiply(dh, K[t], out=tmp)
+        dc += tmp  # dc_t
+        np.multiply(dc[:, None, :], P[t], out=raw[:, :3])  # di = dc⊙g, df = dc⊙c_{t-1}, dg = dc⊙i
+        np.multiply(dh, tcs[t], out=raw[:, 3])  # do = dh⊙tanh(c_t)
+        dc *= acts[t, :, H:2 * H]  # carried to t-1 through f
+        np.multiply(raw2, dxp[t], out=dxp[t])
+        dh = dxp[t] @ WhT
     hprev = _shifted(hs, h0)
     dWh = hprev.reshape(T * B, H).T @ dxp.reshape(T * B, G)
     return dxp, (dh, dc), {"Wh": dWh}

@@ -16,6 +16,7 @@ Initialisation (documented, deterministic given the Generator):
         so the cell remembers by default; GRU bh = 0;
     embed.W ~ N(0, 1); out.V ~ U(-1/√H', 1/√H'); out.c = 0.
 """
+import concurrent.futures
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -184,18 +185,63 @@ def make_masks(cfg, T, B, rng, dtype=np.float32):
     return [layers.dropout_mask((T, B, cfg.out_width), cfg.dropout, rng, dtype) for _ in range(cfg.layers)]
 
 
-def loss_and_grads(params, cfg, x, y, state, rng=None):
+def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1):
     """One truncated-BPTT window: mean loss over all T·B positions, gradients, final state.
 
     The final state is returned as a plain array: the caller carries it into the next
-    window without gradient.
+    window without gradient. workers > 1 splits the B streams between threads (data
+    parallel, one BLAS thread each works best); the gradient is the streams-weighted sum,
+    deterministic for a given split.
     """
     T, B = x.shape
     masks = make_masks(cfg, T, B, rng, params["out.V"].dtype) if rng is not None else None
+    n = min(workers, B)
+    if n <= 1:
+        return _loss_and_grads(params, cfg, x, y, state, masks)
+    bounds = [(B * k // n, B * (k + 1) // n) for k in range(n)]
+    jobs = [(params, cfg, x[:, lo:hi], y[:, lo:hi], _slice_state(state, lo, hi),
+             None if masks is None else [m[:, lo:hi] for m in masks]) for lo, hi in bounds]
+    results = thread_map(lambda a: _loss_and_grads(*a), jobs)
+    w = [(hi - lo) / B for lo, hi in bounds]
+    loss = sum(wk * r[0] for wk, r in zip(w, results))
+    grads = {}
+    for k in results[0][1]:
+        g = results[0][1][k]
+        g *= g.dtype.type(w[0])
+        for wk, r in zip(w[1:], results[1:]):
+            g += g.dtype.type(wk) * r[1][k]
+        grads[k] = g
+    new_state = [tuple(np.concatenate([r[2][l][i] for r in results]) for i in range(len(results[0][2][l])))
+                 for l in range(cfg.layers)]
+    return loss, grads, new_state
+
+
+def _loss_and_grads(params, cfg, x, y, state, masks):
     logits, new_state, cache = forward(params, cfg, x, state, masks)
     loss, dlogits = layers.softmax_cross_entropy(logits, y)
     grads, _ = backward(dlogits, cache, cfg)
     return loss, grads, new_state
+
+
+def _slice_state(state, lo, hi):
+    return [tuple(a[lo:hi] for a in s) for s in state]
+
+
+_POOLS = {}
+
+
+def thread_map(f, items):
+    """[f(i) for i in items] on a long-lived pool of len(items) threads (numpy releases the GIL)."""
+    n = len(items)
+    if n not in _POOLS:
+        _POOLS[n] = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="charrnn")
+    err = np.geterr()  # floating-point error handling is per thread: carry the caller's over
+
+    def run(item):
+        with np.errstate(**err):
+            return f(item)
+
+    return list(_POOLS[n].map(run, items))
 
 
 def evaluate(params, cfg, x, y, state):
@@ -228,6 +274,10 @@ class Stepper:
         self.xp = np.empty((B, G), dtype=dtype)  # (B,G)
         self.tc = np.empty((B, H), dtype=dtype)  # (B,H)
         self.hn = np.empty((B, H), dtype=dtype)  # (B,H)
+        self.tmp = np.empty((B, H), dtype=dtype)  # (B,H)
+        if cfg.cell == "lstm":  # the sigmoid columns pre-scaled once, as lstm_step takes them
+            self.pre = cells._lstm_scales(H, np.dtype(dtype))[0]
+            self.Whs = [p["Wh"] * self.pre for p in self.lp]
         self.h_new = np.empty((B, H), dtype=dtype)  # (B,H)
 
     def step(self, ids):
@@ -242,7 +292,8 @@ class Stepper:
             s = self.state[l]
             if cfg.cell == "lstm":
                 h, c = s
-                cells.lstm_step(self.xp, h, c, p["Wh"], self.a, c, self.tc, self.h_new)
+                self.xp *= self.pre
+                cells.lstm_step(self.xp, h, c, self.Whs[l], self.a, c, self.tc, self.h_new, self.tmp)
             elif cfg.cell == "gru":
                 h = s[0]
                 cells.gru_step(self.xp, h, p["Wh"], p["bh"], self.a, self.hn, self.h_new)
