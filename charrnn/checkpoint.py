@@ -45,6 +45,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from charrnn import atomic
 from charrnn.errors import CheckpointError
 
 try:
@@ -205,46 +206,12 @@ def _write_error(path: str, exc: OSError) -> CheckpointError:
     return CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}")
 
 
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make a rename durable; best effort, as some platforms cannot fsync a directory."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     """Write via a temp file in the same directory, then rename it onto ``path``."""
-    tmp = _temp_path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    flags |= getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(tmp, flags, 0o666)
+        atomic.write(path, write, _temp_path(path))
     except OSError as exc:
         raise _write_error(path, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        _remove_quietly(tmp)
-        if isinstance(exc, OSError):
-            raise _write_error(path, exc) from exc
-        raise
-    _fsync_directory(os.path.dirname(os.path.abspath(path)))
 
 
 def _replicate(src: str, dst: str) -> None:
@@ -262,11 +229,11 @@ def _replicate(src: str, dst: str) -> None:
     try:
         os.replace(tmp, dst)
     except BaseException as exc:
-        _remove_quietly(tmp)
+        atomic.remove_quietly(tmp)
         if isinstance(exc, OSError):
             raise _write_error(dst, exc) from exc
         raise
-    _fsync_directory(os.path.dirname(os.path.abspath(dst)))
+    atomic.fsync_directory(os.path.dirname(os.path.abspath(dst)))
 
 
 # ---------------------------------------------------------------- reading
@@ -574,7 +541,7 @@ class RunDir:
                 name = entry.name
                 if name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX):
                     if entry.is_file(follow_symlinks=False):
-                        _remove_quietly(entry.path)
+                        atomic.remove_quietly(entry.path)
                         removed.append(entry.path)
         return sorted(removed)
 

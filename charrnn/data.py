@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -19,6 +18,7 @@ from typing import BinaryIO
 import numpy as np
 from tqdm import tqdm
 
+from charrnn import atomic
 from charrnn.errors import CorpusError
 from charrnn.text import (
     Vocab,
@@ -197,21 +197,8 @@ def _load_cached(base: str, meta: dict) -> Corpus | None:
 
 
 def _atomic_write(path: str, pieces) -> None:
-    """Write the byte ``pieces`` to ``path`` via a temp file, fsync and os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for piece in pieces:
-                f.write(piece)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write the byte ``pieces`` to ``path`` atomically."""
+    atomic.write(path, lambda f: [f.write(piece) for piece in pieces])
 
 
 def _write_cache(base: str, info: dict, pieces):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-import tempfile
+
+from charrnn import atomic
 
 # Single-file pure-Python modules present in every CPython 3.10-3.13 install
 # (paths relative to the stdlib directory, without ".py"). Any that a distribution
@@ -95,17 +96,5 @@ def build_default_corpus(dest_dir: str) -> str:
         return path
     os.makedirs(dest_dir, exist_ok=True)
     data = default_corpus_text().encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic.write(path, lambda f: f.write(data))
     return path
