@@ -15,6 +15,8 @@ import threading
 import time
 from collections import deque
 
+from charrnn.train import NullReporter
+
 SPARK = "▁▂▃▄▅▆▇█"
 SAMPLE_CHARS = 120
 
@@ -113,15 +115,9 @@ def finish_line(summary):
             f"{format_duration(summary.get('elapsed'))}, latest {latest}")
 
 
-class SilentReporter:
+class SilentReporter(NullReporter):
     """Prints nothing (``--quiet``); also the base of the others."""
 
-    def start(self, info): pass
-    def step(self, m): pass
-    def clip(self, step, norm, limit): pass
-    def evaluate(self, m): pass
-    def sample(self, step, text): pass
-    def message(self, text): pass
     def finish(self, summary): self.close()
     def close(self): pass
 

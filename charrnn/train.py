@@ -34,6 +34,8 @@ class Stop:
 
 
 class NullReporter:
+    """What the loop tells its reporter (display.py draws it); this one ignores it all."""
+
     def start(self, info): pass
     def step(self, m): pass
     def clip(self, step, norm, limit): pass
