@@ -258,7 +258,9 @@ def evaluate(params, cfg, x, y, state):
 class Stepper:
     """One token at a time for sampling: the cells' own step functions on reused buffers.
 
-    ``step(ids (B,)) -> logits (B,V)`` equals row t of the window forward's logits.
+    ``step(ids (B,)) -> logits (B,V)`` equals row t of the window forward's logits. The bias
+    (and, for the LSTM, the sigmoid columns' exact ×0.5) is folded into per-layer copies of
+    the weights once, and h ping-pongs between two buffers, so a step is few numpy calls.
     Only for unidirectional models (a bidirectional layer needs the whole sequence).
     """
 
@@ -269,39 +271,46 @@ class Stepper:
         dtype = params["out.V"].dtype
         H, G = cfg.hidden, cells.GATES[cfg.cell] * cfg.hidden
         self.state = [tuple(a.copy() for a in s) for s in (state or zero_state(cfg, B, dtype))]
-        self.lp = [_layer_params(params, l, False) for l in range(cfg.layers)]
+        pre = cells._lstm_scales(H, np.dtype(dtype))[0] if cfg.cell == "lstm" else dtype.type(1)
+        self.layers = []
+        for l in range(cfg.layers):
+            p = _layer_params(params, l, False)
+            one_hot = l == 0 and cfg.embed == 0
+            self.layers.append({
+                "Wx": (p["Wx"] + p["b"]) * pre if one_hot else p["Wx"] * pre,  # one-hot: rows already carry b
+                "b": None if one_hot else p["b"] * pre,
+                "Wh": p["Wh"] * pre, "bh": p.get("bh")})
+        self.spare = [np.empty((B, H), dtype=dtype) for _ in range(cfg.layers)]  # (B,H) next h
         self.a = np.empty((B, G), dtype=dtype)  # (B,G) gate scratch
         self.xp = np.empty((B, G), dtype=dtype)  # (B,G)
         self.tc = np.empty((B, H), dtype=dtype)  # (B,H)
-        self.hn = np.empty((B, H), dtype=dtype)  # (B,H)
         self.tmp = np.empty((B, H), dtype=dtype)  # (B,H)
-        if cfg.cell == "lstm":  # the sigmoid columns pre-scaled once, as lstm_step takes them
-            self.pre = cells._lstm_scales(H, np.dtype(dtype))[0]
-            self.Whs = [p["Wh"] * self.pre for p in self.lp]
-        self.h_new = np.empty((B, H), dtype=dtype)  # (B,H)
+        self.logits = np.empty((B, cfg.vocab_size), dtype=dtype)  # (B,V)
 
     def step(self, ids):
         cfg, P = self.cfg, self.params
         x = P["embed.W"][ids] if cfg.embed > 0 else None
-        for l, p in enumerate(self.lp):
+        for l, p in enumerate(self.layers):
             if x is None:
                 np.take(p["Wx"], ids, axis=0, out=self.xp)
             else:
                 np.matmul(x, p["Wx"], out=self.xp)
-            self.xp += p["b"]
-            s = self.state[l]
+                self.xp += p["b"]
+            s, h_new = self.state[l], self.spare[l]
             if cfg.cell == "lstm":
                 h, c = s
-                self.xp *= self.pre
-                cells.lstm_step(self.xp, h, c, self.Whs[l], self.a, c, self.tc, self.h_new, self.tmp)
+                cells.lstm_step(self.xp, h, c, p["Wh"], self.a, c, self.tc, h_new, self.tmp)
+                self.state[l] = (h_new, c)
             elif cfg.cell == "gru":
                 h = s[0]
-                cells.gru_step(self.xp, h, p["Wh"], p["bh"], self.a, self.hn, self.h_new)
+                cells.gru_step(self.xp, h, p["Wh"], p["bh"], self.a, self.tmp, h_new)
+                self.state[l] = (h_new,)
             else:
                 h = s[0]
-                cells.rnn_step(self.xp, h, p["Wh"], cfg.activation, self.h_new)
-            h[...] = self.h_new
-            x = h
-        logits = x @ P["out.V"]
-        logits += P["out.c"]
-        return logits  # (B,V)
+                cells.rnn_step(self.xp, h, p["Wh"], cfg.activation, h_new)
+                self.state[l] = (h_new,)
+            self.spare[l] = h
+            x = h_new
+        np.matmul(x, P["out.V"], out=self.logits)
+        self.logits += P["out.c"]
+        return self.logits  # (B,V), overwritten by the next step

@@ -40,7 +40,7 @@ class Sampler:
 
     def feed(self, token):
         self._id[0] = token
-        self.logits = self.stepper.step(self._id)[0]  # (V,)
+        self.logits = self.stepper.step(self._id)[0]  # (V,) a view the next step overwrites
 
     def draw(self):
         """The next token, given everything fed so far; it is fed back in."""
@@ -49,8 +49,15 @@ class Sampler:
         if self.argmax:
             tok = int(np.argmax(self.logits))
         else:
-            p = self.distribution()
-            tok = int(np.searchsorted(np.cumsum(p), self.rng.random() * 1.0, side="right"))
+            if self.top_k or self.top_p < 1.0:
+                p = self.distribution()
+            else:  # the common case in as few calls as possible: exp((z - max)/temp), unnormalised
+                p = self.logits.astype(np.float64)
+                p -= p.max()
+                p *= 1.0 / self.temp
+                np.exp(p, out=p)
+            cdf = np.cumsum(p)
+            tok = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
             tok = min(tok, p.size - 1)  # guard the last bucket against rounding of the sum
         self.feed(tok)
         return tok
