@@ -13,16 +13,15 @@ Prints a table on stderr and one JSON object per measurement on stdout.
 import argparse
 import importlib.util
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import charrnn  # noqa: E402,F401  (first: pins BLAS to one thread per worker before numpy loads)
+import numpy as np  # noqa: E402
 from charrnn.core import model, optim  # noqa: E402
 from charrnn.core.model import ModelConfig  # noqa: E402
 from charrnn.core.sampling import Sampler  # noqa: E402
@@ -46,7 +45,8 @@ def load_corpus():
 
 
 class Ours:
-    def __init__(self, cell, layers, hidden, batch, seq_len, data, V):
+    def __init__(self, cell, layers, hidden, batch, seq_len, data, V, workers):
+        self.workers = workers
         self.cfg = ModelConfig(vocab_size=V, cell=cell, layers=layers, hidden=hidden, embed=0)
         self.params = model.init_params(self.cfg, np.random.default_rng(0))
         self.opt = optim.make_optimizer("adam")
@@ -59,7 +59,8 @@ class Ours:
             self.k, self.state = 0, model.zero_state(self.cfg, self.streams.batch)
         x, y = self.streams.window(self.k)
         self.k += 1
-        _, grads, self.state = model.loss_and_grads(self.params, self.cfg, x, y, self.state)
+        _, grads, self.state = model.loss_and_grads(self.params, self.cfg, x, y, self.state,
+                                                    workers=self.workers)
         optim.clip_global_norm(grads, 5.0)
         self.opt.step(self.params, grads, self.ost, 2e-3)
 
@@ -116,7 +117,7 @@ def timed(step, chars_per_call, seconds):
 
 def bench_train(name, data, V, ref, a):
     cell, layers, hidden, batch, seq_len = CONFIGS[name]
-    impls = {"charrnn": Ours(cell, layers, hidden, batch, seq_len, data, V)}
+    impls = {"charrnn": Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads)}
     if ref is not None:
         impls["pytorch"] = Theirs(ref, cell, layers, hidden, batch, seq_len, data, V)
     rates = {k: [] for k in impls}
@@ -168,7 +169,7 @@ def main():
     ap.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window-sec", type=float, default=4.0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch threads and charrnn worker threads")
     ap.add_argument("--no-sample", action="store_true")
     a = ap.parse_args()
     if not CORPUS.exists():
@@ -199,5 +200,4 @@ def main():
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     main()

@@ -84,11 +84,14 @@ def cli():
               help="Tokens are Unicode characters, or words, punctuation and whitespace runs.")
 @click.option("--max-vocab", type=click.IntRange(min=1), default=None,
               help="Word level: keep the N most frequent tokens; the rest become an unknown token.")
-@click.option("--cell", type=click.Choice(cells.KINDS), default="lstm", show_default=True)
+@click.option("--cell", type=click.Choice(cells.KINDS), default="lstm", show_default=True,
+              help="LSTM, GRU, or vanilla RNN.")
 @click.option("--activation", type=click.Choice(cells.ACTIVATIONS), default="tanh", show_default=True,
               help="Nonlinearity of --cell rnn.")
-@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Stacked recurrent layers.")
+@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Hidden units per layer.")
 @click.option("--embed", type=click.IntRange(min=0), default=None,
               help="Embedding width; 0 = one-hot input. [default: 0 at char level, 128 at word level]")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
@@ -98,15 +101,21 @@ def cli():
               help="Window of truncated backpropagation through time.")
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="Number of contiguous streams trained in parallel.")
-@click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
-@click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True)
+@click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True,
+              help="SGD with momentum 0.9, Adam, RMSprop (alpha 0.95) or Adagrad.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
+              help="Peak learning rate.")
+@click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True,
+              help="cosine decays to 0 over the run; step halves it at 25, 50 and 75 %.")
 @click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True,
               help="Steps of linear learning-rate warm-up.")
 @click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Clip the global gradient norm to this; 0 = off.")
+@click.option("--clip-value", type=click.FloatRange(min=0), default=0.0,
+              help="Also clip each gradient element to [-F, F], as char-rnn does; 0 = off.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Total steps of the run (also when resuming).")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many passes over the training text.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this long; with none of --steps/--epochs/--minutes: 10 minutes.")
 @click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
@@ -120,7 +129,8 @@ def cli():
 @click.option("--force", is_flag=True, help="Start over a run that exists, or resume on another corpus.")
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
               help="What to do with invalid UTF-8.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the initialisation and the dropout masks: same seed, same model.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Worker threads splitting the batch [default: one per core, at most 4].")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, writable=True), default=None,

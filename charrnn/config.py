@@ -31,6 +31,7 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     warmup: int = 100
     clip: float = 5.0
+    clip_value: float = 0.0  # per-element clipping (char-rnn's grad_clip); 0 = off
     steps: int | None = None
     epochs: float | None = None
     minutes: float | None = None
@@ -49,6 +50,7 @@ class TrainConfig:
             (self.lr > 0, "--lr must be positive"),
             (self.warmup >= 0, "--warmup must be 0 or more"),
             (self.clip >= 0, "--clip must be 0 (off) or positive"),
+            (self.clip_value >= 0, "--clip-value must be 0 (off) or positive"),
             (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
             (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
             (self.minutes is None or self.minutes > 0, "--minutes must be positive"),

@@ -100,6 +100,8 @@ class Trainer:
             loss, grads, new_state = model.loss_and_grads(
                 self.params, self.mcfg, x, y, self.state, self.rng if self.mcfg.dropout > 0 else None,
                 workers=t.threads)
+            if t.clip_value > 0:
+                optim.clip_values(grads, t.clip_value)
             norm, clipped = optim.clip_global_norm(grads, t.clip)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = "loss" if not math.isfinite(loss) else "gradient norm"
