@@ -187,3 +187,17 @@ def test_data_parallel_workers_give_the_same_loss_gradients_and_state(cfg):
     for a, b in zip(s1, s2):
         for u, v in zip(a, b):
             np.testing.assert_array_equal(u, v)
+
+
+def test_evaluate_sums_the_negative_log_likelihood():
+    cfg = CONFIGS[3]
+    r = np.random.default_rng(6)
+    params = model.init_params(cfg, r, np.float64)
+    x, y = r.integers(0, cfg.vocab_size, (5, 3)), r.integers(0, cfg.vocab_size, (5, 3))
+    s0 = model.zero_state(cfg, 3, np.float64)
+    nll, _ = model.evaluate(params, cfg, x, y, s0)
+    logits, _, _ = model.forward(params, cfg, x, s0)
+    lp = layers.log_softmax(logits)
+    assert abs(nll + lp[np.arange(5)[:, None], np.arange(3)[None, :], y].sum()) < 1e-10
+    mean, _, _ = model.loss_and_grads(params, cfg, x, y, s0)
+    assert abs(nll / 15 - mean) < 1e-12

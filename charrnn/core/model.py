@@ -245,12 +245,19 @@ def thread_map(f, items):
 
 
 def evaluate(params, cfg, x, y, state):
-    """Summed negative log-likelihood (nats) of a (T,B) window, and the carried state."""
+    """Summed negative log-likelihood (nats) of a (T,B) window, and the carried state.
+
+    -log p(y_t) = logsumexp(z_t) - z_t[y_t], row by row in the logits' own dtype (no
+    float64 copy of the (T,B,V) logits); the sum over rows is taken in float64.
+    """
     logits, new_state, _ = forward(params, cfg, x, state)
-    lp = layers.log_softmax(logits.astype(np.float64))
-    T, B = x.shape
-    nll = -lp[np.arange(T)[:, None], np.arange(B)[None, :], y].sum()
-    return float(nll), new_state
+    V = logits.shape[-1]
+    z = logits.reshape(-1, V)
+    m = z.max(axis=1, keepdims=True)  # (N,1)
+    z -= m
+    lse = np.log(np.exp(z).sum(axis=1))  # (N,)
+    nll = lse - z[np.arange(z.shape[0]), y.reshape(-1)]
+    return float(nll.sum(dtype=np.float64)), new_state
 
 
 # --------------------------------------------------------------------------- one step
