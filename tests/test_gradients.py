@@ -127,6 +127,17 @@ def test_output_layer_and_softmax_loss_gradient():
     assert rel_error(dhs, numeric_grad(loss, hs)) < TOL
 
 
+def test_weighted_softmax_cross_entropy_gradient():
+    r = rng()
+    logits, y = r.standard_normal((T, B, 5)), r.integers(0, 5, (T, B))
+    w = r.uniform(0.5, 10.0, (T, B))
+    loss, d = layers.softmax_cross_entropy(logits, y, w)
+    num = numeric_grad(lambda: layers.softmax_cross_entropy(logits, y, w)[0], logits)
+    assert rel_error(d, num) < TOL
+    assert abs(layers.softmax_cross_entropy(logits, y, np.ones((T, B)))[0]
+               - layers.softmax_cross_entropy(logits, y)[0]) < 1e-12
+
+
 def test_softmax_cross_entropy_is_stable_for_huge_logits():
     logits = np.array([[[1e4, 0.0, -1e4]]])
     loss, d = layers.softmax_cross_entropy(logits, np.array([[0]]))

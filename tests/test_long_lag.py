@@ -4,6 +4,12 @@ Each line is a key (one of 4 letters), 30-35 blanks, a marker, the key again, a 
 Predicting the character after the marker needs the key from 32+ steps back. LSTM and GRU
 learn it; a vanilla tanh RNN of the same size and budget stays near chance (1 in 4),
 because its gradient through 30 tanh steps has vanished.
+
+The loss counts the recall position 10 times. With the plain mean, the recall is 1 of ~38
+positions per line and its gradient drowns in the ~3 nats per line nobody can predict
+(which key comes next, how many blanks): measured here, neither our LSTM nor PyTorch's
+nn.LSTM (forget-gate bias 1, same data) learned the recall within 7,000 steps. Weighted,
+both learn it by ~1,000 steps; the tanh RNN still cannot carry the gradient that far.
 """
 import numpy as np
 import pytest
@@ -13,7 +19,7 @@ from charrnn.core.model import ModelConfig
 
 KEYS, BLANK, MARK, NL = "abcd", ".", "?", "\n"
 VOCAB = KEYS + BLANK + MARK + NL
-H, BATCH, WINDOW, LR = 64, 32, 70, 5e-3
+H, BATCH, WINDOW, LR, RECALL_WEIGHT = 64, 32, 70, 5e-3, 10.0
 
 
 def make_line(r):
@@ -40,7 +46,8 @@ def train(cell, steps, seed=0):
     state = model.zero_state(cfg, BATCH)
     for s in range(steps):
         w = data[s * WINDOW:(s + 1) * WINDOW + 1]
-        _, grads, state = model.loss_and_grads(params, cfg, w[:-1], w[1:], state)
+        weights = np.where(w[:-1] == VOCAB.index(MARK), RECALL_WEIGHT, 1.0)  # (T,B): the recall counts more
+        _, grads, state = model.loss_and_grads(params, cfg, w[:-1], w[1:], state, weights=weights)
         optim.clip_global_norm(grads, 5.0)
         opt.step(params, grads, ost, LR)
     return params, cfg

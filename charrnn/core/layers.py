@@ -137,18 +137,27 @@ def log_softmax(logits):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def softmax_cross_entropy(logits, y):
-    """L = -mean over all T·B positions of log softmax(y_t)[target]; returns (L, dL/dlogits)."""
+def softmax_cross_entropy(logits, y, weights=None):
+    """L = -Σ w_t log softmax(z_t)[y_t] / Σ w_t over all T·B positions (w = 1: the plain mean).
+
+    Returns (L, dL/dlogits). Weights let a task count some positions more than others.
+    """
     V = logits.shape[-1]
     z = logits.reshape(-1, V)
     y = y.reshape(-1)
     N = y.size
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    total = float(N) if w is None else float(w.sum())
     z = z - z.max(axis=1, keepdims=True)  # (N,V)
     e = np.exp(z)
     s = e.sum(axis=1, keepdims=True)  # (N,1)
     rows = np.arange(N)
-    loss = float(np.log(s[:, 0]).sum() - z[rows, y].sum()) / N
+    nll = np.log(s[:, 0]) - z[rows, y]  # (N,)
+    loss = float(nll.sum(dtype=np.float64) if w is None else (w * nll).sum()) / total
     e /= s  # softmax
     e[rows, y] -= 1
-    e *= 1.0 / N
+    if w is None:
+        e *= e.dtype.type(1.0 / total)
+    else:
+        e *= (w / total).astype(e.dtype)[:, None]
     return loss, e.reshape(logits.shape)

@@ -185,19 +185,19 @@ def make_masks(cfg, T, B, rng, dtype=np.float32):
     return [layers.dropout_mask((T, B, cfg.out_width), cfg.dropout, rng, dtype) for _ in range(cfg.layers)]
 
 
-def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1):
+def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1, weights=None):
     """One truncated-BPTT window: mean loss over all T·B positions, gradients, final state.
 
     The final state is returned as a plain array: the caller carries it into the next
     window without gradient. workers > 1 splits the B streams between threads (data
     parallel, one BLAS thread each works best); the gradient is the streams-weighted sum,
-    deterministic for a given split.
+    deterministic for a given split. weights: optional (T,B) per-position loss weights.
     """
     T, B = x.shape
     masks = make_masks(cfg, T, B, rng, params["out.V"].dtype) if rng is not None else None
     n = min(workers, B)
-    if n <= 1:
-        return _loss_and_grads(params, cfg, x, y, state, masks)
+    if n <= 1 or weights is not None:
+        return _loss_and_grads(params, cfg, x, y, state, masks, weights)
     bounds = [(B * k // n, B * (k + 1) // n) for k in range(n)]
     jobs = [(params, cfg, x[:, lo:hi], y[:, lo:hi], _slice_state(state, lo, hi),
              None if masks is None else [m[:, lo:hi] for m in masks]) for lo, hi in bounds]
@@ -216,9 +216,9 @@ def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1):
     return loss, grads, new_state
 
 
-def _loss_and_grads(params, cfg, x, y, state, masks):
+def _loss_and_grads(params, cfg, x, y, state, masks, weights=None):
     logits, new_state, cache = forward(params, cfg, x, state, masks)
-    loss, dlogits = layers.softmax_cross_entropy(logits, y)
+    loss, dlogits = layers.softmax_cross_entropy(logits, y, weights)
     grads, _ = backward(dlogits, cache, cfg)
     return loss, grads, new_state
 
