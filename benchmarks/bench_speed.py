@@ -62,7 +62,7 @@ class Ours:
         _, grads, self.state = model.loss_and_grads(self.params, self.cfg, x, y, self.state,
                                                     workers=self.workers)
         optim.clip_global_norm(grads, 5.0)
-        self.opt.step(self.params, grads, self.ost, 2e-3)
+        self.opt.step(self.params, grads, self.ost, 2e-3, workers=self.workers)
 
 
 def torch_reference():

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from .core import model
+from .core.parallel import thread_map
 
 
 def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1):
@@ -33,7 +34,7 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
             total += nll
         return total
 
-    totals = list(model.thread_map(part, bounds)) if n_w > 1 else [part(bounds[0])]
+    totals = list(thread_map(part, bounds)) if n_w > 1 else [part(bounds[0])]
     return sum(totals), L * B
 
 

@@ -110,7 +110,7 @@ class Trainer:
             progress = max(self.step / self.max_steps if math.isfinite(self.max_steps) else 0.0,
                            elapsed / self.max_seconds if math.isfinite(self.max_seconds) else 0.0)
             lr = optim.learning_rate(t.lr, t.lr_schedule, progress, self.step, t.warmup)
-            self.opt.step(self.params, grads, self.opt_state, lr)
+            self.opt.step(self.params, grads, self.opt_state, lr, workers=t.threads)
             self.state = new_state
             self.step += 1
             smooth = loss if smooth is None else 0.98 * smooth + 0.02 * loss

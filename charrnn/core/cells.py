@@ -79,9 +79,7 @@ def rnn_backward(dhs, dstate, cache):
             da *= h
             da *= dh
         dh = da @ WhT
-    hprev = _shifted(hs, h0)
-    dWh = hprev.reshape(T * B, H).T @ dxp.reshape(T * B, H)
-    return dxp, (dh,), {"Wh": dWh}
+    return dxp, (dh,), {"Wh": _dWh(hs, h0, dxp)}
 
 
 # --------------------------------------------------------------------------- LSTM
@@ -97,10 +95,9 @@ def _lstm_scales(H, dtype):
     return pre, off
 
 
-def lstm_prescale(xp, Wh):
-    """xp and Wh with the sigmoid columns halved, as lstm_step takes them."""
-    pre, _ = _lstm_scales(Wh.shape[0], np.dtype(Wh.dtype))
-    return xp * pre, Wh * pre
+def input_scale(kind, H, dtype):
+    """The per-column factor a cell wants folded into xp = x·Wx + b (LSTM: 0.5 on i f o), or None."""
+    return _lstm_scales(H, np.dtype(dtype))[0] if kind == "lstm" else None
 
 
 def lstm_step(xps_t, h, c, Whs, a, c_out, tc_out, h_out, tmp):
@@ -111,7 +108,7 @@ def lstm_step(xps_t, h, c, Whs, a, c_out, tc_out, h_out, tmp):
         c_t = f ⊙ c_{t-1} + i ⊙ g
         h_t = o ⊙ tanh(c_t)
 
-    Takes xps_t and Whs pre-scaled by lstm_prescale. Writes the activated gates into
+    Takes xps_t and Whs with the sigmoid columns halved (input_scale). Writes the activated gates into
     a (B,4H), and c_t, tanh(c_t), h_t into the out slots; tmp is (B,H) scratch.
     """
     H = h.shape[-1]
@@ -129,11 +126,13 @@ def lstm_step(xps_t, h, c, Whs, a, c_out, tc_out, h_out, tmp):
     return h_out, c_out
 
 
-def lstm_forward(xp, state, p):
+def lstm_forward(xps, state, p):
+    """The window forward; xps = (x·Wx + b) ⊙ input_scale, as the layer computes it."""
     h0, c0 = state
-    T, B, G = xp.shape
+    T, B, G = xps.shape
     H = G // 4
-    xps, Whs = lstm_prescale(xp, p["Wh"])
+    xp = xps
+    Whs = p["Wh"] * input_scale("lstm", H, xp.dtype)
     acts = np.empty((T, B, G), dtype=xp.dtype)  # (T,B,4H) activated gates
     cs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
     tcs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H) tanh(c)
@@ -156,7 +155,8 @@ def lstm_backward(dhs, dstate, cache):
     K = acts[..., 3 * H:] * (1 - tcs * tcs)  # (T,B,H) dc_t/dh_t = o ⊙ (1 - tanh²(c_t))
     P = np.empty((T, B, 3, H), dtype=acts.dtype)  # (T,B,3,H) what dc multiplies for i, f, g
     P[:, :, 0] = g
-    P[:, :, 1] = _shifted(cs, c0)
+    P[0, :, 1] = c0  # c_{t-1}
+    P[1:, :, 1] = cs[:-1]
     P[:, :, 2] = acts[..., :H]
     if dstate is None:
         dh, dc = np.zeros_like(h0), np.zeros_like(c0)
@@ -175,9 +175,7 @@ def lstm_backward(dhs, dstate, cache):
         dc *= acts[t, :, H:2 * H]  # carried to t-1 through f
         np.multiply(raw2, dxp[t], out=dxp[t])
         dh = dxp[t] @ WhT
-    hprev = _shifted(hs, h0)
-    dWh = hprev.reshape(T * B, H).T @ dxp.reshape(T * B, G)
-    return dxp, (dh, dc), {"Wh": dWh}
+    return dxp, (dh, dc), {"Wh": _dWh(hs, h0, dxp)}
 
 
 # --------------------------------------------------------------------------- GRU
@@ -260,20 +258,20 @@ def gru_backward(dhs, dstate, cache):
         np.multiply(dn, r, out=dp[:, 2 * H:])
         dh *= z  # the direct path h_{t-1} -> h_t
         dh += dp @ WhT
-    hprev = _shifted(hs, h0)
-    dWh = hprev.reshape(T * B, H).T @ dhp.reshape(T * B, G)
+    dWh = _dWh(hs, h0, dhp)
     dbh = dhp[:, :, 2 * H:].sum(axis=(0, 1))
     return dxp, (dh,), {"Wh": dWh, "bh": dbh}
 
 
 # --------------------------------------------------------------------------- dispatch
 
-def _shifted(hs, h0):
-    """h_{t-1} for every t: [h0, h_0, ..., h_{T-2}] as one (T,B,H) array."""
-    hprev = np.empty_like(hs)  # (T,B,H)
-    hprev[0] = h0
-    hprev[1:] = hs[:-1]
-    return hprev
+def _dWh(hs, h0, dxp):
+    """dWh = Σ_t h_{t-1}ᵀ·dxp_t as two products, without building the shifted copy of hs."""
+    T, B, H = hs.shape
+    G = dxp.shape[-1]
+    dWh = hs[:-1].reshape((T - 1) * B, H).T @ dxp[1:].reshape((T - 1) * B, G)  # (H,G)
+    dWh += h0.T @ dxp[0]
+    return dWh
 
 
 def cell_forward(kind, xp, state, p, act="tanh"):

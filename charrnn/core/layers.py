@@ -9,6 +9,7 @@ Every time-independent product runs once over all N rows; only cells loop over t
 """
 import numpy as np
 
+from . import cells
 from .cells import cell_backward, cell_forward
 
 
@@ -42,16 +43,19 @@ def embedding_backward(dx, ids, V):
 def recurrent_forward(p, x, state, kind, act="tanh"):
     """xp = x·Wx + b for all N rows at once, then the cell's time loop.
 
+    Any per-column scale the cell wants (cells.input_scale) is folded into Wx and b here.
     ``x`` is (T,B,D) floats, or (T,B) token ids for a one-hot first layer, where
     x·Wx is the row gather Wx[id] (the rows of Wx act as the embedding).
     """
     Wx, b = p["Wx"], p["b"]
+    scale = cells.input_scale(kind, p["Wh"].shape[0], Wx.dtype)  # folded in: one pass fewer
     if x.dtype.kind in "iu":
-        xp = embedding_forward(Wx, x)  # (T,B,G)
+        table = Wx + b  # (V,G) small: the bias rides along with the gathered rows
+        xp = embedding_forward(table if scale is None else table * scale, x)  # (T,B,G)
     else:
         T, B, D = x.shape
-        xp = (x.reshape(T * B, D) @ Wx).reshape(T, B, -1)  # (T,B,G)
-    xp += b
+        xp = (x.reshape(T * B, D) @ (Wx if scale is None else Wx * scale)).reshape(T, B, -1)  # (T,B,G)
+        xp += b if scale is None else b * scale
     hs, state, cell_cache = cell_forward(kind, xp, state, p, act)
     return hs, state, (x, Wx, cell_cache)
 

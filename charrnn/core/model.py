@@ -16,12 +16,12 @@ Initialisation (documented, deterministic given the Generator):
         so the cell remembers by default; GRU bh = 0;
     embed.W ~ N(0, 1); out.V ~ U(-1/√H', 1/√H'); out.c = 0.
 """
-import concurrent.futures
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from . import cells, layers
+from .parallel import split_keys, thread_map
 
 
 @dataclass(frozen=True)
@@ -204,13 +204,16 @@ def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1, weights=None):
     results = thread_map(lambda a: _loss_and_grads(*a), jobs)
     w = [(hi - lo) / B for lo, hi in bounds]
     loss = sum(wk * r[0] for wk, r in zip(w, results))
-    grads = {}
-    for k in results[0][1]:
-        g = results[0][1][k]
-        g *= g.dtype.type(w[0])
-        for wk, r in zip(w[1:], results[1:]):
-            g += g.dtype.type(wk) * r[1][k]
-        grads[k] = g
+    grads = results[0][1]
+
+    def combine(keys):  # the workers' gradients, weighted by their share of the streams
+        for k in keys:
+            g = grads[k]
+            g *= g.dtype.type(w[0])
+            for wk, r in zip(w[1:], results[1:]):
+                g += g.dtype.type(wk) * r[1][k]
+
+    thread_map(combine, split_keys(grads, n))
     new_state = [tuple(np.concatenate([r[2][l][i] for r in results]) for i in range(len(results[0][2][l])))
                  for l in range(cfg.layers)]
     return loss, grads, new_state
@@ -225,23 +228,6 @@ def _loss_and_grads(params, cfg, x, y, state, masks, weights=None):
 
 def _slice_state(state, lo, hi):
     return [tuple(a[lo:hi] for a in s) for s in state]
-
-
-_POOLS = {}
-
-
-def thread_map(f, items):
-    """[f(i) for i in items] on a long-lived pool of len(items) threads (numpy releases the GIL)."""
-    n = len(items)
-    if n not in _POOLS:
-        _POOLS[n] = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="charrnn")
-    err = np.geterr()  # floating-point error handling is per thread: carry the caller's over
-
-    def run(item):
-        with np.errstate(**err):
-            return f(item)
-
-    return list(_POOLS[n].map(run, items))
 
 
 def evaluate(params, cfg, x, y, state):
@@ -278,7 +264,8 @@ class Stepper:
         dtype = params["out.V"].dtype
         H, G = cfg.hidden, cells.GATES[cfg.cell] * cfg.hidden
         self.state = [tuple(a.copy() for a in s) for s in (state or zero_state(cfg, B, dtype))]
-        pre = cells._lstm_scales(H, np.dtype(dtype))[0] if cfg.cell == "lstm" else dtype.type(1)
+        pre = cells.input_scale(cfg.cell, H, dtype)
+        pre = dtype.type(1) if pre is None else pre
         self.layers = []
         for l in range(cfg.layers):
             p = _layer_params(params, l, False)

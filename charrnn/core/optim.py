@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from .parallel import split_keys, thread_map
+
 OPTIMIZERS = ("adam", "rmsprop", "adagrad", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -27,11 +29,16 @@ class Optimizer:
                 state[f"{slot}.{k}"] = np.zeros_like(v)
         return state
 
-    def step(self, params, grads, state, lr):
+    def step(self, params, grads, state, lr, workers=1):
+        """One update of every parameter; workers > 1 splits the parameters between threads."""
         state["t"] += 1
         t = int(state["t"])
-        for k, p in params.items():
-            self._update(k, p, grads[k], state, lr, t)
+
+        def update(keys):
+            for k in keys:
+                self._update(k, params[k], grads[k], state, lr, t)
+
+        thread_map(update, split_keys(params, workers))
 
 
 class SGD(Optimizer):
