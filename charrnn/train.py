@@ -76,6 +76,8 @@ class Trainer:
         if epochs is not None:
             limit = min(limit, math.ceil(epochs * self.wpe))
         self.max_steps, self.max_seconds = limit, (math.inf if minutes is None else minutes * 60)
+        # a fresh model scores ln V per token; a hundred times that only comes from blowing up
+        self.loss_ceiling = 100 * max(1.0, math.log(len(corpus.vocab)))
 
     # ------------------------------------------------------------------ the loop
     def run(self):
@@ -103,10 +105,10 @@ class Trainer:
             if t.clip_value > 0:
                 optim.clip_values(grads, t.clip_value)
             norm, clipped = optim.clip_global_norm(grads, t.clip)
-            if not (math.isfinite(loss) and math.isfinite(norm)):
-                what = "loss" if not math.isfinite(loss) else "gradient norm"
-                raise Diverged(f"training diverged at step {self.step + 1}: the {what} is {loss if what == 'loss' else norm}; "
-                               f"the last good checkpoint is kept (try a lower --lr or a --clip)")
+            if not math.isfinite(norm) or not loss <= self.loss_ceiling:
+                what = f"the gradient norm is {norm}" if math.isfinite(loss) and loss <= self.loss_ceiling \
+                    else f"the loss is {loss:.4g} nats (a fresh model's is {math.log(len(self.corpus.vocab)):.2f})"
+                self.diverged(self.step + 1, what)
             progress = max(self.step / self.max_steps if math.isfinite(self.max_steps) else 0.0,
                            elapsed / self.max_seconds if math.isfinite(self.max_seconds) else 0.0)
             lr = optim.learning_rate(t.lr, t.lr_schedule, progress, self.step, t.warmup)
@@ -136,6 +138,10 @@ class Trainer:
         rep.finish(summary)
         return summary
 
+    def diverged(self, step, what):
+        raise Diverged(f"training diverged at step {step}: {what}; the last good checkpoint is kept "
+                       f"(try a lower --lr or a smaller --clip)")
+
     def eta(self, rate, elapsed):
         left = []
         if math.isfinite(self.max_steps) and rate > 0:
@@ -163,9 +169,12 @@ class Trainer:
         return max(1, int(lens[toks].sum() * n / max(len(toks), 1)))
 
     def checkpoint(self, train_loss):
+        bad = next((k for k, v in self.params.items() if not np.isfinite(v).all()), None)
+        if bad is not None:  # the update after a finite loss can still overflow
+            self.diverged(self.step, f"parameter {bad} is not finite")
         val, bpc = self.validate()
-        if val is not None and not math.isfinite(val):
-            raise Diverged(f"validation loss is {val} at step {self.step}; the last good checkpoint is kept")
+        if val is not None and not val <= self.loss_ceiling:
+            self.diverged(self.step, f"the validation loss is {val:.4g} nats")
         score = val if val is not None else train_loss
         is_best = score is not None and score < self.best
         if is_best:
