@@ -433,6 +433,13 @@ class RunDir:
         latest = os.path.join(self.path, LATEST_NAME)
         return latest if os.path.isfile(latest) else None
 
+    def resume_path(self) -> str | None:
+        """Where training continues: ``latest.ckpt``; without it (a crash inside the very first
+        save) what that save completed: ``best.ckpt``, else the newest periodic file."""
+        best = os.path.join(self.path, BEST_NAME)
+        fallback = [best] if os.path.isfile(best) else self.periodic_paths()[-1:]
+        return self.latest_path() or next(iter(fallback), None)
+
     def best_path(self) -> str | None:
         """``best.ckpt`` if it exists, else ``latest.ckpt``, else None."""
         best = os.path.join(self.path, BEST_NAME)
@@ -464,10 +471,15 @@ class RunDir:
             raise ValueError(f"keep must be >= 1, got {keep}")
         self._ensure_dir()
         periodic = os.path.join(self.path, periodic_name(step, val_loss))
-        save(periodic, arrays, meta)
-        _replicate(periodic, os.path.join(self.path, LATEST_NAME))
+        best = os.path.join(self.path, BEST_NAME)
+        # latest.ckpt last: replacing it commits the save. A crash (or a full disk) before that
+        # leaves the previous latest.ckpt, never one whose best checkpoint best.ckpt lacks; the
+        # resumed run redoes this save. best.ckpt first, so a periodic file implies it too.
+        first = best if is_best else periodic
+        save(first, arrays, meta)
         if is_best:
-            _replicate(periodic, os.path.join(self.path, BEST_NAME))
+            _replicate(best, periodic)
+        _replicate(first, os.path.join(self.path, LATEST_NAME))
         self._prune(keep, periodic)
         return periodic
 

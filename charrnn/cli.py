@@ -165,7 +165,7 @@ def train(ctx, corpus, **o):
     reporter = display.make_reporter(o["quiet"])
     stop = Stop()
     with run.lock():
-        if resume is None and run.latest_path() and not o["force"]:
+        if resume is None and run.resume_path() and not o["force"]:
             raise CharrnnError(f"{run.path} already holds a run; use --resume to continue it, --force to start "
                                f"it over, or --name to start another")
         run.clean_stale_temps()
@@ -200,7 +200,7 @@ def _run_name(paths):
 
 
 def _load_resume(o, run):
-    path = o["resume"] or run.latest_path()
+    path = o["resume"] or run.resume_path()
     if not path:
         raise CharrnnError(f"nothing to resume: {run.path} has no checkpoint")
     if os.path.isdir(path):
