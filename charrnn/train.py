@@ -175,6 +175,11 @@ class Trainer:
         val, bpc = self.validate()
         if val is not None and not val <= self.loss_ceiling:
             self.diverged(self.step, f"the validation loss is {val:.4g} nats")
+        if val is None:  # nothing else scores the parameters about to be saved: one window does
+            nll, n = scoring.stream_nll(self.params, self.mcfg, self.streams.tokens[:self.tcfg.seq_len + 1], 1,
+                                        self.tcfg.seq_len)
+            if n and not nll / n <= self.loss_ceiling:
+                self.diverged(self.step, f"the loss is {nll / n:.4g} nats")
         score = val if val is not None else train_loss
         is_best = score is not None and score < self.best
         if is_best:
