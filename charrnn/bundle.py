@@ -8,6 +8,7 @@ schema inside it:
     meta    kind "lm", charrnn version, model and training config, vocabulary, step,
             epoch, data position, RNG state, corpus sha256, metrics
 """
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,7 +78,10 @@ def load(path):
         return _validate(arrays, meta)
     except (KeyError, TypeError, ValueError) as e:
         msg = e.args[0] if e.args else type(e).__name__
-        raise CheckpointError(f"{path}: not a valid charrnn model: {msg}") from None
+        raise CheckpointError(f"{path}: not a valid charrnn model: {' '.join(str(msg).split())}") from None
+    except Exception as e:  # the boundary, as in checkpoint.load: nothing else may escape
+        detail = " ".join(str(e).split())
+        raise CheckpointError(f"{path}: not a valid charrnn model ({type(e).__name__}: {detail})") from e
 
 
 def _validate(arrays, meta):
@@ -85,14 +89,25 @@ def _validate(arrays, meta):
         raise ValueError("missing format tag")
     if not isinstance(meta.get("model"), dict):
         raise ValueError("model config missing")
+    _check_types("model", meta["model"], _MODEL_TYPES)
     cfg = ModelConfig.from_json(meta["model"])
+    if cfg.bidirectional:
+        raise ValueError("a bidirectional model is not a language model")
+    n_params = sum(name.startswith("param/") for name in arrays)
+    if 3 * cfg.layers > n_params:  # before param_shapes: a lying layer count must not cost memory
+        raise ValueError(f"model has {cfg.layers} layers but the file holds only {n_params} parameters")
     vocab = Vocab.from_json(meta["vocab"])
     if len(vocab) != cfg.vocab_size:
         raise ValueError(f"vocabulary has {len(vocab)} tokens, model expects {cfg.vocab_size}")
-    train = TrainConfig.from_json(meta["train"]) if meta.get("train") is not None else None
-    step = meta.get("step", 0)
-    if not isinstance(step, int) or step < 0:
-        raise ValueError("step must be a non-negative integer")
+    train = None
+    if meta.get("train") is not None:
+        if not isinstance(meta["train"], dict):
+            raise ValueError("train config is not an object")
+        _check_types("train", meta["train"], _TRAIN_TYPES)
+        train = TrainConfig.from_json(meta["train"])
+        if train.optimizer not in optim.OPTIMIZERS or train.lr_schedule not in optim.SCHEDULES:
+            raise ValueError(f"unknown optimizer {train.optimizer!r} or schedule {train.lr_schedule!r}")
+    _check_meta(meta)
     expected = param_shapes(cfg)
     params, opt_state, state = {}, {}, {}
     for name, a in arrays.items():
@@ -129,8 +144,14 @@ def _check_opt_state(opt_state, expected, train):
     if set(opt_state) != set(want):
         raise ValueError("optimizer state does not match the model")
     for k, shape in want.items():
-        if opt_state[k].shape != shape:
+        a = opt_state[k]
+        if a.shape != shape:
             raise ValueError(f"optimizer state {k!r} has the wrong shape")
+        if k == "t":
+            if a.dtype.kind not in "iu" or int(a) < 0:
+                raise ValueError("optimizer step count 't' must be a non-negative integer")
+        elif a.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(a)):
+            raise ValueError(f"optimizer state {k!r} must be finite floats")
 
 
 def _unflatten_state(flat, cfg):
@@ -146,7 +167,57 @@ def _unflatten_state(flat, cfg):
         B = arrs[0].shape[0] if arrs[0].ndim == 2 else -1
         if any(a.shape != (B, cfg.hidden) for a in arrs):
             raise ValueError("carried state has the wrong shape")
+        if any(a.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(a)) for a in arrs):
+            raise ValueError("carried state must be finite floats")
         state.append(arrs)
     if len(flat) != cfg.layers * n_state:
         raise ValueError("carried state has extra arrays")
     return state
+
+
+# JSON types of the configuration fields: ModelConfig and TrainConfig check ranges, not types
+# (True passes as 1, 16.0 as 16, and an int() of a string is tried), and a wrongly typed value
+# would only fail later, as a traceback in sample, info or a resumed run.
+_INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
+_MODEL_TYPES = {"vocab_size": _INT, "layers": _INT, "hidden": _INT, "embed": _INT,
+                "cell": _STR, "activation": _STR, "dropout": _NUM, "bidirectional": _BOOL}
+_TRAIN_TYPES = {"level": _STR, "max_vocab": _INT + (type(None),), "errors": _STR, "seq_len": _INT,
+                "batch": _INT, "optimizer": _STR, "lr": _NUM, "lr_schedule": _STR, "warmup": _INT,
+                "clip": _NUM, "clip_value": _NUM, "steps": _INT + (type(None),),
+                "epochs": _NUM + (type(None),), "minutes": _NUM + (type(None),), "val_frac": _NUM,
+                "eval_every": _INT, "seed": _INT, "threads": _INT}
+
+
+def _check_types(what, d, types):
+    for k, v in d.items():
+        allowed = types.get(k)
+        if allowed is not None and type(v) not in allowed:  # type(): a bool is no int here
+            raise ValueError(f"{what} option {k!r} has the wrong type ({type(v).__name__})")
+        if type(v) is float and not math.isfinite(v):
+            raise ValueError(f"{what} option {k!r} is not finite")
+    if what == "train" and type(d.get("seed", 0)) is int and d.get("seed", 0) < 0:
+        raise ValueError("train option 'seed' must be non-negative")
+
+
+def _number_or_none(v):
+    return v is None or (type(v) in (int, float) and math.isfinite(v))
+
+
+def _check_meta(meta):
+    """The meta fields sample, info and a resumed run read, besides model, vocab and train."""
+    step = meta.get("step", 0)
+    if type(step) is not int or step < 0:
+        raise ValueError("step must be a non-negative integer")
+    if not _number_or_none(meta.get("epoch")):
+        raise ValueError("epoch must be a number")
+    metrics = meta.get("metrics", {})
+    if not isinstance(metrics, dict) or not all(_number_or_none(v) for v in metrics.values()):
+        raise ValueError("metrics must be an object of numbers")
+    corpus = meta.get("corpus", {})
+    if not isinstance(corpus, dict) or not isinstance(corpus.get("sha256", ""), (str, type(None))):
+        raise ValueError("corpus must be an object with a sha256 string")
+    if "rng" in meta or meta.get("train") is not None:
+        try:  # a resumed run restores it into the PCG64 that default_rng makes
+            np.random.default_rng(0).bit_generator.state = meta["rng"]
+        except Exception:
+            raise ValueError("rng state missing or not a PCG64 state") from None

@@ -319,6 +319,11 @@ def _validate(level: object, tokens: tuple, unk: object) -> None:
             raise ValueError(f"vocabulary token {i} must be a non-empty string, not {t!r}")
         if level == "char" and len(t) != 1:
             raise ValueError(f"char vocabulary token {i} must be one code point, not {t!r}")
+    try:  # decoded UTF-8 never holds a lone surrogate, and one could not be written back out
+        "".join(tokens).encode("utf-8")
+    except UnicodeEncodeError:
+        i = next(i for i, t in enumerate(tokens) if not t.isascii() and any(0xD800 <= ord(c) < 0xE000 for c in t))
+        raise ValueError(f"vocabulary token {i} holds a surrogate code point, not text: {tokens[i]!r}") from None
     if len(set(tokens)) != len(tokens):
         dup = next(t for t, c in Counter(tokens).items() if c > 1)
         raise ValueError(f"vocabulary token {dup!r} appears more than once")
