@@ -129,7 +129,7 @@ def cli():
 @click.option("--force", is_flag=True, help="Start over a run that exists, or resume on another corpus.")
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
               help="What to do with invalid UTF-8.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the initialisation and the dropout masks: same seed, same model.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Worker threads splitting the batch [default: one per core, at most 4].")
@@ -155,6 +155,7 @@ def train(ctx, corpus, **o):
     resume = _load_resume(o, run) if o["resume"] is not None else None
     tcfg = _train_config(o, resume, given)
     corpus_obj = _load_corpus(data, tcfg, o["quiet"], resume)
+    del data  # the raw bytes: the token array (memory-mapped) is all training needs
     if resume is not None:
         if resume.meta.get("corpus", {}).get("sha256") != corpus_obj.sha256 and not o["force"]:
             raise CharrnnError("this corpus differs from the one the checkpoint was trained on "
@@ -313,7 +314,7 @@ class _stop_on_signals:
               help="Tokens generated after the prime; 0 = until --stop or the pipe closes.")
 @click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--stop", "stop_text", default=None, help="End a sample after this text appears.")
-@click.option("--seed", type=int, default=None, help="Same seed, same bytes [default: random].")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same bytes [default: random].")
 @click.option("--beam", type=click.IntRange(min=1), default=None,
               help="Beam search with N beams for the most likely continuation.")
 def sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,

@@ -13,7 +13,11 @@ from .core.parallel import thread_map
 
 
 def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1):
-    """(summed NLL in nats, number of predicted tokens) over ``tokens`` (1-D int array)."""
+    """(summed NLL in nats, number of predicted tokens) over ``tokens`` (1-D int array).
+
+    Every token after the first is scored: the B streams take (n-1)//B tokens each and
+    one short extra stream the few left over.
+    """
     n = len(tokens) if max_tokens is None else min(len(tokens), max_tokens)
     if n < 2:
         return 0.0, 0
@@ -35,7 +39,12 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
         return total
 
     totals = list(thread_map(part, bounds)) if n_w > 1 else [part(bounds[0])]
-    return sum(totals), L * B
+    total, count = sum(totals), L * B
+    rest = n - 1 - count  # tokens past the B equal streams: one more short stream scores them
+    if rest > 0:
+        nll, _ = stream_nll(params, cfg, np.asarray(tokens[count:n]), 1, seq_len)
+        total, count = total + nll, count + rest
+    return total, count
 
 
 def summary(nll, tokens, chars):

@@ -238,6 +238,8 @@ def test_errors_replace_goes_on(work):
     (["sample"], 1, "charrnn: error: no checkpoint found under checkpoints/"),
     (["info", "corpus.txt"], 1, "charrnn: error: corpus.txt: not a charrnn checkpoint"),
     (["frobnicate"], 2, "charrnn: error: No such command 'frobnicate'."),
+    (["train", "corpus.txt", "--seed", "-1"], 2, "charrnn: error: Invalid value for '--seed'"),
+    (["sample", "--seed", "-1"], 2, "charrnn: error: Invalid value for '--seed'"),
 ])
 def test_usage_and_runtime_errors_are_one_line(work, args, code, needle):
     r = charrnn(*args, work=work)
