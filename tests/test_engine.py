@@ -214,3 +214,16 @@ def test_stream_nll_scores_every_token_after_the_first(n):
     assert count == n - 1
     one, _ = scoring.stream_nll(params, cfg, tokens, batch=1, seq_len=1000)  # one stream, full context
     assert 0.5 * one < nll < 1.5 * one
+
+
+def test_sampling_refuses_non_finite_output():
+    from charrnn.core.sampling import NonFiniteOutput, Sampler, distribution
+    cfg = CONFIGS[3]
+    params = model.init_params(cfg, np.random.default_rng(0))
+    params["out.c"][0] = np.inf
+    s = Sampler(model.Stepper(params, cfg), np.random.default_rng(0))
+    s.feed(1)
+    with pytest.raises(NonFiniteOutput):
+        s.draw()
+    with pytest.raises(NonFiniteOutput):
+        distribution(np.array([np.nan, 1.0]), top_k=1)

@@ -2,6 +2,8 @@
 
 Shapes: V vocab, K beam width. Pure: numpy and the standard library, randomness passed in.
 """
+import math
+
 import numpy as np
 
 from . import layers, model
@@ -16,7 +18,10 @@ def distribution(logits, temp=1.0, top_k=0, top_p=1.0):
     probability reaches p (nucleus sampling).
     """
     z = np.asarray(logits, dtype=np.float64)
-    z = (z - z.max()) / temp  # (V,)
+    top = z.max()
+    if not math.isfinite(top):
+        raise NonFiniteOutput("the model's output is not finite (its weights overflow)")
+    z = (z - top) / temp  # (V,)
     p = np.exp(z)
     if 0 < top_k < p.size:
         cut = np.partition(p, p.size - top_k)[p.size - top_k]
@@ -27,6 +32,10 @@ def distribution(logits, temp=1.0, top_k=0, top_p=1.0):
         keep = np.searchsorted(cum, top_p * cum[-1]) + 1  # tokens needed to reach top_p
         p[order[keep:]] = 0.0
     return p / p.sum()
+
+
+class NonFiniteOutput(ValueError):
+    """The network produced NaN or infinite scores: nothing sensible can be drawn."""
 
 
 class Sampler:
@@ -53,7 +62,10 @@ class Sampler:
                 p = self.distribution()
             else:  # the common case in as few calls as possible: exp((z - max)/temp), unnormalised
                 p = self.logits.astype(np.float64)
-                p -= p.max()
+                top = p.max()
+                if not math.isfinite(top):
+                    raise NonFiniteOutput("the model's output is not finite (its weights overflow)")
+                p -= top
                 p *= 1.0 / self.temp
                 np.exp(p, out=p)
             cdf = np.cumsum(p)
