@@ -146,7 +146,7 @@ def train(ctx, corpus, **o):
         raise click.UsageError("a bidirectional language model would see the future it must predict; "
                                "bidirectional layers are for `charrnn classify`", ctx)
     paths = list(corpus) or [_default_corpus(o["quiet"])]
-    data = _read(paths)  # a missing or unreadable corpus is the first thing to report
+    sources = _read(paths, spool_in_cache=True)  # a missing or unreadable corpus is the first thing to report
     name = o["name"] or _run_name(paths)
     if not name or "/" in name or name in (".", ".."):
         raise click.BadParameter(f"{name!r} is not a usable run name", param_hint="--name")
@@ -154,8 +154,7 @@ def train(ctx, corpus, **o):
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     resume = _load_resume(o, run) if o["resume"] is not None else None
     tcfg = _train_config(o, resume, given)
-    corpus_obj = _load_corpus(data, tcfg, o["quiet"], resume)
-    del data  # the raw bytes: the token array (memory-mapped) is all training needs
+    corpus_obj = _load_corpus(sources, tcfg, o["quiet"], resume)  # streams the files, removes a stdin spool
     if resume is not None:
         if resume.meta.get("corpus", {}).get("sha256") != corpus_obj.sha256 and not o["force"]:
             raise CharrnnError("this corpus differs from the one the checkpoint was trained on "
@@ -243,16 +242,28 @@ def _check_model_unchanged(cfg, o, given):
     return cfg
 
 
-def _read(paths):
-    from .data import read_sources
-    return read_sources(paths, sys.stdin.buffer if "-" in paths else None)
+def _read(paths, spool_in_cache=False):
+    """The inputs, opened (errors for a missing or unreadable one come first), standard input
+    spooled to a temporary file (in the token cache directory when training): a
+    ``data.Sources``, read in chunks. Closing it removes the spool; so does the end of the
+    command, whatever happens before."""
+    from .data import Sources, default_cache_dir
+    sources = Sources(paths, sys.stdin.buffer if "-" in paths else None,
+                      spool_dir=default_cache_dir() if spool_in_cache else None)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(sources.close)
+    return sources
 
 
-def _load_corpus(data, tcfg, quiet, resume):
+def _load_corpus(sources, tcfg, quiet, resume):
     from .data import default_cache_dir, load_corpus
-    progress = not quiet and sys.stderr.isatty() and len(data) > PROGRESS_BYTES
-    corpus = load_corpus(data, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
-                         progress=progress)
+    progress = not quiet and sys.stderr.isatty() and sources.size > PROGRESS_BYTES
+    try:
+        corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
+                             progress=progress)
+    finally:
+        sources.close()  # the stdin spool, if any: training needs only the (memory-mapped) tokens
     if resume is not None and corpus.vocab.tokens != resume.vocab.tokens:
         corpus = _remap(corpus, resume.vocab)
     return corpus
@@ -320,11 +331,16 @@ class _stop_on_signals:
 def sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
            seed, beam):
     """Stream text from a trained model to stdout."""
+    from .core.sampling import NonFiniteOutput
+
     try:
-        _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples,
-                stop_text, seed, beam)
+        with np.errstate(all="ignore"):  # a non-finite output is reported below, not warned about
+            _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples,
+                    stop_text, seed, beam)
     except BrokenPipeError:  # click would turn this into exit 1
         _quiet_broken_pipe()
+    except NonFiniteOutput as e:
+        raise CharrnnError(f"cannot sample: {e}") from None
 
 
 def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
@@ -411,7 +427,8 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     from .text import decode_bytes
 
     b = bundle.load(checkpoint.resolve_checkpoint(ckpt, checkpoint_dir))
-    text = decode_bytes(_read([file]), errors)
+    with _read([file]) as sources:  # scoring reads the whole text
+        text = decode_bytes(sources.read(), errors)
     ids, unknown = b.vocab.encode_known(text)
     if unknown:
         click.echo(f"warning: {len(unknown)} character(s) not in the model's vocabulary were skipped", err=True)

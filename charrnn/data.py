@@ -1,6 +1,10 @@
 """Corpus loading: read input files, decode and encode them (with an on-disk token
 cache), split train/validation, and cut the token stream into truncated-BPTT windows.
 
+Input files are streamed in CHUNK_BYTES pieces (``Sources``; standard input is spooled to a
+temporary file first), so at char level memory does not grow with the corpus: the tokens
+are a memory-mapped cache file (or, without a usable cache, one int32 array).
+
 Every bad-input case is a one-line CorpusError. Never imports click or rich; the only
 output is an optional tqdm progress bar on stderr.
 """
@@ -9,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import sys
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -24,8 +30,7 @@ from charrnn.text import (
     BOM,
     Vocab,
     char_vocab,
-    decode_bytes,
-    iter_decoded,
+    StreamDecoder,
     seen_codepoints,
     word_chunks,
     word_counts,
@@ -33,34 +38,130 @@ from charrnn.text import (
 )
 
 CACHE_FORMAT = 1
-CHUNK_BYTES = 1 << 22  # bytes decoded at a time at char level
+CHUNK_BYTES = 1 << 22  # bytes read (and decoded) at a time
 
 
 # ----------------------------------------------------------------------------- reading
 
 
-def read_sources(paths: list[str], stdin: BinaryIO | None = None) -> bytes:
-    """The bytes of each path ("-" = standard input), concatenated in order."""
-    parts = []
-    for path in paths:
-        if path == "-":
-            stream = stdin if stdin is not None else sys.stdin.buffer
-            parts.append(stream.read())
-            continue
+def _open(path: str) -> BinaryIO:
+    """``open(path, "rb")`` with a one-line CorpusError for a missing or unreadable path."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise CorpusError(f"{path}: permission denied") from None
+    except OSError as err:
+        raise CorpusError(f"{path}: {err.strerror or err}") from None
+
+
+class Sources:
+    """The corpus inputs as one byte stream, read from the files in chunks, never whole.
+
+    The stream is the bytes of each path in order with the leading UTF-8 BOM of every file
+    after the first one dropped (the first file's BOM is the stream's leading BOM, which
+    decoding drops): otherwise a second file's BOM would land mid-text as a U+FEFF token the
+    model learns to emit. These are the bytes the corpus sha256 is taken of and the bytes
+    error offsets count, exactly as when the inputs were read into memory whole.
+
+    Every path is opened once up front, in order, so a missing or unreadable one is reported
+    before anything is read. Standard input ("-") is spooled in chunks to a temporary file in
+    ``spool_dir`` (or tempfile's default directory if that is None or unusable), then read
+    like the others; ``close()`` (or leaving the ``with`` block) removes it.
+    """
+
+    def __init__(self, paths: list[str], stdin: BinaryIO | None = None, spool_dir: str | None = None):
+        self.paths: list[str] = []  # what is read: the given paths, stdin replaced by its spool file
+        self.names: list[str] = []  # as given, for error messages
+        self._spooled: list[str] = []
+        self._data: bytes | None = None
+        self.size = 0  # bytes in the files (a BOM dropped later still counts): for progress bars
         try:
-            with open(path, "rb") as f:
-                parts.append(f.read())
-        except FileNotFoundError:
-            raise CorpusError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise CorpusError(f"{path}: is a directory") from None
-        except PermissionError:
-            raise CorpusError(f"{path}: permission denied") from None
-        except OSError as err:
-            raise CorpusError(f"{path}: {err.strerror or err}") from None
-    # each file's byte-order mark is dropped, not only the first one (decoding drops that):
-    # otherwise a second file's BOM lands mid-text as a U+FEFF token the model learns to emit
-    return b"".join(parts[:1] + [p[len(BOM):] if p.startswith(BOM) else p for p in parts[1:]])
+            for path in paths:
+                if path == "-":
+                    stream = stdin if stdin is not None else sys.stdin.buffer
+                    real = self._spool(stream, spool_dir)
+                else:
+                    real = path
+                with _open(real) as f:
+                    self.size += os.fstat(f.fileno()).st_size
+                self.paths.append(real)
+                self.names.append(path)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Sources":
+        """A source holding ``data`` itself (already one stream: no BOM is dropped)."""
+        self = cls([])
+        self._data, self.size = data, len(data)
+        return self
+
+    def _spool(self, stream: BinaryIO, spool_dir: str | None) -> str:
+        f = None
+        if spool_dir is not None:
+            try:
+                os.makedirs(spool_dir, exist_ok=True)
+                f = tempfile.NamedTemporaryFile(dir=spool_dir, prefix=".tmp-stdin-", suffix=".part", delete=False)
+            except OSError:
+                f = None
+        if f is None:
+            f = tempfile.NamedTemporaryFile(prefix=".tmp-charrnn-stdin-", suffix=".part", delete=False)
+        self._spooled.append(f.name)
+        with f:
+            while piece := stream.read(CHUNK_BYTES):
+                f.write(piece)
+        return f.name
+
+    def chunks(self, size: int | None = None) -> Iterator[bytes]:
+        """The stream in pieces of at most ``size`` bytes (default CHUNK_BYTES), afresh on
+        each call; pieces are cut anywhere, even inside a UTF-8 sequence."""
+        size = size or CHUNK_BYTES
+        if size < len(BOM):
+            raise ValueError("size must be at least 3")
+        if self._data is not None:
+            for i in range(0, len(self._data), size):
+                yield self._data[i : i + size]
+            return
+        for i, (path, name) in enumerate(zip(self.paths, self.names)):
+            with _open(path) as f:
+                try:
+                    piece = f.read(size)  # a full piece unless the file ends (regular file)
+                    if i > 0 and piece.startswith(BOM):
+                        piece = piece[len(BOM):] or f.read(size)
+                    while piece:
+                        yield piece
+                        piece = f.read(size)
+                except OSError as err:
+                    raise CorpusError(f"{name}: {err.strerror or err}") from None
+
+    def read(self) -> bytes:
+        """The whole stream in memory (for scoring a text, not for training corpora)."""
+        if self._data is not None:
+            return self._data
+        return b"".join(self.chunks())
+
+    def close(self) -> None:
+        """Remove the spooled copy of standard input, if any (idempotent)."""
+        while self._spooled:
+            atomic.remove_quietly(self._spooled.pop())
+
+    def __enter__(self) -> "Sources":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_sources(paths: list[str], stdin: BinaryIO | None = None) -> bytes:
+    """The stream of ``Sources(paths, stdin)`` in memory: each path's bytes ("-" = standard
+    input), concatenated in order, every file's leading BOM after the first one dropped."""
+    with Sources(paths, stdin) as src:
+        return src.read()
 
 
 def default_cache_dir() -> str:
@@ -86,21 +187,34 @@ class Corpus:
 
 
 def load_corpus(
-    data: bytes,
+    data: "bytes | Sources",
     level: str = "char",
     max_vocab: int | None = None,
     errors: str = "strict",
     cache_dir: str | None = None,
     progress: bool = False,
 ) -> Corpus:
-    """Decode and encode ``data``; with ``cache_dir``, reuse or write the token cache."""
+    """Decode and encode a corpus; with ``cache_dir``, reuse or write the token cache.
+
+    ``data`` is a ``Sources`` (files read in chunks of CHUNK_BYTES, never whole) or bytes.
+    At char level the input is never held whole: a first pass streams it for its sha256 (of
+    the stream described in ``Sources``) and the first NUL byte; on a cache hit nothing more
+    is read and the cached token file is returned memory-mapped. Otherwise a second pass
+    decodes it for the vocabulary (and the first invalid UTF-8 sequence) and a third encodes
+    it piece by piece straight into the cache file (or into a preallocated array when there
+    is no usable cache), checking that the input still has the same sha256.
+
+    Word level does the same first pass, then holds the decoded text (and its ids) in
+    memory to count and encode the words.
+    """
     if level not in ("char", "word"):
         raise ValueError(f"level must be 'char' or 'word', not {level!r}")
     if errors not in ("strict", "replace"):
         raise ValueError(f"errors must be 'strict' or 'replace', not {errors!r}")
     if level == "char" and max_vocab is not None:
         raise CorpusError("--max-vocab applies only to --level word")
-    sha = hashlib.sha256(data).hexdigest()
+    src = data if isinstance(data, Sources) else Sources.from_bytes(data)
+    sha = _hash_pass(src, progress)
     meta = {"format": CACHE_FORMAT, "sha256": sha, "level": level, "max_vocab": max_vocab, "errors": errors}
     base = None
     if cache_dir is not None:
@@ -110,16 +224,17 @@ def load_corpus(
         if hit is not None:
             return hit
     if level == "char":
-        vocab, n_chars, n_tokens, pieces = _encode_chars(data, errors, progress)
+        vocab, n_chars, n_tokens, pieces = _encode_chars(src, errors, progress)
     else:
-        vocab, n_chars, n_tokens, pieces = _encode_words(data, max_vocab, errors, progress)
+        vocab, n_chars, n_tokens, pieces = _encode_words(src, max_vocab, errors, progress)
     tokens = None
     if base is not None:
-        tokens = _write_cache(base, dict(meta, vocab=vocab.to_json(), n_tokens=n_tokens, n_chars=n_chars), pieces)
+        tokens = _write_cache(base, dict(meta, vocab=vocab.to_json(), n_tokens=n_tokens, n_chars=n_chars),
+                              lambda: _same_input(pieces(), src, sha))
     if tokens is None:  # no cache, or it could not be written (caching is only a speed-up)
         tokens = np.empty(n_tokens, dtype=np.int32)
         pos = 0
-        for ids in pieces():
+        for ids in _same_input(pieces(), src, sha):
             tokens[pos : pos + len(ids)] = ids
             pos += len(ids)
     return Corpus(tokens=tokens, vocab=vocab, sha256=sha, n_chars=n_chars)
@@ -130,35 +245,110 @@ def _bar(total: int, desc: str, progress: bool, unit: str = "B"):
                 disable=not progress, leave=False)
 
 
-def _encode_chars(data: bytes, errors: str, progress: bool):
-    """Vocabulary pass, then a lazy encoding pass: only one decoded piece is held at a
+def _nul_error(off: int) -> CorpusError:
+    return CorpusError(f"NUL byte at byte offset {off}: this looks like a binary file, not text")
+
+
+def _hash_pass(src: Sources, progress: bool) -> str:
+    """The sha256 of the stream; CorpusError at its first NUL byte (a NUL anywhere is
+    refused before any invalid UTF-8, in both error modes)."""
+    h, pos = hashlib.sha256(), 0
+    with _bar(src.size, "reading", progress) as bar:
+        for chunk in src.chunks():
+            off = chunk.find(b"\0")
+            if off >= 0:
+                raise _nul_error(pos + off)
+            h.update(chunk)
+            pos += len(chunk)
+            bar.update(len(chunk))
+            del chunk  # before the next one is read
+    return h.hexdigest()
+
+
+class _Hashed:
+    """The chunks of a source, hashed as they go by (``sha`` once they are exhausted)."""
+
+    def __init__(self, src: Sources):
+        self.src, self.h, self.sha = src, hashlib.sha256(), None
+
+    def __iter__(self):
+        for chunk in self.src.chunks():
+            self.h.update(chunk)
+            yield chunk
+        self.sha = self.h.hexdigest()
+
+
+def _same_input(pieces, src: Sources, sha: str):
+    """``pieces``, then a CorpusError if the input changed since its sha256 was taken (the
+    token cache must match its key)."""
+    yield from pieces
+    if getattr(pieces, "sha", sha) != sha:
+        names = ", ".join(src.names) or "the input"
+        raise CorpusError(f"{names}: changed while it was being read; try again")
+
+
+def _decoded(chunks, errors: str) -> Iterator[tuple[int, str]]:
+    """(bytes read so far, text) for each chunk of a byte stream, decoded exactly."""
+    dec, done = StreamDecoder(errors), 0
+    for chunk in chunks:
+        done += len(chunk)
+        text = dec.decode(chunk)
+        del chunk
+        yield done, text
+        del text
+    yield done, dec.decode(b"", final=True)
+
+
+class _Pieces:
+    """Re-iterable int32 id pieces of the source (a fresh hashed read each time)."""
+
+    def __init__(self, src: Sources, errors: str, encode, progress: bool, total: int):
+        self.src, self.errors, self.encode, self.progress, self.total = src, errors, encode, progress, total
+        self.sha = None
+
+    def __call__(self):
+        return self
+
+    def __iter__(self):
+        chunks = _Hashed(self.src)
+        done = 0
+        with _bar(self.total, "encoding", self.progress) as bar:
+            for end, text in _decoded(chunks, self.errors):
+                for i in range(0, len(text), _ENCODE_CHARS):
+                    yield self.encode(text[i : i + _ENCODE_CHARS])
+                bar.update(end - done)
+                done = end
+                del text  # before the next piece is decoded
+        self.sha = chunks.sha
+
+
+_ENCODE_CHARS = 1 << 18  # code points encoded at a time (1 MB of ids)
+
+
+def _encode_chars(src: Sources, errors: str, progress: bool):
+    """Vocabulary pass, then a lazy encoding pass: only one chunk of the input is held at a
     time. Returns (vocab, n_chars, n_tokens, pieces) where pieces() iterates over the
-    int32 id pieces (afresh on each call)."""
+    int32 id pieces (reading the input afresh on each call; ``pieces().sha`` is the sha256
+    of what the last full iteration read)."""
     seen, n_chars, done = None, 0, 0
-    with _bar(len(data), "vocabulary", progress) as bar:
-        for end, text in iter_decoded(data, errors, CHUNK_BYTES):
-            seen = seen_codepoints(text, seen)
+    with _bar(src.size, "vocabulary", progress) as bar:
+        for end, text in _decoded(src.chunks(), errors):
+            for i in range(0, len(text), _ENCODE_CHARS):  # no copy of the whole piece
+                seen = seen_codepoints(text[i : i + _ENCODE_CHARS], seen)
             n_chars += len(text)
             bar.update(end - done)
             done = end
+            del text  # before the next piece is decoded
     if n_chars == 0:
         raise CorpusError("the corpus is empty")
     vocab = char_vocab(np.flatnonzero(seen))
-
-    def pieces():
-        done = 0
-        with _bar(len(data), "encoding", progress) as bar:
-            for end, text in iter_decoded(data, errors, CHUNK_BYTES):
-                yield vocab.encode(text)
-                bar.update(end - done)
-                done = end
-
-    return vocab, n_chars, n_chars, pieces
+    return vocab, n_chars, n_chars, _Pieces(src, errors, vocab.encode, progress, src.size)
 
 
-def _encode_words(data: bytes, max_vocab, errors: str, progress: bool):
+def _encode_words(src: Sources, max_vocab, errors: str, progress: bool):
     """Word level holds the decoded text and its ids in memory, tokenising in pieces."""
-    text = decode_bytes(data, errors)
+    chunks = _Hashed(src)
+    text = "".join(text for _, text in _decoded(chunks, errors))
     if not text:
         raise CorpusError("the corpus is empty")
     counts = Counter()
@@ -172,7 +362,15 @@ def _encode_words(data: bytes, max_vocab, errors: str, progress: bool):
         for piece in word_chunks(text):
             ids.append(vocab.encode(piece))
             bar.update(len(piece))
-    return vocab, len(text), sum(map(len, ids)), lambda: iter(ids)
+    n_chars = len(text)
+    del text
+    ids = _IdList(ids)
+    ids.sha = chunks.sha
+    return vocab, n_chars, sum(map(len, ids)), lambda: ids
+
+
+class _IdList(list):
+    sha: str | None = None  # the sha256 of the input the ids were encoded from
 
 
 # ----------------------------------------------------------------------------- cache
@@ -193,14 +391,14 @@ def _load_cached(base: str, meta: dict) -> Corpus | None:
             return None
         if not _ids_in_range(base + ".tokens.int32", len(vocab)):
             return None
-        tokens = np.memmap(base + ".tokens.int32", dtype="<i4", mode="r", shape=(n_tokens,))
+        tokens = _map_tokens(base + ".tokens.int32", n_tokens)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return Corpus(tokens=tokens, vocab=vocab, sha256=meta["sha256"], n_chars=n_chars)
 
 
-def _ids_in_range(path: str, n_vocab: int, chunk: int = 1 << 22) -> bool:
-    """Whether every id in the token file is in [0, n_vocab). Read in 16 MB pieces, not
+def _ids_in_range(path: str, n_vocab: int, chunk: int = 1 << 20) -> bool:
+    """Whether every id in the token file is in [0, n_vocab). Read in 4 MB pieces, not
     through the memmap training uses: scanning that would make the whole array resident in
     the training process (4 bytes per token: 800 MB for a 200 MB corpus)."""
     buf = np.empty(chunk, dtype="<i4")
@@ -210,6 +408,36 @@ def _ids_in_range(path: str, n_vocab: int, chunk: int = 1 << 22) -> bool:
             if int(ids.min()) < 0 or int(ids.max()) >= n_vocab:
                 return False
     return True
+
+
+def _map_tokens(path: str, n_tokens: int) -> np.memmap:
+    """The token file memory-mapped read-only, set up so that training's scattered reads make
+    only the pages they touch resident.
+
+    Training reads B small runs far apart (and validation one run of at most 4 MB), but the
+    kernel maps a whole page-cache folio per fault, and the folios left by writing or reading
+    the file are large (1 MB and more on ext4 with recent kernels): 32 streams would make
+    32 MB of tokens resident to read 32 x 400 bytes. So the file's (clean: it was fsynced)
+    page cache is dropped and the mapping marked random-access, after which a fault reads
+    and maps single pages. Best effort: without posix_fadvise or madvise it is a plain map.
+    """
+    if hasattr(os, "posix_fadvise"):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+    tokens = np.memmap(path, dtype="<i4", mode="r", shape=(n_tokens,))
+    mm = getattr(tokens, "_mmap", None)
+    if mm is not None and hasattr(mmap, "MADV_RANDOM"):
+        try:
+            mm.madvise(mmap.MADV_RANDOM)
+        except (OSError, ValueError):
+            pass
+    return tokens
 
 
 def _atomic_write(path: str, pieces) -> None:
@@ -223,9 +451,9 @@ def _write_cache(base: str, info: dict, pieces):
     n_tokens = info["n_tokens"]
     try:
         os.makedirs(os.path.dirname(base), exist_ok=True)
-        _atomic_write(base + ".tokens.int32", (c.astype("<i4", copy=False).tobytes() for c in pieces()))
+        _atomic_write(base + ".tokens.int32", (memoryview(c.astype("<i4", copy=False)).cast("B") for c in pieces()))
         _atomic_write(base + ".json", [json.dumps(info, ensure_ascii=False).encode("utf-8")])
-        return np.memmap(base + ".tokens.int32", dtype="<i4", mode="r", shape=(n_tokens,))
+        return _map_tokens(base + ".tokens.int32", n_tokens)
     except OSError:
         return None
 

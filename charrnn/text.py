@@ -12,6 +12,7 @@ Pure: imports only numpy and the standard library, never prints, never touches f
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ BOM = b"\xef\xbb\xbf"
 ERRORS = ("strict", "replace")
 
 _WORD_RE = re.compile(r"\w+|\s+|.", re.DOTALL)
-_CHAR_CHUNK = 1 << 20  # code points converted to uint32 at a time (4 MB temp)
+_CHAR_CHUNK = 1 << 18  # code points converted at a time (temporaries of a few MB)
 N_CODEPOINTS = 0x110000
 
 
@@ -81,6 +82,44 @@ def iter_decoded(data: bytes, errors: str = "strict", chunk_size: int = 1 << 24)
                 end = cut
         yield end, _decode_span(view, pos, end, errors)
         pos = end
+
+
+class StreamDecoder:
+    """Decode one UTF-8 byte stream fed in pieces cut anywhere (even inside a character).
+
+    Gives exactly what ``decode_bytes`` gives for the concatenated pieces, except that NUL
+    bytes are not looked for here (the caller scans for them first, so that a NUL anywhere is
+    reported before an invalid sequence before it). A leading BOM of the stream is dropped
+    (counted in byte offsets); error offsets are global byte offsets in the stream, computed
+    from the bytes the incremental decoder still holds from earlier pieces.
+    """
+
+    def __init__(self, errors: str = "strict"):
+        _check_errors(errors)
+        self._dec = codecs.getincrementaldecoder("utf-8")(errors)
+        self._head = b""  # the first bytes, held back until a BOM can be told apart
+        self._started = False
+        self.consumed = 0  # bytes handed to the codec so far (the BOM included)
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        if not self._started:
+            self._head += data
+            if len(self._head) < len(BOM) and not final:
+                return ""
+            data, self._head, self._started = self._head, b"", True
+            if data.startswith(BOM):
+                data = data[len(BOM):]
+                self.consumed = len(BOM)
+        held = len(self._dec.getstate()[0])
+        try:
+            text = self._dec.decode(data, final)
+        except UnicodeDecodeError as err:
+            off = self.consumed - held + err.start
+            raise CorpusError(
+                f"invalid UTF-8 at byte offset {off}; use --errors replace to decode it anyway"
+            ) from None
+        self.consumed += len(data)
+        return text
 
 
 def decode_bytes(data: bytes, errors: str = "strict") -> str:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import charrnn.data as data_mod
 from charrnn.data import (
     Corpus,
+    Sources,
     Streams,
     default_cache_dir,
     load_corpus,
@@ -65,6 +66,167 @@ def test_read_sources_permission_denied(tmp_path):
     with pytest.raises(CorpusError) as e:
         read_sources([str(p)])
     assert str(e.value) == f"{p}: permission denied"
+
+
+def test_every_files_bom_dropped_but_the_stream_s_own(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "a.txt").write_bytes(bom + b"one\n")
+    (tmp_path / "b.txt").write_bytes(bom + b"two\n")
+    (tmp_path / "e.txt").write_bytes(b"")
+    paths = [str(tmp_path / n) for n in ("a.txt", "e.txt", "b.txt", "b.txt")]
+    assert read_sources(paths) == bom + b"one\n" + b"two\n" * 2
+    c = load_corpus(Sources(paths))
+    assert c.vocab.decode(c.tokens) == "one\ntwo\ntwo\n"
+    assert c.sha256 == hashlib.sha256(read_sources(paths)).hexdigest()
+
+
+@pytest.mark.parametrize("chunk", [3, 4, 5, 7, 64])
+def test_sources_stream_in_chunks_like_the_bytes_in_memory(tmp_path, monkeypatch, chunk):
+    parts = ["héllo 中文\r\n".encode() * 7, b"\xef\xbb\xbf" + "😀 wörld\n".encode() * 5, b"\xef\xbb", b"x"]
+    paths = []
+    for i, p in enumerate(parts):
+        (tmp_path / f"{i}.txt").write_bytes(p)
+        paths.append(str(tmp_path / f"{i}.txt"))
+    src = Sources(paths)
+    assert src.size == sum(map(len, parts))
+    pieces = list(src.chunks(chunk))
+    assert all(0 < len(p) <= chunk for p in pieces)
+    whole = b"".join(pieces)
+    assert whole == read_sources(paths) == parts[0] + parts[1][3:] + parts[2] + parts[3]
+    monkeypatch.setattr(data_mod, "CHUNK_BYTES", chunk)
+    for level in ("char", "word"):
+        for errors in ("strict", "replace"):
+            try:
+                ref = load_corpus(whole, level=level, errors=errors)
+            except CorpusError as err:  # strict: the cut-off BOM of file 2 is invalid
+                assert errors == "strict"
+                with pytest.raises(CorpusError) as e:
+                    load_corpus(Sources(paths), level=level, errors=errors, cache_dir=str(tmp_path / "c"))
+                assert str(e.value) == str(err) and str(err).startswith(f"invalid UTF-8 at byte offset {len(whole) - 3};")
+                continue
+            streamed = load_corpus(Sources(paths), level=level, errors=errors, cache_dir=str(tmp_path / "c"))
+            assert streamed.sha256 == ref.sha256 == hashlib.sha256(whole).hexdigest()
+            assert streamed.vocab == ref.vocab and np.array_equal(streamed.tokens, ref.tokens)
+            assert streamed.n_chars == ref.n_chars
+
+
+def test_offsets_are_global_across_files_and_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_mod, "CHUNK_BYTES", 5)
+    a = "añb中".encode() * 3  # 21 bytes
+    assert len(a) == 21
+    (tmp_path / "a.txt").write_bytes(a)
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfxy\xe4\xb8z" + b"0" * 20 + b"\0")  # this BOM is not counted
+    (tmp_path / "c.txt").write_bytes(b"\xe4\xb8")
+    paths = [str(tmp_path / n) for n in ("a.txt", "b.txt")]
+    with pytest.raises(CorpusError) as e:  # the NUL comes first, though it comes after
+        load_corpus(Sources(paths))
+    assert str(e.value) == f"NUL byte at byte offset {21 + 2 + 3 + 20}: this looks like a binary file, not text"
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfxy\xe4\xb8z")
+    with pytest.raises(CorpusError, match=rf"^invalid UTF-8 at byte offset {21 + 2};"):
+        load_corpus(Sources(paths))
+    with pytest.raises(CorpusError, match=rf"^invalid UTF-8 at byte offset {21};"):  # cut at the end
+        load_corpus(Sources([paths[0], str(tmp_path / "c.txt")]), level="word")
+    c = load_corpus(Sources(paths), errors="replace")
+    assert c.vocab.decode(c.tokens) == "añb中" * 3 + "xy\ufffdz"
+
+
+def test_stdin_is_spooled_in_the_given_directory_and_removed(tmp_path):
+    spool = tmp_path / "spool"
+    stdin = io.BytesIO(b"from stdin\n" * 1000)
+    (tmp_path / "a.txt").write_bytes(b"file\n")
+    with Sources([str(tmp_path / "a.txt"), "-", "-"], stdin=stdin, spool_dir=str(spool)) as src:
+        names = os.listdir(spool)
+        assert len(names) == 2 and all(n.startswith(".tmp-stdin-") for n in names)  # the second "-": empty
+        assert src.read() == b"file\n" + b"from stdin\n" * 1000
+        assert load_corpus(src).n_chars == 5 + 11 * 1000
+    assert os.listdir(spool) == []
+    # no usable spool directory: tempfile's default one
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    src = Sources(["-"], stdin=io.BytesIO(b"abc"), spool_dir=str(blocker / "cache"))
+    (spooled,) = src.paths
+    assert os.path.dirname(spooled) == os.path.realpath(__import__("tempfile").gettempdir()) or os.path.isfile(spooled)
+    assert src.read() == b"abc"
+    src.close()
+    src.close()
+    assert not os.path.exists(spooled)
+
+
+def test_a_missing_file_is_reported_before_stdin_is_read(tmp_path):
+    stdin = io.BytesIO(b"never read")
+    with pytest.raises(CorpusError, match="nope.txt: no such file"):
+        Sources([str(tmp_path / "nope.txt"), "-"], stdin=stdin, spool_dir=str(tmp_path))
+    assert stdin.tell() == 0
+    with pytest.raises(CorpusError, match="nope.txt: no such file"):
+        Sources(["-", str(tmp_path / "nope.txt")], stdin=stdin, spool_dir=str(tmp_path / "s"))
+    assert os.listdir(tmp_path / "s") == []  # the spool of the "-" before it is removed
+
+
+def _counting_chunks(monkeypatch):
+    calls = []
+    real = Sources.chunks
+
+    def chunks(self, size=None):
+        calls.append(size)
+        return real(self, size)
+
+    monkeypatch.setattr(Sources, "chunks", chunks)
+    return calls
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_passes_over_the_input(level, tmp_path, monkeypatch):
+    (tmp_path / "a.txt").write_bytes("some words, some more words\r\n".encode() * 50)
+    src = Sources([str(tmp_path / "a.txt")])
+    calls = _counting_chunks(monkeypatch)
+    first = load_corpus(src, level=level, cache_dir=str(tmp_path / "cache"))
+    assert len(calls) == (3 if level == "char" else 2)  # sha256 + NUL; vocabulary; encoding
+    del calls[:]
+    again = load_corpus(src, level=level, cache_dir=str(tmp_path / "cache"))
+    assert len(calls) == 1 and isinstance(again.tokens, np.memmap)  # a hit: the sha256 pass only
+    assert np.array_equal(again.tokens, first.tokens)
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_an_input_changing_while_read_writes_no_cache(level, tmp_path, monkeypatch):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"abcabc" * 100)
+    real = Sources.chunks
+    state = {"n": 0}
+
+    def chunks(self, size=None):
+        state["n"] += 1
+        if state["n"] == 2:  # after the sha256 pass: same alphabet, other text
+            path.write_bytes(b"cbacba" * 100)
+        return real(self, size)
+
+    monkeypatch.setattr(Sources, "chunks", chunks)
+    with pytest.raises(CorpusError, match=r"a\.txt: changed while it was being read; try again$"):
+        load_corpus(Sources([str(path)]), level=level, cache_dir=str(tmp_path / "cache"))
+    assert os.listdir(tmp_path / "cache") == [] if (tmp_path / "cache").exists() else True
+
+
+def test_char_loading_never_holds_the_input(tmp_path, monkeypatch):
+    """Python and numpy allocations stay near a few chunks, far below the input's size."""
+    import tracemalloc
+
+    line = "the quick brown fox jumps over the lazy dog, ünd 中文 😀\n"
+    path = tmp_path / "big.txt"
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(32):
+            f.write(line * 20_000)  # 32 x 1.2 MB
+    size = os.path.getsize(path)
+    monkeypatch.setattr(data_mod, "CHUNK_BYTES", 1 << 20)
+    monkeypatch.setattr(data_mod, "_ENCODE_CHARS", 1 << 18)
+    for cache in (str(tmp_path / "cache"), None, str(tmp_path / "cache")):  # miss, no cache, hit
+        tracemalloc.start()
+        try:
+            c = load_corpus(Sources([str(path)]), cache_dir=cache)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < (16 << 20) + (4 * len(c.tokens) if cache is None else 0), (cache, peak, size)
+    assert size > 36 << 20 and c.n_chars == len(line) * 640_000
 
 
 # ----------------------------------------------------------------------------- loading
@@ -305,3 +467,21 @@ def test_tang_poetry_vocabulary_and_round_trip():
     assert len(c.vocab) == 5387
     assert c.n_chars == 942_682
     assert c.vocab.decode(c.tokens).encode("utf-8") == raw
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize("data,ok", [(b"abc\0def" * 10, False), (b"abcdefgh\n" * 40, True)])
+def test_train_from_stdin_leaves_no_spool(data, ok, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from charrnn.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
+    r = CliRunner().invoke(cli, ["train", "-", "--steps", "1", "--batch", "2", "--seq-len", "8", "--hidden", "8",
+                                 "--quiet", "--val-frac", "0"], input=data)
+    assert (r.exit_code == 0) == ok, r.output
+    assert not [n for n in os.listdir(tmp_path / "cache") if n.startswith(".tmp-")]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from charrnn.errors import CorpusError
 from charrnn.text import (
     UNK_TOKEN,
+    StreamDecoder,
     Vocab,
     build_vocab,
     decode_bytes,
@@ -104,6 +105,48 @@ def test_chunked_decoding_of_valid_text(text, chunk):
     assert "".join(t for _, t in pieces) == text.removeprefix("\ufeff")
     if pieces:
         assert pieces[-1][0] == len(data)
+
+
+def _stream_decode(data, errors, cuts):
+    dec, out, pos = StreamDecoder(errors), [], 0
+    for cut in sorted(cuts) + [len(data)]:
+        out.append(dec.decode(data[pos:cut]))
+        pos = max(pos, cut)
+    out.append(dec.decode(b"", final=True))
+    return "".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.binary(max_size=6), st.sampled_from([b"\xef\xbb\xbf", "😀é中".encode()])), max_size=12)
+    .map(b"".join).map(lambda b: b.replace(b"\0", b"")),
+    st.lists(st.integers(0, 80), max_size=8),
+    st.sampled_from(["strict", "replace"]),
+)
+def test_stream_decoder_cut_anywhere_equals_whole_decoding(data, cuts, errors):
+    """Pieces cut anywhere (inside a character, inside the BOM, empty ones) decode exactly as
+    the whole, with the same global offset when the bytes are invalid."""
+    cuts = [min(c, len(data)) for c in cuts]
+    try:
+        expected = decode_bytes(data, errors)
+    except CorpusError as err:
+        with pytest.raises(CorpusError) as e:
+            _stream_decode(data, errors, cuts)
+        assert str(e.value) == str(err)
+    else:
+        assert _stream_decode(data, errors, cuts) == expected
+
+
+def test_stream_decoder_offsets_across_pieces():
+    dec = StreamDecoder()
+    assert dec.decode(b"\xef") == "" and dec.decode(b"\xbb\xbfa\xe4") == "a"  # BOM split, char held
+    with pytest.raises(CorpusError, match=r"^invalid UTF-8 at byte offset 4;"):
+        dec.decode(b"\xb8x")  # "\xe4\xb8" then "x": the sequence started at 4 (the BOM counted)
+    dec = StreamDecoder()
+    dec.decode(b"ab\xe2\x82")
+    with pytest.raises(CorpusError, match=r"^invalid UTF-8 at byte offset 2;"):
+        dec.decode(b"", final=True)
+    assert StreamDecoder("replace").decode(b"\xef\xbb", final=True) == "\ufffd"
 
 
 # ----------------------------------------------------------------------------- char level
