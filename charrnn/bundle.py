@@ -180,7 +180,8 @@ def _unflatten_state(flat, cfg):
 # would only fail later, as a traceback in sample, info or a resumed run.
 _INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
 _MODEL_TYPES = {"vocab_size": _INT, "layers": _INT, "hidden": _INT, "embed": _INT,
-                "cell": _STR, "activation": _STR, "dropout": _NUM, "bidirectional": _BOOL}
+                "cell": _STR, "activation": _STR, "dropout": _NUM, "bidirectional": _BOOL,
+                "forget_bias": _NUM}
 _TRAIN_TYPES = {"level": _STR, "max_vocab": _INT + (type(None),), "errors": _STR, "seq_len": _INT,
                 "batch": _INT, "optimizer": _STR, "lr": _NUM, "lr_schedule": _STR, "warmup": _INT,
                 "clip": _NUM, "clip_value": _NUM, "steps": _INT + (type(None),),

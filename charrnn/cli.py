@@ -96,6 +96,8 @@ def cli():
               help="Embedding width; 0 = one-hot input. [default: 0 at char level, 128 at word level]")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
               help="Inverted dropout on every layer's output during training.")
+@click.option("--forget-bias", type=click.FloatRange(-10, 10), default=0.0, show_default=True,
+              help="LSTM: the forget gate's initial bias. 1 helps very long memory; 0 learns text faster.")
 @click.option("--bidirectional", is_flag=True, hidden=True)
 @click.option("--seq-len", type=click.IntRange(min=1), default=100, show_default=True,
               help="Window of truncated backpropagation through time.")
@@ -226,19 +228,20 @@ def _train_config(o, resume, given):
     return TrainConfig(**{k: o[k] for k in keys})
 
 
-MODEL_OPTIONS = ("cell", "activation", "layers", "hidden", "embed", "dropout")
+MODEL_OPTIONS = ("cell", "activation", "layers", "hidden", "embed", "dropout", "forget_bias")
 
 
 def _model_config(o, vocab_size, level):
     embed = o["embed"] if o["embed"] is not None else (0 if level == "char" else 128)
     return ModelConfig(vocab_size=vocab_size, cell=o["cell"], activation=o["activation"], layers=o["layers"],
-                       hidden=o["hidden"], embed=embed, dropout=o["dropout"])
+                       hidden=o["hidden"], embed=embed, dropout=o["dropout"], forget_bias=o["forget_bias"])
 
 
 def _check_model_unchanged(cfg, o, given):
     for k in MODEL_OPTIONS:
         if k in given and o[k] != getattr(cfg, k):
-            raise click.UsageError(f"--{k} cannot change when resuming (the checkpoint has {getattr(cfg, k)})")
+            raise click.UsageError(f"--{k.replace('_', '-')} cannot change when resuming "
+                                   f"(the checkpoint has {getattr(cfg, k)})")
     return cfg
 
 

@@ -112,6 +112,16 @@ def test_model_options_cannot_change_on_resume(work):
     assert r.stderr.decode().strip() == "charrnn: error: --hidden cannot change when resuming (the checkpoint has 16)"
 
 
+def test_forget_bias_is_a_model_option_that_travels_in_the_checkpoint(work):
+    assert run("train", "corpus.txt", "--steps", "2", "--forget-bias", "1", *SMALL).exit_code == 0
+    b = bundle.load(str(work / "checkpoints" / "corpus" / "latest.ckpt"))
+    assert b.cfg.forget_bias == 1.0
+    assert json.loads(run("info", "--json").stdout)["model"]["forget_bias"] == 1.0
+    r = charrnn("train", "corpus.txt", "--steps", "4", "--resume", "--forget-bias", "0", work=work)
+    assert r.returncode == 2
+    assert r.stderr == b"charrnn: error: --forget-bias cannot change when resuming (the checkpoint has 1.0)\n"
+
+
 def test_bidirectional_language_model_is_refused(work):
     r = charrnn("train", "corpus.txt", "--bidirectional", work=work)
     assert r.returncode == 2

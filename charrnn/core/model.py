@@ -12,8 +12,8 @@ With embed = 0 the first layer reads one-hot tokens: its Wx is (V,G) and x·Wx i
 Initialisation (documented, deterministic given the Generator):
     Wx ~ U(-1/√D', 1/√D') with D' = H for a one-hot first layer, else the input width;
     Wh: each H×H gate block orthogonal (QR of a Gaussian), so early gradients neither
-        vanish nor explode through the recurrence; b = 0, except the LSTM forget gate b_f = 1
-        so the cell remembers by default; GRU bh = 0;
+        vanish nor explode through the recurrence; b = 0, except the LSTM forget gate
+        b_f = forget_bias (1 by default, so the cell remembers from the start); GRU bh = 0;
     embed.W ~ N(0, 1); out.V ~ U(-1/√H', 1/√H'); out.c = 0.
 """
 from dataclasses import asdict, dataclass
@@ -36,6 +36,7 @@ class ModelConfig:
     embed: int = 0  # 0: one-hot input, the first layer's Wx rows are the embedding
     dropout: float = 0.0
     bidirectional: bool = False
+    forget_bias: float = 1.0  # lstm only: initial b_f; 1 lets the cell remember from the start
 
     def __post_init__(self):
         if self.cell not in cells.KINDS:
@@ -49,6 +50,8 @@ class ModelConfig:
             raise ValueError("embed must be 0 (one-hot) or positive")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
+        if not -10.0 <= self.forget_bias <= 10.0:
+            raise ValueError("forget_bias must be in [-10, 10]")
 
     def to_json(self):
         return asdict(self)
@@ -78,7 +81,7 @@ def _init_recurrent(rng, cfg, D, one_hot, dtype):
         "b": np.zeros(k * H),  # (G,)
     }
     if cfg.cell == "lstm":
-        p["b"][H:2 * H] = 1.0  # forget gate open at start
+        p["b"][H:2 * H] = cfg.forget_bias  # 1 by default: the forget gate starts open
     if cfg.cell == "gru":
         p["bh"] = np.zeros(H)  # (H,)
     return {k_: v.astype(dtype) for k_, v in p.items()}
