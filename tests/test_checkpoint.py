@@ -553,24 +553,6 @@ def test_keyboard_interrupt_is_not_swallowed(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- no pickle, ever
 
 
-@pytest.fixture
-def pickle_forbidden(monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("something tried to unpickle")
-
-    class ForbiddenUnpickler:
-        def __init__(self, *args, **kwargs):
-            forbidden()
-
-    for module in (pickle, sys.modules.get("_pickle")):
-        if module is None:
-            continue
-        monkeypatch.setattr(module, "loads", forbidden)
-        monkeypatch.setattr(module, "load", forbidden)
-        monkeypatch.setattr(module, "Unpickler", ForbiddenUnpickler)
-    monkeypatch.setattr(np, "load", forbidden)
-
-
 def plant_pickles(tmp_path: Path) -> tuple[Path, ...]:
     """An np.save object array and raw pickle streams, written before pickle is fenced off."""
     path = tmp_path / "evil.ckpt"

@@ -675,31 +675,6 @@ def test_huge_declared_sizes_cost_no_memory_or_time(lab):
 
 # --------------------------------------------------------------------------- no pickle, ever
 
-@pytest.fixture
-def pickle_forbidden(monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("something tried to unpickle")
-
-    class ForbiddenUnpickler:
-        def __init__(self, *args, **kwargs):
-            forbidden()
-
-    for module in (pickle, sys.modules.get("_pickle")):
-        if module is not None:
-            monkeypatch.setattr(module, "loads", forbidden)
-            monkeypatch.setattr(module, "load", forbidden)
-            monkeypatch.setattr(module, "Unpickler", ForbiddenUnpickler)
-    monkeypatch.setattr(np, "load", forbidden)
-    for name in ("fromfile", "frombuffer"):  # an object dtype would need pickle behind these
-        real = getattr(np, name)
-
-        def guarded(*args, _real=real, **kwargs):
-            dtype = kwargs.get("dtype", args[1] if len(args) > 1 else float)
-            assert not np.dtype(dtype).hasobject, "object array decoded"
-            return _real(*args, **kwargs)
-        monkeypatch.setattr(np, name, guarded)
-
-
 class Evil:
     def __reduce__(self):
         return (os.system, ("touch PWNED",))
