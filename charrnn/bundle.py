@@ -67,10 +67,6 @@ def pack(params, cfg, vocab, meta, opt_state=None, state=None):
     return arrays, full
 
 
-def save(path, params, cfg, vocab, meta, opt_state=None, state=None):
-    checkpoint.save(path, *pack(params, cfg, vocab, meta, opt_state, state))
-
-
 def load(path):
     """A validated Bundle, or CheckpointError naming what is wrong."""
     arrays, meta = checkpoint.load(path)
