@@ -471,7 +471,8 @@ def info(path, checkpoint_dir, as_json):
     inp = "one-hot input" if m.embed == 0 else f"embed {m.embed}"
     act = f" ({m.activation})" if m.cell == "rnn" else ""
     lines = [f"checkpoint   {resolved}",
-             f"model        {m.cell}{act} {m.layers}x{m.hidden}, {inp}, dropout {m.dropout}",
+             f"model        {m.cell}{act} {m.layers}x{m.hidden}, {inp}, dropout {m.dropout}"
+             + (f", forget bias {m.forget_bias:g}" if m.cell == "lstm" else ""),
              f"parameters   {d['params']:,}",
              f"vocabulary   {len(b.vocab)} {b.vocab.level} tokens",
              f"step         {b.step}" + (f" (epoch {d['epoch']:.2f})" if d["epoch"] is not None else ""),
