@@ -158,8 +158,7 @@ class Trainer:
                                     self.tcfg.seq_len, MAX_VAL_TOKENS, workers=self.tcfg.threads)
         if n == 0:
             return None, None
-        chars = n if self.mcfg.embed == 0 and self.corpus.vocab.level == "char" else self.chars_of_val(n)
-        return nll / n, nll / (chars * math.log(2))
+        return nll / n, nll / (self.chars_of_val(n) * math.log(2))
 
     def chars_of_val(self, n):
         if self.corpus.vocab.level == "char":
@@ -205,7 +204,7 @@ class Trainer:
         vocab = self.corpus.vocab
         s = Sampler(model.Stepper(self.params, self.mcfg), np.random.default_rng([self.tcfg.seed, self.step]),
                     temp=0.8)
-        s.feed(int(self.streams.window(0)[0][0, 0]))
+        s.feed(int(self.streams.tokens[0]))
         return vocab.decode([s.draw() for _ in range(PREVIEW_CHARS if vocab.level == "char" else 60)])
 
     def write_log(self, record):

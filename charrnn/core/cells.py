@@ -131,13 +131,12 @@ def lstm_forward(xps, state, p):
     h0, c0 = state
     T, B, G = xps.shape
     H = G // 4
-    xp = xps
-    Whs = p["Wh"] * input_scale("lstm", H, xp.dtype)
-    acts = np.empty((T, B, G), dtype=xp.dtype)  # (T,B,4H) activated gates
-    cs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
-    tcs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H) tanh(c)
-    hs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
-    tmp = np.empty((B, H), dtype=xp.dtype)  # (B,H)
+    Whs = p["Wh"] * input_scale("lstm", H, xps.dtype)
+    acts = np.empty((T, B, G), dtype=xps.dtype)  # (T,B,4H) activated gates
+    cs = np.empty((T, B, H), dtype=xps.dtype)  # (T,B,H)
+    tcs = np.empty((T, B, H), dtype=xps.dtype)  # (T,B,H) tanh(c)
+    hs = np.empty((T, B, H), dtype=xps.dtype)  # (T,B,H)
+    tmp = np.empty((B, H), dtype=xps.dtype)  # (B,H)
     h, c = h0, c0
     for t in range(T):
         h, c = lstm_step(xps[t], h, c, Whs, acts[t], cs[t], tcs[t], hs[t], tmp)

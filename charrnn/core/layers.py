@@ -47,17 +47,32 @@ def recurrent_forward(p, x, state, kind, act="tanh"):
     ``x`` is (T,B,D) floats, or (T,B) token ids for a one-hot first layer, where
     x·Wx is the row gather Wx[id] (the rows of Wx act as the embedding).
     """
-    Wx, b = p["Wx"], p["b"]
-    scale = cells.input_scale(kind, p["Wh"].shape[0], Wx.dtype)  # folded in: one pass fewer
-    if x.dtype.kind in "iu":
-        table = Wx + b  # (V,G) small: the bias rides along with the gathered rows
-        xp = embedding_forward(table if scale is None else table * scale, x)  # (T,B,G)
+    Wx = p["Wx"]
+    one_hot = x.dtype.kind in "iu"
+    W, b = folded_input(p, kind, one_hot)
+    if one_hot:
+        xp = embedding_forward(W, x)  # (T,B,G)
     else:
         T, B, D = x.shape
-        xp = (x.reshape(T * B, D) @ (Wx if scale is None else Wx * scale)).reshape(T, B, -1)  # (T,B,G)
-        xp += b if scale is None else b * scale
+        xp = (x.reshape(T * B, D) @ W).reshape(T, B, -1)  # (T,B,G)
+        xp += b
     hs, state, cell_cache = cell_forward(kind, xp, state, p, act)
     return hs, state, (x, Wx, cell_cache)
+
+
+def folded_input(p, kind, one_hot):
+    """(W, b) giving the cell's xp as x·W + b with its input scale folded in (one pass fewer).
+
+    For one-hot input the bias rides along in W's rows, (Wx + b)[id] = Wx[id] + b, and b is
+    None. Used by the window forward and by model.Stepper, so both compute the same values.
+    """
+    scale = cells.input_scale(kind, p["Wh"].shape[0], p["Wx"].dtype)
+    if one_hot:
+        table = p["Wx"] + p["b"]  # (V,G) small
+        return (table if scale is None else table * scale), None
+    if scale is None:
+        return p["Wx"], p["b"]
+    return p["Wx"] * scale, p["b"] * scale
 
 
 def recurrent_backward(dhs, dstate, cache):
@@ -141,22 +156,30 @@ def log_softmax(logits):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
+def token_nll(logits, y):
+    """-log softmax(z_t)[y_t] for every row: logsumexp(z_t) - z_t[y_t], in the logits' dtype.
+
+    Returns the (N,) NLLs, and exp(z - max) with its (N,1) row sums for a caller that
+    goes on to the softmax.
+    """
+    z = logits.reshape(-1, logits.shape[-1])
+    z = z - z.max(axis=1, keepdims=True)  # (N,V)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)  # (N,1)
+    return np.log(s[:, 0]) - z[np.arange(z.shape[0]), y.reshape(-1)], e, s
+
+
 def softmax_cross_entropy(logits, y, weights=None):
     """L = -Σ w_t log softmax(z_t)[y_t] / Σ w_t over all T·B positions (w = 1: the plain mean).
 
     Returns (L, dL/dlogits). Weights let a task count some positions more than others.
     """
-    V = logits.shape[-1]
-    z = logits.reshape(-1, V)
-    y = y.reshape(-1)
     N = y.size
     w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
     total = float(N) if w is None else float(w.sum())
-    z = z - z.max(axis=1, keepdims=True)  # (N,V)
-    e = np.exp(z)
-    s = e.sum(axis=1, keepdims=True)  # (N,1)
+    nll, e, s = token_nll(logits, y)  # (N,), (N,V) exp(z - max), (N,1) its row sums
+    y = y.reshape(-1)
     rows = np.arange(N)
-    nll = np.log(s[:, 0]) - z[rows, y]  # (N,)
     loss = float(nll.sum(dtype=np.float64) if w is None else (w * nll).sum()) / total
     e /= s  # softmax
     e[rows, y] -= 1

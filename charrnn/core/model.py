@@ -240,12 +240,7 @@ def evaluate(params, cfg, x, y, state):
     float64 copy of the (T,B,V) logits); the sum over rows is taken in float64.
     """
     logits, new_state, _ = forward(params, cfg, x, state)
-    V = logits.shape[-1]
-    z = logits.reshape(-1, V)
-    m = z.max(axis=1, keepdims=True)  # (N,1)
-    z -= m
-    lse = np.log(np.exp(z).sum(axis=1))  # (N,)
-    nll = lse - z[np.arange(z.shape[0]), y.reshape(-1)]
+    nll, _, _ = layers.token_nll(logits, y)
     return float(nll.sum(dtype=np.float64)), new_state
 
 
@@ -268,15 +263,12 @@ class Stepper:
         H, G = cfg.hidden, cells.GATES[cfg.cell] * cfg.hidden
         self.state = [tuple(a.copy() for a in s) for s in (state or zero_state(cfg, B, dtype))]
         pre = cells.input_scale(cfg.cell, H, dtype)
-        pre = dtype.type(1) if pre is None else pre
         self.layers = []
         for l in range(cfg.layers):
             p = _layer_params(params, l, False)
-            one_hot = l == 0 and cfg.embed == 0
-            self.layers.append({
-                "Wx": (p["Wx"] + p["b"]) * pre if one_hot else p["Wx"] * pre,  # one-hot: rows already carry b
-                "b": None if one_hot else p["b"] * pre,
-                "Wh": p["Wh"] * pre, "bh": p.get("bh")})
+            Wx, b = layers.folded_input(p, cfg.cell, one_hot=l == 0 and cfg.embed == 0)
+            self.layers.append({"Wx": Wx, "b": b, "Wh": p["Wh"] if pre is None else p["Wh"] * pre,
+                                "bh": p.get("bh")})
         self.spare = [np.empty((B, H), dtype=dtype) for _ in range(cfg.layers)]  # (B,H) next h
         self.a = np.empty((B, G), dtype=dtype)  # (B,G) gate scratch
         self.xp = np.empty((B, G), dtype=dtype)  # (B,G)
