@@ -306,27 +306,36 @@ def test_sigkill_at_every_step_of_a_checkpoint_save(lab, kill_reference):
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments(lab):
-    """SIGKILL from outside at seeded random times spread over a run that saves after every step."""
-    recipe = ["--steps", "20", "--eval-every", "1", *TINY]
+    """SIGKILL from outside at seeded random moments spread over a run that saves after every step.
+
+    Aimed by progress, not by the clock alone: wait for the save of a random step k (none for k=0),
+    then kill within one step's time, so a slow or busy machine moves the kills but never past the end."""
+    total = 20
+    recipe = ["--steps", str(total), "--eval-every", "1", *TINY]
     p = lab.spawn("random-ref", recipe)
     lock = lab.dir("random-ref") / ".lock"
     while not lock.exists() and p.poll() is None:
         time.sleep(0.002)
     t1 = time.monotonic()
     assert p.wait(timeout=120) == 0
-    span = time.monotonic() - t1  # from taking the lock to the end of the run
-    assert span > 0.2, "the reference run is too short to aim at"
+    step_time = (time.monotonic() - t1) / total  # from taking the lock to the end of the run
+
+    def saved(d):
+        return max((int(n.split("-")[1]) for n in periodic(d)), default=0)
+
     rng = random.Random(20261121)
     trials = attempts = 0
     starts, inside_a_write = set(), 0
     while trials < 10:
         attempts += 1
         assert attempts <= 15, "the kills keep missing the run"
-        name = f"random-{attempts:02d}"
+        name, k = f"random-{attempts:02d}", rng.randrange(0, total - 4)
         p = lab.spawn(name, recipe)
         while not (lab.dir(name) / ".lock").exists() and p.poll() is None:
             time.sleep(0.002)
-        time.sleep(rng.uniform(0.0, 0.95 * span))
+        while k and saved(lab.dir(name)) < k and p.poll() is None:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, step_time))
         p.kill()
         p.communicate(timeout=60)
         if p.returncode != -signal.SIGKILL:
@@ -335,7 +344,7 @@ def test_sigkill_at_random_moments(lab):
         inside_a_write += bool(temps(lab.dir(name)))
         source = resume_source(lab.dir(name))
         starts.add(bundle.load(str(lab.dir(name) / source)).step if source else 0)
-        assert_recovers(lab, name, recipe, lab.dir("random-ref"), total=20, eval_every=1, why=name)
+        assert_recovers(lab, name, recipe, lab.dir("random-ref"), total=total, eval_every=1, why=name)
     assert trials == 10
     assert len(starts) >= 3, starts  # the kills were spread over the run
     print(f"random SIGKILLs: {trials} trials, resumed from steps {sorted(starts)}, {inside_a_write} inside a write")
