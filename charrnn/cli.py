@@ -29,8 +29,26 @@ def _checkpoint_dir_option(f):
                         show_default=True, help=CKPT_DIR_HELP)(f)
 
 
+# commands that live in their own modules, imported only when used: name -> "module:attribute"
+LAZY_COMMANDS = {
+}
+
+
 class CharrnnGroup(click.Group):
-    """Every expected failure becomes one line on stderr and an exit code, never a traceback."""
+    """Every expected failure becomes one line on stderr and an exit code, never a traceback.
+
+    Commands in LAZY_COMMANDS are imported on first use, so `charrnn sample` does not pay
+    for the modules of `charrnn classify`."""
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS:
+            import importlib
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
         if not standalone_mode:
