@@ -174,3 +174,49 @@ def test_whole_model_gradient_over_a_window_from_a_carried_state(cfg):
         for l in range(cfg.layers):
             for a, da in zip(state[l], dstate0[l]):
                 assert rel_error(da, numeric_grad(loss, a)) < TOL
+
+
+# --------------------------------------------------------------------------- gradient flow (diagnose)
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("L", [1, 2])
+def test_hidden_grads_equal_the_initial_state_gradient_of_the_rest_of_the_window(kind, L):
+    """dL/dh_t from one backward pass (cells.hidden_grads, via gradflow) against an independent
+    computation: the window cut after t, and the gradient of the second part's initial state."""
+    from charrnn.core import gradflow
+    r = np.random.default_rng(5)
+    cfg = ModelConfig(vocab_size=11, cell=kind, layers=L, hidden=7)
+    params = model.init_params(cfg, r, np.float64)
+    T, B = 12, 3
+    ids, y = r.integers(0, 11, (T, B)), r.integers(0, 11, B)
+    got = gradflow.gradient_flow(params, cfg, ids, y)["norms"][-1]  # (D,) the top layer
+    s0 = model.zero_state(cfg, B, np.float64)
+    for t in range(T - 1):
+        _, s1, _ = model.forward(params, cfg, ids[:t + 1], s0)
+        logits, _, cache = model.forward(params, cfg, ids[t + 1:], s1)
+        _, dstate = model.backward(gradflow.last_step_dlogits(logits, y), cache, cfg)
+        want = np.exp(np.log(np.linalg.norm(dstate[-1][0], axis=1)).mean())
+        assert got[T - 1 - t] == pytest.approx(want, rel=1e-10), t
+
+
+@pytest.mark.parametrize("kind", cells.KINDS)
+def test_gradient_flow_against_finite_differences_of_the_carried_state(kind):
+    """‖dL/dh_0‖ of a 1-layer model, where h_0 is perturbed as the state the second step reads."""
+    from charrnn.core import gradflow
+    r = np.random.default_rng(9)
+    cfg = ModelConfig(vocab_size=5, cell=kind, layers=1, hidden=4)
+    params = model.init_params(cfg, r, np.float64)
+    T = 6
+    ids, y = r.integers(0, 5, (T, 1)), r.integers(0, 5, 1)
+    got = gradflow.gradient_flow(params, cfg, ids, y)["norms"][0][T - 1]  # distance T-1: h_0
+    _, s1, _ = model.forward(params, cfg, ids[:1], model.zero_state(cfg, 1, np.float64))
+
+    h = s1[0][0].reshape(-1).copy()
+
+    def loss():
+        logits, _, _ = model.forward(params, cfg, ids[1:], [(h.reshape(1, -1), *s1[0][1:])])
+        z = logits[-1, 0]
+        return float(np.log(np.exp(z - z.max()).sum()) + z.max() - z[y[0]])
+
+    num = numeric_grad(loss, h)
+    assert got == pytest.approx(np.linalg.norm(num), rel=1e-6)

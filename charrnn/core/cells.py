@@ -290,5 +290,29 @@ def cell_backward(dhs, dstate, cache):
     return rnn_backward(dhs, dstate, cache)
 
 
+def hidden_grads(dhs, dstate, dxp, cache):
+    """dL/dh_t for every t of a window (T,B,H), from a finished backward's dxp and its cache.
+
+    h_t reaches the loss through the layer above (dhs[t]) and through step t+1:
+        rnn, lstm:  dL/dh_t = dhs_t + dxp_{t+1}·Whᵀ                   (c_t carries its own dc)
+        gru:        dL/dh_t = dhs_t + z_{t+1} ⊙ dL/dh_{t+1} + [dz dr r⊙dn]_{t+1}·Whᵀ
+    with dstate standing in for step T. For diagnostics only: training never needs it.
+    """
+    kind, Wh = cache[0], cache[-1]
+    T, B, H = dhs.shape
+    dH = np.empty_like(dhs)  # (T,B,H)
+    dH[-1] = dhs[-1] if dstate is None else dhs[-1] + dstate[0]
+    if kind != "gru":
+        dH[:-1] = dhs[:-1] + (dxp[1:].reshape((T - 1) * B, -1) @ Wh.T).reshape(T - 1, B, H)
+        return dH
+    acts = cache[1]
+    for t in reversed(range(T - 1)):
+        z, r = acts[t + 1, :, :H], acts[t + 1, :, H:2 * H]
+        dp = dxp[t + 1].copy()  # (B,3H) the gradient of h·Wh at t+1
+        dp[:, 2 * H:] *= r
+        dH[t] = dhs[t] + z * dH[t + 1] + dp @ Wh.T
+    return dH
+
+
 def zero_state(kind, B, H, dtype=np.float32):
     return tuple(np.zeros((B, H), dtype=dtype) for _ in STATE_NAMES[kind])  # (B,H) each
