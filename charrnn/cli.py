@@ -31,6 +31,8 @@ def _checkpoint_dir_option(f):
 
 # commands that live in their own modules, imported only when used: name -> "module:attribute"
 LAZY_COMMANDS = {
+    "diagnose": "charrnn.diagnose:diagnose",
+    "plot": "charrnn.plot:plot",
 }
 
 
