@@ -33,6 +33,7 @@ def _checkpoint_dir_option(f):
 LAZY_COMMANDS = {
     "diagnose": "charrnn.diagnose:diagnose",
     "plot": "charrnn.plot:plot",
+    "score": "charrnn.score:score",
 }
 
 

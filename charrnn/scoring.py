@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .core import model
+from .core import layers, model
 from .core.parallel import thread_map
 
 
@@ -56,3 +56,26 @@ def summary(nll, tokens, chars):
         "perplexity": math.exp(loss) if tokens and loss < 700 else float("inf"),
         "tokens": tokens,
     }
+
+
+def sequence_logprobs(params, cfg, seqs, window=128):
+    """log p(s_1 … s_n | s_0) in nats for each sequence s (1-D int arrays, n ≥ 1), from a zero state.
+
+    The sequences are scored side by side: padded to the longest into a (T,B) batch, read in
+    windows of ``window`` steps carrying the state, padding masked out of the sums.
+    """
+    B = len(seqs)
+    lens = np.array([len(s) for s in seqs])  # (B,)
+    T = int(lens.max()) - 1
+    ids = np.zeros((T + 1, B), dtype=np.int64)  # (T+1,B) padded with token 0
+    for b, s in enumerate(seqs):
+        ids[:len(s), b] = s
+    valid = np.arange(1, T + 1)[:, None] < lens[None, :]  # (T,B) position t predicts a real token
+    state = model.zero_state(cfg, B, params["out.V"].dtype)
+    total = np.zeros(B)  # (B,)
+    for s in range(0, T, window):
+        x, y = ids[s:s + window], ids[s + 1:s + window + 1]
+        logits, state, _ = model.forward(params, cfg, x[:len(y)], state)
+        nll, _, _ = layers.token_nll(logits, y)
+        total -= np.where(valid[s:s + len(y)], nll.reshape(y.shape), 0.0).sum(axis=0, dtype=np.float64)
+    return total

@@ -1,0 +1,111 @@
+"""`charrnn score`: many-to-one. One log-probability per input line, streamed as it is read.
+
+Each line is scored as the model would meet it in running text: after a line break (the
+context) it predicts every character of the line and the line break that ends it, so
+    total = log p(line + "\\n" | "\\n")   and   per_char = total / (characters predicted).
+A line with a character the model never saw cannot be scored: -inf (`sort -g` puts it first).
+"""
+import math
+import sys
+
+import click
+import numpy as np
+
+from . import bundle, checkpoint, scoring
+from .cli import _checkpoint_dir_option
+from .errors import CharrnnError
+
+READ = 1 << 16  # bytes asked of the input at a time; whatever arrives is scored at once
+MAX_LINES = 64  # lines scored side by side
+
+
+@click.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
+              help="A checkpoint file or a run directory (its best) [default: the latest run].")
+@_checkpoint_dir_option
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="What to do with invalid UTF-8.")
+def score(file, ckpt, checkpoint_dir, errors):
+    """Score each line of FILE (- or none: stdin): total_logprob TAB logprob_per_char TAB line.
+
+    Log-probabilities are natural logs (nats) under the model; the lowest are the most
+    surprising lines:
+
+    \b
+      charrnn score lines.txt | sort -g | head       # the 10 most surprising lines
+    """
+    path = checkpoint.resolve_checkpoint(ckpt, checkpoint_dir)
+    b = bundle.load(path)
+    if b.cfg.bidirectional:
+        raise CharrnnError(f"{path}: a bidirectional model does not assign probabilities to text")
+    if "\n" not in b.vocab.tokens and b.vocab.level == "char":
+        raise CharrnnError(f"{path}: this model never saw a line break, so it cannot score lines")
+    out = sys.stdout.buffer
+    unscorable, first_bad, n = 0, None, 0
+    for raw_lines in _line_batches(file):
+        texts, bad = _decode(raw_lines, n, errors)
+        raw_lines = raw_lines[:len(texts)]  # the lines before an undecodable one are still scored
+        totals, counts = _score(b, texts) if texts else ([], [])
+        for raw, total, count in zip(raw_lines, totals, counts):
+            n += 1
+            if not math.isfinite(total):
+                unscorable += 1
+                first_bad = first_bad or n
+            per = total / count if count else float("nan")
+            out.write(f"{total:.4f}\t{per:.4f}\t".encode() + raw + b"\n")
+        out.flush()
+        if bad:
+            raise CharrnnError(bad)
+    if unscorable:
+        click.echo(f"warning: {unscorable} line(s) have characters the model never saw (first: line "
+                   f"{first_bad}); they score -inf", err=True)
+
+
+def _line_batches(f):
+    """Lists of raw lines (without their b"\\n"), as soon as the input delivers them."""
+    buf, first = b"", True
+    while True:
+        chunk = f.read1(READ) if hasattr(f, "read1") else f.read(READ)
+        buf += chunk
+        if chunk:
+            *lines, buf = buf.split(b"\n")
+        else:  # the end: a last line without its line break, if any
+            lines, buf = ([buf] if buf else []), b""
+        if lines and first:
+            lines[0] = lines[0].removeprefix(b"\xef\xbb\xbf")  # a byte-order mark is not part of the line
+            first = False
+        for i in range(0, len(lines), MAX_LINES):
+            yield lines[i:i + MAX_LINES]
+        if not chunk:
+            return
+
+
+def _decode(raw_lines, before, errors):
+    """The decoded lines up to the first that is not UTF-8, and the error for that one (or None)."""
+    texts = []
+    for i, raw in enumerate(raw_lines):
+        try:
+            texts.append(raw.decode("utf-8", errors))
+        except UnicodeDecodeError as e:
+            return texts, (f"line {before + i + 1}: invalid UTF-8 at byte {e.start} of the line; "
+                           "use --errors replace to score it anyway")
+    return texts, None
+
+
+def _score(b, texts):
+    """(totals, predicted characters) for a batch of lines; -inf for a line with unknown symbols."""
+    vocab = b.vocab
+    seqs, counts, slots = [], [], []
+    for i, text in enumerate(texts):
+        ids, unknown = vocab.encode_known("\n" + text + "\n")
+        if unknown or len(ids) < 2:
+            counts.append(len(text) + 1)
+            continue
+        seqs.append(np.asarray(ids, dtype=np.int64))
+        slots.append(i)
+        counts.append(len(text) + 1 if vocab.level == "char" else sum(len(vocab.tokens[t]) for t in ids[1:]))
+    totals = np.full(len(texts), -np.inf)
+    if seqs:
+        totals[slots] = scoring.sequence_logprobs(b.params, b.cfg, seqs)
+    return totals, counts
