@@ -31,6 +31,7 @@ def _checkpoint_dir_option(f):
 
 # commands that live in their own modules, imported only when used: name -> "module:attribute"
 LAZY_COMMANDS = {
+    "classify": "charrnn.classify:classify",
     "diagnose": "charrnn.diagnose:diagnose",
     "plot": "charrnn.plot:plot",
     "score": "charrnn.score:score",
@@ -478,13 +479,15 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
 def info(path, checkpoint_dir, as_json):
     """Describe a checkpoint: model, training recipe, step, validation loss, vocabulary."""
     resolved = checkpoint.resolve_checkpoint(path, checkpoint_dir)
-    b = bundle.load(resolved)
+    b = bundle.load(resolved, kind=None)
     metrics = b.meta.get("metrics", {})
     d = {"path": resolved, "model": b.cfg.to_json(), "train": b.train.to_json() if b.train else None,
          "params": num_params(b.params), "step": b.step, "epoch": b.meta.get("epoch"),
          "val_loss": metrics.get("val_loss"), "best_val_loss": metrics.get("best_val_loss"),
          "vocab_size": len(b.vocab), "level": b.vocab.level, "corpus_sha256": b.meta.get("corpus", {}).get("sha256"),
-         "charrnn": b.meta.get("charrnn")}
+         "charrnn": b.meta.get("charrnn"), "kind": "classifier" if b.cfg.labels else "lm"}
+    if b.cfg.labels:
+        d.update(labels=b.meta["labels"], val_acc=metrics.get("val_acc"), classify=b.meta.get("classify"))
     if as_json:
         click.echo(json.dumps(d))
         return
@@ -493,11 +496,15 @@ def info(path, checkpoint_dir, as_json):
     act = f" ({m.activation})" if m.cell == "rnn" else ""
     lines = [f"checkpoint   {resolved}",
              f"model        {m.cell}{act} {m.layers}x{m.hidden}, {inp}, dropout {m.dropout}"
-             + (f", forget bias {m.forget_bias:g}" if m.cell == "lstm" else ""),
+             + (f", forget bias {m.forget_bias:g}" if m.cell == "lstm" else "")
+             + (", bidirectional" if m.bidirectional else ""),
              f"parameters   {d['params']:,}",
              f"vocabulary   {len(b.vocab)} {b.vocab.level} tokens",
              f"step         {b.step}" + (f" (epoch {d['epoch']:.2f})" if d["epoch"] is not None else ""),
              f"val loss     {_fmt(d['val_loss'])} (best {_fmt(d['best_val_loss'])}) nats/token"]
+    if m.labels:
+        lines[-1] = f"val loss     {_fmt(d['val_loss'])} nats, accuracy {_fmt(d['val_acc'])}"
+        lines.append(f"labels       {m.labels}: {', '.join(d['labels'])}")
     if t:
         lines.append(f"training     {t.optimizer} lr {t.lr:g} {t.lr_schedule}, batch {t.batch} x seq-len "
                      f"{t.seq_len}, clip {t.clip:g}, seed {t.seed}")

@@ -1,8 +1,14 @@
 """Fixtures shared by the test modules."""
+import os
 import pickle
 import sys
 
-import numpy as np
+# before numpy loads: one BLAS thread, as charrnn itself runs (see charrnn/__init__.py); a
+# two-thread BLAS on small products crawls whenever the other core is busy
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 import pytest
 
 
