@@ -5,7 +5,7 @@ schema inside it:
     arrays  param/<key>        model parameters (keys as in core.model)
             opt/<key>          optimizer state ("t", "m.<param>", "v.<param>", ...)
             state/<l>/<i>      the carried hidden state (layer l, i = 0 h, 1 c)
-    meta    kind "lm", charrnn version, model and training config, vocabulary, step,
+    meta    kind "lm" or "classifier" (then also labels: the K label names), charrnn version, model and training config, vocabulary, step,
             epoch, data position, RNG state, corpus sha256, metrics
 """
 import math
@@ -50,8 +50,8 @@ def param_shapes(cfg):
             if cfg.cell == "gru":
                 shapes[pre + "bh"] = (H,)
         D = cfg.out_width
-    shapes["out.V"] = (cfg.out_width, V)
-    shapes["out.c"] = (V,)
+    shapes["out.V"] = (cfg.out_width, cfg.out_size)
+    shapes["out.c"] = (cfg.out_size,)
     return shapes
 
 
@@ -67,17 +67,25 @@ def pack(params, cfg, vocab, meta, opt_state=None, state=None):
     return arrays, full
 
 
-def load(path):
-    """A validated Bundle, or CheckpointError naming what is wrong."""
+def load(path, kind="lm"):
+    """A validated Bundle, or CheckpointError naming what is wrong.
+
+    kind "lm" takes language models only, "classifier" sequence classifiers only, None either."""
     arrays, meta = checkpoint.load(path)
     try:
-        return _validate(arrays, meta)
+        b = _validate(arrays, meta)
     except (KeyError, TypeError, ValueError) as e:
         msg = e.args[0] if e.args else type(e).__name__
         raise CheckpointError(f"{path}: not a valid charrnn model: {' '.join(str(msg).split())}") from None
     except Exception as e:  # the boundary, as in checkpoint.load: nothing else may escape
         detail = " ".join(str(e).split())
         raise CheckpointError(f"{path}: not a valid charrnn model ({type(e).__name__}: {detail})") from e
+    if kind == "lm" and b.cfg.labels:
+        raise CheckpointError(f"{path}: a sequence classifier, not a language model; use charrnn classify predict")
+    if kind == "classifier" and not b.cfg.labels:
+        raise CheckpointError(f"{path}: a language model, not a sequence classifier (train one with "
+                              "charrnn classify train)")
+    return b
 
 
 def _validate(arrays, meta):
@@ -87,8 +95,12 @@ def _validate(arrays, meta):
         raise ValueError("model config missing")
     _check_types("model", meta["model"], _MODEL_TYPES)
     cfg = ModelConfig.from_json(meta["model"])
-    if cfg.bidirectional:
+    if cfg.bidirectional and not cfg.labels:
         raise ValueError("a bidirectional model is not a language model")
+    if cfg.labels:
+        names = meta.get("labels")
+        if not isinstance(names, list) or len(names) != cfg.labels or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"a classifier needs its {cfg.labels} label names")
     n_params = sum(name.startswith("param/") for name in arrays)
     if 3 * cfg.layers > n_params:  # before param_shapes: a lying layer count must not cost memory
         raise ValueError(f"model has {cfg.layers} layers but the file holds only {n_params} parameters")
@@ -177,7 +189,7 @@ def _unflatten_state(flat, cfg):
 _INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
 _MODEL_TYPES = {"vocab_size": _INT, "layers": _INT, "hidden": _INT, "embed": _INT,
                 "cell": _STR, "activation": _STR, "dropout": _NUM, "bidirectional": _BOOL,
-                "forget_bias": _NUM}
+                "forget_bias": _NUM, "labels": _INT}
 _TRAIN_TYPES = {"level": _STR, "max_vocab": _INT + (type(None),), "errors": _STR, "seq_len": _INT,
                 "batch": _INT, "optimizer": _STR, "lr": _NUM, "lr_schedule": _STR, "warmup": _INT,
                 "clip": _NUM, "clip_value": _NUM, "steps": _INT + (type(None),),

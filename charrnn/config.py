@@ -79,3 +79,51 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training option(s) {sorted(unknown)}")
         return cls(**d)
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """`charrnn classify train`'s training options, one to one; travels in the checkpoint as "classify"."""
+
+    level: str = "char"
+    max_vocab: int | None = None
+    errors: str = "strict"
+    max_len: int = 400  # tokens kept from the start of each text
+    batch: int = 32
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    lr_schedule: str = "cosine"
+    warmup: int = 50
+    clip: float = 5.0
+    steps: int | None = None
+    epochs: float | None = None
+    minutes: float | None = None
+    val_frac: float = 0.1
+    eval_every: int | None = None  # None: once per epoch
+    seed: int = 0
+
+    def __post_init__(self):
+        checks = [
+            (self.level in ("char", "word"), "level must be char or word"),
+            (self.max_len >= 1, "--max-len must be at least 1"),
+            (self.batch >= 1, "--batch must be at least 1"),
+            (self.lr > 0, "--lr must be positive"),
+            (0.0 <= self.val_frac < 1.0, "--val-frac must be in [0, 1)"),
+            (self.eval_every is None or self.eval_every >= 1, "--eval-every must be at least 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+    @property
+    def limits(self):
+        """(steps, epochs, minutes); with none set, 10 epochs: a labelled set is small and overfits."""
+        if self.steps is None and self.epochs is None and self.minutes is None:
+            return None, DEFAULT_CLASSIFY_EPOCHS, None
+        return self.steps, self.epochs, self.minutes
+
+    def to_json(self):
+        return asdict(self)
+
+
+DEFAULT_CLASSIFY_EPOCHS = 10.0

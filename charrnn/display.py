@@ -82,6 +82,10 @@ def step_line(m, max_steps):
 
 def start_line(info):
     train = info["tokens"] - info["val_tokens"]
+    if "examples" in info:  # a classifier
+        return (f"training {model_summary(info['model'])} over {info['labels']} labels, {info['params']:,} params, "
+                f"vocab {info['vocab']:,}, {info['examples']:,} train lines, {info['val_examples']:,} val lines "
+                f"-> {info['run_dir']}")
     return (f"training {model_summary(info['model'])}, {info['params']:,} params, vocab {info['vocab']:,}, "
             f"{train:,} train tokens, {info['val_tokens']:,} val tokens -> {info['run_dir']}")
 
@@ -95,6 +99,8 @@ def eval_line(m):
     s = f"eval step {m['step']}: val " + ("-" if val is None else f"{val:.4f} nats")
     if val is not None and bpc is not None:
         s += f" ({bpc:.3f} bits/char)"
+    if m.get("val_acc") is not None:
+        s += f" accuracy {m['val_acc']:.1%}"
     return s + (" best" if m.get("best") else "")
 
 
@@ -111,7 +117,12 @@ def finish_line(summary):
             name = f"signal {summary['interrupted']}"
         return f"interrupted at step {summary['step']} ({name}), saved {latest}"
     best = summary.get("best_val_loss")
-    return (f"done: step {summary['step']}, best val {'-' if best is None else f'{best:.4f}'}, "
+    acc = summary.get("best_val_acc")
+    if acc is not None:
+        best = f"{best:.4f}, accuracy {acc:.1%}" if best is not None else f"accuracy {acc:.1%}"
+    elif best is not None:
+        best = f"{best:.4f}"
+    return (f"done: step {summary['step']}, best val {'-' if best is None else best}, "
             f"{format_duration(summary.get('elapsed'))}, latest {latest}")
 
 
@@ -258,6 +269,8 @@ class LiveReporter(SilentReporter):
         if val is not None:
             v, bpc, best = val.get("val_loss"), val.get("val_bpc"), val.get("best_val_loss")
             s = "-" if v is None else f"{v:.4f} nats" + ("" if bpc is None else f"  {bpc:.3f} bits/char")
+            if val.get("val_acc") is not None:
+                s += f"  accuracy {val['val_acc']:.1%}"
             s += f" (step {val['step']:,})   best {'-' if best is None else f'{best:.4f}'}"
             s += f" (step {best_step:,})" if best_step is not None else ""
             grid.add_row("validation", s)

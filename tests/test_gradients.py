@@ -220,3 +220,46 @@ def test_gradient_flow_against_finite_differences_of_the_carried_state(kind):
 
     num = numeric_grad(loss, h)
     assert got == pytest.approx(np.linalg.norm(num), rel=1e-6)
+
+
+# --------------------------------------------------------------------------- sequence classifier
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(vocab_size=6, labels=3, cell="lstm", layers=2, hidden=4, bidirectional=True),
+    ModelConfig(vocab_size=6, labels=3, cell="gru", layers=2, hidden=3, embed=4, bidirectional=True, dropout=0.3),
+    ModelConfig(vocab_size=6, labels=2, cell="rnn", activation="relu", layers=1, hidden=5, embed=3),
+], ids=["lstm-bidir-onehot", "gru-bidir-embed-dropout", "rnn-uni"])
+def test_classifier_gradient_with_sequences_of_different_lengths(cfg):
+    from charrnn.core import classifier
+    r = np.random.default_rng(3)
+    params = model.init_params(cfg, r, np.float64)
+    ids, lengths = classifier.pad([r.integers(0, 6, n) for n in (5, 1, 3, 5)])
+    y = r.integers(0, cfg.labels, 4)
+    masks = model.make_masks(cfg, *ids.shape, r, np.float64)
+
+    def loss():
+        logits, _ = classifier.forward(params, cfg, ids, lengths, masks)
+        return layers.softmax_cross_entropy(logits, y)[0]
+
+    logits, cache = classifier.forward(params, cfg, ids, lengths, masks)
+    grads = classifier.backward(layers.softmax_cross_entropy(logits, y)[1], cache, cfg, params)
+    assert set(grads) == set(params)
+    for k in params:
+        assert rel_error(grads[k], numeric_grad(loss, params[k])) < TOL, k
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_sequence_is_classified_the_same_alone_or_padded_beside_longer_ones(bidirectional):
+    """Padding never reaches the features: each direction reads only the sequence's own tokens."""
+    from charrnn.core import classifier
+    cfg = ModelConfig(vocab_size=9, labels=4, cell="gru", layers=2, hidden=6, bidirectional=bidirectional)
+    r = np.random.default_rng(4)
+    params = model.init_params(cfg, r, np.float64)
+    seqs = [r.integers(0, 9, n) for n in (3, 8, 1, 5)]
+    together = classifier.predict_proba(params, cfg, *classifier.pad(seqs, pad_id=7))
+    for b, s in enumerate(seqs):
+        alone = classifier.predict_proba(params, cfg, *classifier.pad([s]))
+        np.testing.assert_allclose(together[b], alone[0], rtol=1e-12)
+    # and the backward direction matters: reversing a sequence changes a bidirectional model's view
+    flipped = classifier.predict_proba(params, cfg, *classifier.pad([seqs[1][::-1]]))
+    assert not np.allclose(flipped[0], together[1])

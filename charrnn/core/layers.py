@@ -93,24 +93,42 @@ def recurrent_backward(dhs, dstate, cache):
 
 # --------------------------------------------------------------------------- bidirectional
 
-def bidirectional_forward(p, x, state, kind, act="tanh"):
+def bidirectional_forward(p, x, state, kind, act="tanh", lengths=None):
     """out_t = [h→_t ; h←_t]: a forward pass and a pass over the time-reversed input.
 
     ``p`` holds two parameter dicts, p["fwd"] and p["bwd"]; ``state`` is (state_fwd, state_bwd).
     Only for tasks that see the whole sequence at once: h←_t has read x_t..x_{T-1}.
+    lengths (B,): sequences padded at the end; each is reversed within its own length, so
+    h← starts at its last real token and the padding stays behind the real steps.
     """
+    rev = reversal(x.shape[:2], lengths)
     hf, sf, cf = recurrent_forward(p["fwd"], x, state[0], kind, act)
-    hb, sb, cb = recurrent_forward(p["bwd"], x[::-1], state[1], kind, act)
-    out = np.concatenate([hf, hb[::-1]], axis=-1)  # (T,B,2H)
-    return out, (sf, sb), (cf, cb, hf.shape[-1])
+    hb, sb, cb = recurrent_forward(p["bwd"], rev(x), state[1], kind, act)
+    out = np.concatenate([hf, rev(hb)], axis=-1)  # (T,B,2H)
+    return out, (sf, sb), (cf, cb, hf.shape[-1], rev)
+
+
+def reversal(shape, lengths=None):
+    """A function reversing the time axis of (T,B,…) arrays, per sequence when lengths are given.
+
+    rev[t, b] = len_b - 1 - t for t < len_b, else t: its own inverse, so it maps both ways.
+    """
+    if lengths is None:
+        return lambda a: a[::-1]
+    T, B = shape
+    t = np.arange(T)[:, None]  # (T,1)
+    lengths = np.asarray(lengths)[None, :]  # (1,B)
+    idx = np.where(t < lengths, lengths - 1 - t, t)  # (T,B)
+    cols = np.arange(B)[None, :]  # (1,B)
+    return lambda a: a[idx, cols]
 
 
 def bidirectional_backward(dout, dstate, cache):
-    cf, cb, H = cache
+    cf, cb, H, rev = cache
     dsf, dsb = dstate if dstate is not None else (None, None)
     dxf, d0f, gf = recurrent_backward(np.ascontiguousarray(dout[..., :H]), dsf, cf)
-    dxb, d0b, gb = recurrent_backward(np.ascontiguousarray(dout[::-1, :, H:]), dsb, cb)
-    dx = None if dxf is None else dxf + dxb[::-1]
+    dxb, d0b, gb = recurrent_backward(np.ascontiguousarray(rev(dout[..., H:])), dsb, cb)
+    dx = None if dxf is None else dxf + rev(dxb)
     return dx, (d0f, d0b), {"fwd": gf, "bwd": gb}
 
 

@@ -6,7 +6,7 @@ Parameters live in one flat dict whose keys are also the checkpoint's array name
     embed.W (V,E)                       only when embed > 0
     layers.{l}.Wx (D,G)  .Wh (H,G)  .b (G,)  [.bh (H,) gru]
     layers.{l}.fwd.* / layers.{l}.bwd.*  a bidirectional layer
-    out.V (H',V)  out.c (V,)
+    out.V (H',V)  out.c (V,)                (H',K) and (K,) for a classifier: core/classifier.py
 With embed = 0 the first layer reads one-hot tokens: its Wx is (V,G) and x·Wx is a row gather.
 
 Initialisation (documented, deterministic given the Generator):
@@ -37,6 +37,7 @@ class ModelConfig:
     dropout: float = 0.0
     bidirectional: bool = False
     forget_bias: float = 1.0  # lstm only: initial b_f; 1 lets the cell remember from the start
+    labels: int = 0  # 0: a language model (outputs over the vocabulary); K: a classifier over K labels
 
     def __post_init__(self):
         if self.cell not in cells.KINDS:
@@ -52,6 +53,8 @@ class ModelConfig:
             raise ValueError("dropout must be in [0, 1)")
         if not -10.0 <= self.forget_bias <= 10.0:
             raise ValueError("forget_bias must be in [-10, 10]")
+        if self.labels < 0:
+            raise ValueError("labels must be 0 (a language model) or positive")
 
     def to_json(self):
         return asdict(self)
@@ -63,6 +66,11 @@ class ModelConfig:
     @property
     def out_width(self):
         return self.hidden * (2 if self.bidirectional else 1)
+
+    @property
+    def out_size(self):
+        """What the output layer scores: the next token (V) or the label (K)."""
+        return self.labels or self.vocab_size
 
 
 # --------------------------------------------------------------------------- parameters
@@ -103,12 +111,12 @@ def init_params(cfg, rng, dtype=np.float32):
                 params[prefix + k] = v
         D = cfg.out_width
     s = 1.0 / np.sqrt(cfg.out_width)
-    params["out.V"] = rng.uniform(-s, s, (cfg.out_width, V)).astype(dtype)  # (H',V)
-    params["out.c"] = np.zeros(V, dtype=dtype)  # (V,)
+    params["out.V"] = rng.uniform(-s, s, (cfg.out_width, cfg.out_size)).astype(dtype)  # (H',V) or (H',K)
+    params["out.c"] = np.zeros(cfg.out_size, dtype=dtype)  # (V,) or (K,)
     return params
 
 
-def _layer_params(params, l, bidirectional):
+def layer_params(params, l, bidirectional):
     pre = f"layers.{l}."
     if not bidirectional:
         return {k[len(pre):]: v for k, v in params.items() if k.startswith(pre)}
@@ -116,7 +124,7 @@ def _layer_params(params, l, bidirectional):
             for d in ("fwd", "bwd")}
 
 
-def _flatten_grads(l, g, bidirectional):
+def flatten_grads(l, g, bidirectional):
     pre = f"layers.{l}."
     if not bidirectional:
         return {pre + k: v for k, v in g.items()}
@@ -147,7 +155,7 @@ def forward(params, cfg, ids, state, masks=None):
     x = layers.embedding_forward(params["embed.W"], ids) if cfg.embed > 0 else ids
     caches, new_state = [], []
     for l in range(cfg.layers):
-        p = _layer_params(params, l, cfg.bidirectional)
+        p = layer_params(params, l, cfg.bidirectional)
         fwd = layers.bidirectional_forward if cfg.bidirectional else layers.recurrent_forward
         hs, s, c = fwd(p, x, state[l], cfg.cell, cfg.activation)
         mask = masks[l] if masks is not None else None
@@ -175,7 +183,7 @@ def backward(dlogits, cache, cfg, dstate=None):
         dhs = layers.dropout_backward(dx, mask)
         bwd = layers.bidirectional_backward if cfg.bidirectional else layers.recurrent_backward
         dx, dstate0[l], g = bwd(dhs, None if dstate is None else dstate[l], c)
-        grads.update(_flatten_grads(l, g, cfg.bidirectional))
+        grads.update(flatten_grads(l, g, cfg.bidirectional))
     if cfg.embed > 0:
         grads["embed.W"] = layers.embedding_backward(dx, ids, cfg.vocab_size)
     return grads, dstate0
@@ -265,7 +273,7 @@ class Stepper:
         pre = cells.input_scale(cfg.cell, H, dtype)
         self.layers = []
         for l in range(cfg.layers):
-            p = _layer_params(params, l, False)
+            p = layer_params(params, l, False)
             Wx, b = layers.folded_input(p, cfg.cell, one_hot=l == 0 and cfg.embed == 0)
             self.layers.append({"Wx": Wx, "b": b, "Wh": p["Wh"] if pre is None else p["Wh"] * pre,
                                 "bh": p.get("bh")})

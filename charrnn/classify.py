@@ -1,0 +1,152 @@
+"""`charrnn classify`: many-to-one. Train a sequence classifier on label<TAB>text lines; predict labels.
+
+The model and training options are `charrnn train`'s, and `--bidirectional` is allowed here:
+a classifier reads the whole text before it answers.
+"""
+import os
+import sys
+
+import click
+import numpy as np
+
+from . import bundle, checkpoint, labeled
+from .cli import _checkpoint_dir_option, _stop_on_signals
+from .config import ClassifyConfig
+from .core import cells, optim
+from .core.model import ModelConfig
+from .errors import CharrnnError
+
+
+@click.group()
+def classify():
+    """Sequence classification (many-to-one): `classify train DATA.tsv`, then `classify predict`."""
+
+
+@classify.command("train")
+@click.argument("data", type=click.File("rb"))
+@click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
+              help="Tokens are characters, or words, punctuation and whitespace runs.")
+@click.option("--max-vocab", type=click.IntRange(min=1), default=None,
+              help="Word level: keep the N most frequent tokens; the rest become an unknown token.")
+@click.option("--cell", type=click.Choice(cells.KINDS), default="lstm", show_default=True)
+@click.option("--activation", type=click.Choice(cells.ACTIVATIONS), default="tanh", show_default=True,
+              help="Nonlinearity of --cell rnn.")
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--hidden", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--embed", type=click.IntRange(min=0), default=None,
+              help="Embedding width; 0 = one-hot input. [default: 0 at char level, 64 at word level]")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--forget-bias", type=click.FloatRange(-10, 10), default=1.0, show_default=True,
+              help="LSTM: the forget gate's initial bias (1: remember the start of a long text).")
+@click.option("--bidirectional", is_flag=True, help="Read each text both ways; the two final states decide.")
+@click.option("--max-len", type=click.IntRange(min=1), default=400, show_default=True,
+              help="Tokens kept from the start of each text.")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Clip the global gradient norm to this; 0 = off.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Total steps of the run.")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Passes over the training lines; with none of --steps/--epochs/--minutes: 10.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="A random fraction of the lines held out for validation accuracy.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None,
+              help="Validate and checkpoint every N steps [default: once per epoch].")
+@_checkpoint_dir_option
+@click.option("--name", default=None, help="Run name [default: the data file's stem].")
+@click.option("--force", is_flag=True, help="Start over a run that exists.")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Append one JSON object per step (and per evaluation) to FILE (see `charrnn plot`).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def train(data, **o):
+    """Learn to label texts from DATA: lines of label<TAB>text (- = stdin)."""
+    from . import display
+    from .classify_train import ClassifyTrainer
+    from .train import Stop
+
+    name = data.name if data.name != "<stdin>" else "-"
+    labels, texts = labeled.parse_tsv(data.read(), o["errors"], name)
+    names, y = labeled.label_index(labels)
+    ccfg = ClassifyConfig(**{k: o[k] for k in ClassifyConfig.__dataclass_fields__})
+    vocab = labeled.vocab_for(texts, ccfg.level, ccfg.max_vocab)
+    seqs = [labeled.encode(vocab, t, ccfg.max_len)[0] for t in texts]
+    tr, va = labeled.split(len(seqs), ccfg.val_frac, np.random.default_rng([ccfg.seed, 1]))
+    embed = o["embed"] if o["embed"] is not None else (0 if ccfg.level == "char" else 64)
+    mcfg = ModelConfig(vocab_size=len(vocab), cell=o["cell"], activation=o["activation"], layers=o["layers"],
+                       hidden=o["hidden"], embed=embed, dropout=o["dropout"], bidirectional=o["bidirectional"],
+                       forget_bias=o["forget_bias"], labels=len(names))
+    run_name = o["name"] or ("stdin" if name == "-" else os.path.splitext(os.path.basename(name))[0])
+    if not run_name or "/" in run_name or run_name in (".", ".."):
+        raise click.BadParameter(f"{run_name!r} is not a usable run name", param_hint="--name")
+    run = checkpoint.RunDir(os.path.join(o["checkpoint_dir"], run_name))
+    reporter = display.make_reporter(o["quiet"])
+    stop = Stop()
+    with run.lock():
+        if run.resume_path() and not o["force"]:
+            raise CharrnnError(f"{run.path} already holds a run; use --force to start it over, or --name to "
+                               "start another")
+        run.clean_stale_temps()
+        log = open(o["log_path"], "a", encoding="utf-8") if o["log_path"] else None
+        try:
+            data_split = ([seqs[i] for i in tr], y[tr], [seqs[i] for i in va], y[va])
+            trainer = ClassifyTrainer(data_split, mcfg, ccfg, run, names, vocab, reporter, log, stop)
+            with _stop_on_signals(stop):
+                trainer.run()
+        finally:
+            if hasattr(reporter, "close"):
+                reporter.close()
+            if log:
+                log.close()
+    if stop.signum:
+        sys.exit(128 + stop.signum)
+
+
+@classify.command("predict")
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
+              help="A classifier checkpoint or its run directory (its best) [default: the latest run].")
+@_checkpoint_dir_option
+@click.option("--probs", is_flag=True, help="After the label, each label's probability as name:p, tab-separated.")
+@click.option("--labeled", "labeled_input", is_flag=True,
+              help="FILE holds label<TAB>text lines: predict from the text, report accuracy on stderr.")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
+def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
+    """Write one label per line of FILE (- or none: stdin) to stdout."""
+    from .classify_train import predict as predict_probs
+    from .text import decode_bytes
+
+    b = bundle.load(checkpoint.resolve_checkpoint(ckpt, checkpoint_dir), kind="classifier")
+    names = b.meta["labels"]
+    max_len = int(b.meta.get("classify", {}).get("max_len", 400))
+    data = file.read()
+    if labeled_input:
+        truth, texts = labeled.parse_tsv(data, errors, file.name)
+    else:
+        text = decode_bytes(data, errors)
+        texts = [ln.removesuffix("\r") for ln in text.split("\n")]
+        if texts and texts[-1] == "":
+            texts.pop()  # the line break that ends the last line
+    unknown = 0
+    seqs = []
+    for t in texts:
+        ids, unk = labeled.encode(b.vocab, t, max_len)
+        unknown += bool(unk)
+        seqs.append(ids)
+    p = predict_probs(b.params, b.cfg, seqs) if seqs else np.zeros((0, len(names)))
+    best = p.argmax(axis=1)
+    out = sys.stdout
+    for row, k in zip(p, best):
+        extra = "".join(f"\t{n}:{v:.4f}" for n, v in zip(names, row)) if probs else ""
+        out.write(names[k] + extra + "\n")
+    out.flush()
+    if unknown:
+        click.echo(f"warning: {unknown} line(s) had characters the model never saw; they were skipped", err=True)
+    if labeled_input:
+        hits = sum(names[k] == t for k, t in zip(best, truth))
+        click.echo(f"accuracy {hits / len(truth):.4f} ({hits}/{len(truth)})", err=True)
