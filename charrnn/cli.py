@@ -32,6 +32,7 @@ def _checkpoint_dir_option(f):
 # commands that live in their own modules, imported only when used: name -> "module:attribute"
 LAZY_COMMANDS = {
     "classify": "charrnn.classify:classify",
+    "inspect": "charrnn.inspect:inspect",
     "diagnose": "charrnn.diagnose:diagnose",
     "plot": "charrnn.plot:plot",
     "score": "charrnn.score:score",

@@ -170,7 +170,7 @@ def _draw(report):
     series = {}
     for m in report["models"]:
         for l, row in enumerate(m["norms"]):
-            label = m["name"] + (f" layer {l + 1}" if m["layers"] > 1 else "")
+            label = m["name"] + (f" layer {l}" if m["layers"] > 1 else "")  # 0 first, as inspect --layer
             series[label] = (xs, row)
             if report["clip"] > 0 and m["clip_scale"] is not None and m["clip_scale"] < 1:
                 series[label + " clipped"] = (xs, [None if v is None else v * m["clip_scale"] for v in row])

@@ -1,0 +1,442 @@
+"""`charrnn inspect`: colour a text by one hidden unit's activation, and find the units that
+track quotes, brackets, the position in the line and word starts (Karpathy, Johnson and
+Fei-Fei, "Visualizing and Understanding Recurrent Networks", 2015).
+
+The numbers come from charrnn/activations.py; this module reads the text, picks the unit
+and draws: rich colours on a terminal, text with a ▁▂▃▄▅▆▇█ line under each line when stderr
+is not a terminal, a standalone HTML page with --html, JSON on stdout with --json.
+
+Shapes: T tokens, N characters (N = T at char level), L layers, H hidden units.
+"""
+import html
+import json
+import sys
+import unicodedata
+
+import click
+import numpy as np
+
+from . import activations, bundle, checkpoint
+from .cli import _checkpoint_dir_option, _read
+from .errors import CharrnnError
+
+SPARK = "▁▂▃▄▅▆▇█"
+NEWLINE_MARK = "↵"  # the line break is a character the model reads; its value is shown here
+PLAIN_WIDTH = 100  # columns per plain line, so the value line stays under its text
+EXCERPT_LINES, EXCERPT_CHARS = 4, 320
+# ColorBrewer RdBu: -1 red, 0 near white, +1 blue, as in the paper's figures
+STOPS = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+RGB = np.array([[202, 0, 32], [244, 165, 130], [247, 247, 247], [146, 197, 222], [5, 113, 176]], dtype=float)
+FEATURE_TITLES = {"inside_quotes": "inside quotes", "inside_brackets": "inside brackets",
+                  "line_position": "position in the line", "word_start": "start of a word"}
+
+
+@click.command("inspect")
+@click.argument("text", required=False)
+@click.option("--file", "file", type=click.Path(allow_dash=True, dir_okay=True), default=None, metavar="FILE",
+              help="Read the text from FILE (- = stdin) instead of TEXT.")
+@click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
+              help="A checkpoint file or a run directory (its best) [default: the latest run].")
+@_checkpoint_dir_option
+@click.option("--layer", type=int, default=None, metavar="N",
+              help="Layer, 0 first [default: the last; with --find: all].")
+@click.option("--unit", type=int, default=None, metavar="N",
+              help="Unit in the layer, 0 first [default: the one that varies most over the text].")
+@click.option("--state", type=click.Choice(activations.STATES), default=None,
+              help="h: the hidden state; c: an LSTM's cell state, shown as tanh(c) "
+                   "[default: c for an LSTM, h otherwise].")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Write a standalone HTML page to FILE (- = stdout).")
+@click.option("--find", is_flag=True,
+              help="Rank the units by how closely they track quotes, brackets, line position, word starts.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
+              help="With --find: units shown per feature.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON on stdout: the ranking with --find, else the unit's value at every token.")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="What to do with invalid UTF-8 in --file.")
+def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, find, top, as_json, errors):
+    """Colour a text by a hidden unit's activation; find units that track quotes, brackets, ...
+
+    \b
+      charrnn inspect --file notes.txt --unit 17         # layer: the last
+      charrnn inspect --file notes.txt --find            # which units track what
+      charrnn inspect --file notes.txt --find --html units.html
+    """
+    if (text is None) == (file is None):
+        raise click.UsageError("give a TEXT or --file FILE, not both" if text is not None
+                               else "give a TEXT to inspect, or --file FILE")
+    if find and unit is not None:
+        raise click.UsageError("--find picks the units itself; drop --unit, or drop --find to show one unit")
+    if as_json and html_path == "-":
+        raise click.UsageError("--json and --html - both write to stdout; give one of them")
+    path = checkpoint.resolve_checkpoint(ckpt, checkpoint_dir)
+    b = bundle.load(path)
+    cfg = b.cfg
+    state = state or ("c" if cfg.cell == "lstm" else "h")
+    if state == "c" and cfg.cell != "lstm":
+        raise click.BadParameter(f"c is an LSTM's cell state; this model is a {cfg.cell}", param_hint="'--state'")
+    if layer is not None and not 0 <= layer < cfg.layers:
+        raise click.BadParameter(f"{layer} is out of range: the model has {cfg.layers} layer(s), "
+                                 f"0 to {cfg.layers - 1}", param_hint="'--layer'")
+    if unit is not None and not 0 <= unit < cfg.hidden:
+        raise click.BadParameter(f"{unit} is out of range: a layer has {cfg.hidden} units, 0 to {cfg.hidden - 1}",
+                                 param_hint="'--unit'")
+    if find and b.vocab.level != "char":
+        raise click.UsageError("--find needs a character-level model (this one reads words); "
+                               "show one unit with --layer and --unit instead")
+    text = text if file is None else _read_text(file, errors)
+    ids, shown = _encode(b.vocab, text)
+    values = activations.select(activations.run(b.params, cfg, ids), state)  # (L,T,H)
+    view = View(path, b, state, ids, shown, values)
+    if find:
+        _find(view, layer, top, html_path, as_json)
+    else:
+        _show(view, cfg.layers - 1 if layer is None else layer, unit, html_path, as_json)
+
+
+# --------------------------------------------------------------------------- input
+
+def _read_text(file, errors):
+    from .text import decode_bytes
+    with _read([file]) as sources:
+        return decode_bytes(sources.read(), errors)
+
+
+def _encode(vocab, text):
+    """(ids (T,), the text the model reads): unknown symbols dropped with one warning."""
+    ids, unknown = vocab.encode_known(text)
+    if unknown:
+        if vocab.level == "char":  # as `sample --prime` says it
+            click.echo(f"warning: characters not in the model's vocabulary were skipped: "
+                       f"{''.join(sorted(set(unknown)))[:40]!r}", err=True)
+        else:
+            click.echo(f"warning: {len(unknown)} word(s) not in the model's vocabulary were skipped: "
+                       f"{', '.join(repr(w) for w in unknown[:5])}", err=True)
+    if len(ids) == 0:
+        raise CharrnnError("nothing to inspect: the text has no symbol the model knows")
+    return ids, vocab.decode(ids)
+
+
+class View:
+    """The inspected text with its values, and how to describe them."""
+
+    def __init__(self, path, b, state, ids, text, values):
+        self.path, self.b, self.state, self.ids, self.text, self.values = path, b, state, ids, text, values
+        lengths = np.array([len(b.vocab.tokens[i]) for i in ids]) if b.vocab.level == "word" else None
+        self.lengths = lengths  # (T,) characters per token at word level, None at char level
+        self.lim = _scale(values)  # one colour scale for every unit shown
+
+    def per_char(self, layer, unit):
+        """(N,) the unit's value at each character of the text (a word's value on all its characters)."""
+        v = self.values[layer, :, unit].astype(np.float64)  # (T,)
+        return v if self.lengths is None else np.repeat(v, self.lengths)
+
+    def label(self, layer, unit):
+        return f"layer {layer}, unit {unit} ({'tanh(c)' if self.state == 'c' else 'h'})"
+
+    def model(self):
+        from .display import model_summary
+        return model_summary(self.b.cfg)
+
+
+def _scale(values):
+    """The colour scale's half-width: 1 for every bounded unit (tanh, sigmoid, tanh(c)), as in the
+    paper, so units compare; wider only for relu units above 1."""
+    return max(1.0, float(np.max(np.abs(values))) if values.size else 1.0)
+
+
+# --------------------------------------------------------------------------- one unit
+
+def _show(view, layer, unit, html_path, as_json):
+    if unit is None:  # the most varied unit is the one worth looking at first
+        unit = int(np.argmax(view.values[layer].std(axis=0)))
+        click.echo(f"{view.label(layer, unit)}: the unit that varies most over this text; "
+                   "choose another with --unit", err=True)
+    vals = view.per_char(layer, unit)
+    if as_json:
+        tokens = [view.b.vocab.tokens[i] for i in view.ids.tolist()]
+        click.echo(json.dumps({"checkpoint": view.path, "model": view.b.cfg.to_json(), "state": view.state,
+                               "layer": layer, "unit": unit, "tokens": tokens,
+                               "values": [round(float(x), 6) for x in view.values[layer, :, unit]]}))
+    if html_path is not None:
+        title = f"charrnn inspect: {view.model()}, {view.label(layer, unit)}"
+        _write_html(html_path, page(title, _meta(view), [(view.label(layer, unit), view.text, vals)], view.lim))
+    if not as_json and html_path is None:
+        console = _console()
+        header = f"{view.model()} · {view.label(layer, unit)} · {len(view.text):,} characters"
+        _print_painted(console, header, view.text, vals, view.lim)
+
+
+# --------------------------------------------------------------------------- find
+
+def _find(view, layer, top, html_path, as_json):
+    feats = activations.features(view.text)
+    layers = list(range(view.b.cfg.layers)) if layer is None else [layer]
+    ranking = activations.rank(view.values, feats, top=top, layers=layers)
+    if as_json:
+        click.echo(json.dumps({"checkpoint": view.path, "model": view.b.cfg.to_json(), "state": view.state,
+                               "layers": layers, "characters": len(view.text), "features": ranking}))
+    else:
+        _print_ranking(_console(), view, ranking)
+    best = {name: r["top"][0] for name, r in ranking.items() if r["top"]}  # constant features have none
+    if html_path is not None:
+        sections = [(_best_label(view, name, e), view.text, view.per_char(e["layer"], e["unit"]))
+                    for name, e in best.items()]
+        _write_html(html_path, page(f"charrnn inspect --find: {view.model()}", _meta(view), sections, view.lim,
+                                    ranking=ranking))
+    if as_json or html_path is not None:  # the page (or the JSON) holds the pictures
+        return
+    console = _console()
+    for name, e in best.items():
+        lo, hi = excerpt(view.text, feats[name])
+        console.print()
+        _print_painted(console, _best_label(view, name, e), view.text[lo:hi],
+                       view.per_char(e["layer"], e["unit"])[lo:hi], view.lim)
+
+
+def _best_label(view, name, e):
+    return f"{FEATURE_TITLES[name]}: {view.label(e['layer'], e['unit'])}, r = {e['corr']:+.3f}"
+
+
+def _print_ranking(console, view, ranking):
+    from rich.text import Text
+    console.print(Text(f"units that track features of the text: {view.model()}, "
+                       f"{'tanh(c)' if view.state == 'c' else 'h'}, {len(view.text):,} characters", style="bold"),
+                  soft_wrap=True)  # one line on a pipe too: the terminal wraps it, not rich
+    console.print(_table(ranking))
+    console.print(Text("r: Pearson correlation over the text; -: the feature is constant in this text, "
+                       "there is nothing to track", style="dim"), soft_wrap=True)
+
+
+def _table(ranking):
+    from rich.table import Table
+    t = Table()
+    for name, kw in (("feature", {}), ("rank", {"justify": "right"}), ("layer", {"justify": "right"}),
+                     ("unit", {"justify": "right"}), ("r", {"justify": "right"})):
+        t.add_column(name, **kw)
+    for name, r in ranking.items():
+        if r["constant"]:
+            t.add_row(FEATURE_TITLES[name], "-", "", "", "-", end_section=True)
+            continue
+        for k, e in enumerate(r["top"]):
+            t.add_row(FEATURE_TITLES[name] if k == 0 else "", str(k + 1), str(e["layer"]), str(e["unit"]),
+                      f"{e['corr']:+.3f}", end_section=k == len(r["top"]) - 1)
+    return t
+
+
+def excerpt(text, feature, lines=EXCERPT_LINES, chars=EXCERPT_CHARS):
+    """(start, end) of a few whole lines from the line where ``feature`` first changes."""
+    f = np.asarray(feature)
+    changes = np.flatnonzero(f != f[0]) if f.size else []
+    first = int(changes[0]) if len(changes) else 0
+    start = text.rfind("\n", 0, first) + 1
+    end = start
+    for _ in range(lines):
+        nl = text.find("\n", end)
+        end = len(text) if nl < 0 else nl + 1
+        if end >= len(text):
+            break
+    return start, min(end, start + chars)
+
+
+# --------------------------------------------------------------------------- colours
+
+def colours(x, lim):
+    """(N,3) uint8 RGB for values x (N,) on the diverging scale [-lim, lim]."""
+    t = np.clip(np.asarray(x, dtype=np.float64) / lim, -1.0, 1.0)
+    return np.stack([np.interp(t, STOPS, RGB[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
+
+
+def _hex(rgb):
+    return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
+
+
+def _dark(rgb):
+    """White text reads better on this background."""
+    r, g, b = (int(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b < 128
+
+
+def glyph(ch, html_safe=False):
+    """What to draw for a character: control characters as their Unicode pictures (␛ for ESC),
+    never raw, so a text cannot steer the terminal; a tab as → off the HTML page (one column)."""
+    o = ord(ch)
+    if ch == "\n":
+        return ch
+    if ch == "\t":
+        return ch if html_safe else "→"
+    if o < 32:
+        return chr(0x2400 + o)
+    if o == 0x7F:
+        return "\u2421"
+    if 0x80 <= o < 0xA0 or unicodedata.category(ch) in ("Cs", "Co", "Cn") or 0x2028 <= o <= 0x2029:
+        return "\ufffd"
+    return ch
+
+
+def _width(ch):
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+# --------------------------------------------------------------------------- terminal
+
+def _console():
+    from rich.console import Console
+    return Console(stderr=True, highlight=False, emoji=False, soft_wrap=False)
+
+
+def _print_painted(console, header, text, vals, lim):
+    """Coloured backgrounds on a colour terminal; otherwise the plain text with value lines."""
+    if console.is_terminal and console.color_system is not None and not console.no_color:
+        from rich.text import Text
+        console.print(Text(header, style="bold"), soft_wrap=True)
+        console.print(legend_text(lim))
+        console.print(painted(text, vals, lim))
+    else:
+        console.file.write(header + "\n" + plain_legend(lim) + "\n" + plain(text, vals, lim))
+        console.file.flush()
+
+
+def painted(text, vals, lim):
+    """A rich Text: every character on its colour, a line break shown as ↵ before it."""
+    from rich.style import Style
+    from rich.text import Text
+    out = Text(no_wrap=False)
+    rgb = colours(vals, lim)  # (N,3)
+    cache = {}
+    for i, (ch, c) in enumerate(zip(text, map(tuple, rgb))):
+        style = cache.get(c)
+        if style is None:
+            style = cache[c] = Style(bgcolor=_hex(c), color="#ffffff" if _dark(c) else "#000000")
+        if ch == "\n":
+            out.append(NEWLINE_MARK, style)
+            if i < len(text) - 1:  # print() ends the last line itself
+                out.append("\n")
+        else:
+            out.append(glyph(ch), style)
+    return out
+
+
+def legend_text(lim):
+    from rich.style import Style
+    from rich.text import Text
+    t = Text(f"{-lim:+g} ")
+    for c in map(tuple, colours(np.linspace(-lim, lim, 11), lim)):
+        t.append("  ", Style(bgcolor=_hex(c)))
+    t.append(f" {lim:+g}")
+    return t
+
+
+def plain_legend(lim):
+    return f"values: {SPARK[0]} {-lim:+g} ... {SPARK[-1]} {lim:+g} (↵ marks a line break)"
+
+
+def spark(vals, lim):
+    """One of ▁▂▃▄▅▆▇█ per value on [-lim, lim]."""
+    q = np.clip(np.floor((np.asarray(vals) / lim + 1.0) / 2.0 * len(SPARK)), 0, len(SPARK) - 1).astype(int)
+    return "".join(SPARK[k] for k in q)
+
+
+def plain(text, vals, lim, width=PLAIN_WIDTH):
+    """The text, and under every line a line of its values; no control codes."""
+    out = []
+    pos = 0
+    for line in text.split("\n"):
+        n = len(line) + (pos + len(line) < len(text))  # the line break is the line's last character
+        chars = [glyph(ch) for ch in line] + ([NEWLINE_MARK] if n > len(line) else [])
+        marks = spark(vals[pos:pos + n], lim)
+        pos += n
+        row_t, row_v, col = [], [], 0
+        for g, m in zip(chars, marks):
+            w = _width(g)
+            if col + w > width:  # wrap, keeping each value under its character
+                out += ["".join(row_t), "".join(row_v)]
+                row_t, row_v, col = [], [], 0
+            row_t.append(g)
+            row_v.append(m * w)
+            col += w
+        if row_t:
+            out += ["".join(row_t), "".join(row_v)]
+    return "".join(line + "\n" for line in out)
+
+
+# --------------------------------------------------------------------------- HTML
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #222; background: #fff; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin-top: 2em; }
+.meta { color: #666; }
+pre.text { font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 14px;
+  line-height: 1.6; white-space: pre-wrap; word-break: break-all; }
+pre.text span.nl::before { content: "\\21B5"; }
+.legend { display: flex; align-items: center; font-size: 0.9em; margin: 1em 0; }
+.legend span.sw { display: inline-block; width: 2.2em; height: 1.2em; }
+.legend .lab { margin: 0 0.6em; }
+table.rank { border-collapse: collapse; font-size: 0.9em; }
+table.rank td, table.rank th { padding: 0.15em 0.8em; text-align: right; border-bottom: 1px solid #eee; }
+table.rank td:first-child, table.rank th:first-child { text-align: left; }
+""".strip()
+
+
+def page(title, meta, sections, lim, ranking=None):
+    """A standalone page: inline CSS, a legend, each section's text with every character in a
+    span on its colour (its value in the title attribute), line breaks kept."""
+    e = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             f"<title>{e(title)}</title>", f"<style>\n{CSS}\n</style>", "</head>", "<body>",
+             f"<h1>{e(title)}</h1>", f'<p class="meta">{e(meta)}</p>', _html_legend(lim)]
+    if ranking is not None:
+        parts.append(_html_ranking(ranking))
+    for heading, text, vals in sections:
+        parts += [f"<h2>{e(heading)}</h2>", f'<pre class="text">{html_spans(text, vals, lim)}</pre>']
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def html_spans(text, vals, lim):
+    rgb = colours(vals, lim)  # (N,3)
+    out = []
+    for ch, c, v in zip(text, rgb, np.asarray(vals).tolist()):
+        style = f"background:{_hex(c)}" + (";color:#fff" if _dark(c) else "")
+        cls = ' class="nl"' if ch == "\n" else ""
+        out.append(f'<span{cls} style="{style}" title="{v:+.3f}">{html.escape(glyph(ch, html_safe=True))}</span>')
+    return "".join(out)
+
+
+def _html_legend(lim):
+    cells = "".join(f'<span class="sw" style="background:{_hex(c)}"></span>'
+                    for c in colours(np.linspace(-lim, lim, 11), lim))
+    return (f'<div class="legend"><span class="lab">{-lim:+g}</span>{cells}<span class="lab">{lim:+g}</span>'
+            f'<span class="lab">(the unit\'s value after reading each character; hover for the number; '
+            f'\u21b5 is a line break)</span></div>')
+
+
+def _html_ranking(ranking):
+    rows = ["<tr><th>feature</th><th>rank</th><th>layer</th><th>unit</th><th>r</th></tr>"]
+    for name, r in ranking.items():
+        if r["constant"]:
+            rows.append(f"<tr><td>{FEATURE_TITLES[name]}</td><td></td><td></td><td></td>"
+                        "<td>constant in this text</td></tr>")
+        for k, x in enumerate(r["top"]):
+            rows.append(f"<tr><td>{FEATURE_TITLES[name] if k == 0 else ''}</td><td>{k + 1}</td>"
+                        f"<td>{x['layer']}</td><td>{x['unit']}</td><td>{x['corr']:+.3f}</td></tr>")
+    return '<table class="rank">' + "".join(rows) + "</table>"
+
+
+def _meta(view):
+    return f"checkpoint {view.path} · step {view.b.step:,} · {len(view.text):,} characters"
+
+
+def _write_html(path, doc):
+    if path == "-":
+        sys.stdout.write(doc)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(doc)
+    except OSError as err:
+        raise CharrnnError(f"{path}: cannot write: {err.strerror or err}") from None
+    click.echo(f"wrote {path}", err=True)
