@@ -144,36 +144,41 @@ def lstm_forward(xps, state, p):
 
 
 def lstm_backward(dhs, dstate, cache):
+    """Consumes the cache: each step's activated gates are overwritten by their gradients, which
+    become the returned dxp (no (T,B,4H) array is allocated); a cache serves one backward."""
     _, acts, cs, tcs, hs, h0, c0, Wh = cache
     T, B, G = acts.shape
     H = G // 4
-    # everything that does not depend on the recurrence, once over all T·B rows:
-    dxp = acts * (1 - acts)  # (T,B,4H) sigmoid' = s(1-s); dxp[t] becomes dL/d(pre-activation)
-    g = acts[..., 2 * H:3 * H]
-    dxp[..., 2 * H:3 * H] = 1 - g * g  # tanh' for g
-    K = acts[..., 3 * H:] * (1 - tcs * tcs)  # (T,B,H) dc_t/dh_t = o ⊙ (1 - tanh²(c_t))
-    P = np.empty((T, B, 3, H), dtype=acts.dtype)  # (T,B,3,H) what dc multiplies for i, f, g
-    P[:, :, 0] = g
-    P[0, :, 1] = c0  # c_{t-1}
-    P[1:, :, 1] = cs[:-1]
-    P[:, :, 2] = acts[..., :H]
+    K = np.multiply(tcs, tcs)  # (T,B,H) once over all rows, in place:
+    np.subtract(1, K, out=K)
+    K *= acts[..., 3 * H:]  # dc_t/dh_t = o ⊙ (1 - tanh²(c_t))
     if dstate is None:
         dh, dc = np.zeros_like(h0), np.zeros_like(c0)
     else:
         dh, dc = dstate[0].copy(), dstate[1].copy()
     WhT = np.ascontiguousarray(Wh.T)
-    raw = np.empty((B, 4, H), dtype=acts.dtype)  # (B,4,H) dL/d(gate) before the nonlinearity
+    raw = np.empty((B, 4, H), dtype=acts.dtype)  # (B,4,H) dL/d(gate) after the nonlinearity
     raw2 = raw.reshape(B, G)
+    d = np.empty((B, G), dtype=acts.dtype)  # (B,4H) the nonlinearities' derivatives
     tmp = np.empty((B, H), dtype=acts.dtype)  # (B,H)
     for t in reversed(range(T)):
+        a = acts[t]  # (B,4H) i f g o, read here for the last time
         dh += dhs[t]
         np.multiply(dh, K[t], out=tmp)
         dc += tmp  # dc_t
-        np.multiply(dc[:, None, :], P[t], out=raw[:, :3])  # di = dc⊙g, df = dc⊙c_{t-1}, dg = dc⊙i
+        np.multiply(dc, a[:, 2 * H:3 * H], out=raw[:, 0])  # di = dc⊙g
+        np.multiply(dc, cs[t - 1] if t else c0, out=raw[:, 1])  # df = dc⊙c_{t-1}
+        np.multiply(dc, a[:, :H], out=raw[:, 2])  # dg = dc⊙i
         np.multiply(dh, tcs[t], out=raw[:, 3])  # do = dh⊙tanh(c_t)
-        dc *= acts[t, :, H:2 * H]  # carried to t-1 through f
-        np.multiply(raw2, dxp[t], out=dxp[t])
-        dh = dxp[t] @ WhT
+        dc *= a[:, H:2 * H]  # carried to t-1 through f
+        np.subtract(1, a, out=d)
+        d *= a  # sigmoid' = s(1-s)
+        dg = d[:, 2 * H:3 * H]
+        np.multiply(a[:, 2 * H:3 * H], a[:, 2 * H:3 * H], out=dg)
+        np.subtract(1, dg, out=dg)  # tanh' = 1 - g²
+        np.multiply(raw2, d, out=a)  # dxp_t = dL/d(pre-activation), where the gates were
+        dh = a @ WhT
+    dxp = acts
     return dxp, (dh, dc), {"Wh": _dWh(hs, h0, dxp)}
 
 

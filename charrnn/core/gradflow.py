@@ -56,6 +56,7 @@ def gradient_flow(params, cfg, ids, y, clip=0.0):
         if x.dtype.kind not in "iu":
             dx = (dxp.reshape(T * B, -1) @ Wx.T).reshape(x.shape)  # to the layer below
 
+    _, _, cache = model.forward(p64, cfg, ids, model.zero_state(cfg, B, np.float64))  # a backward consumes its cache
     grads, _ = model.backward(dlogits / B, cache, cfg)
     grad_norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
     scale = min(1.0, clip / grad_norm) if clip > 0 and grad_norm > 0 else 1.0
