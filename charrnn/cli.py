@@ -1,4 +1,5 @@
-"""The `charrnn` command: train, sample, eval, info.
+"""The `charrnn` command: train, sample, eval, info here; inspect, diagnose, score, classify and plot in
+their own modules, loaded on first use (LAZY_COMMANDS).
 
 A thin shell: parse options, load things, call the core, print. stdout carries data only
 (samples, scores, JSON); everything for the eyes goes to stderr. Errors the user can fix
@@ -90,7 +91,7 @@ def _fail(msg, code, prefix="charrnn: error: "):
 @click.version_option(__version__, "-V", "--version", prog_name="charrnn", message="%(prog)s %(version)s")
 def cli():
     """Train recurrent language models (LSTM, GRU, vanilla RNN) on your own text and sample
-    from them. Pure numpy; runs on any CPU.
+    from them; look inside them, score lines, classify texts. Pure numpy; runs on any CPU.
 
     \b
       charrnn train corpus.txt          # learn; checkpoints under checkpoints/corpus/
