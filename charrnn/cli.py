@@ -129,7 +129,7 @@ def cli():
               help="Number of contiguous streams trained in parallel.")
 @click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True,
               help="SGD with momentum 0.9, Adam, RMSprop (alpha 0.95) or Adagrad.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1.2e-2, show_default=True,
               help="Peak learning rate.")
 @click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True,
               help="cosine decays to 0 over the run; step halves it at 25, 50 and 75 %.")
