@@ -84,9 +84,9 @@ def rnn_backward(dhs, dstate, cache):
 
 # --------------------------------------------------------------------------- LSTM
 
-# The fused columns are ordered i f g o: the three blocks that backward multiplies by dc
-# (i, f, g) sit side by side, and sigmoid(x) = 0.5·tanh(0.5·x) + 0.5 lets one tanh cover all
-# four blocks, with these per-column scales (×0.5 is exact, so nothing changes numerically).
+# The fused columns are ordered i f g o, and sigmoid(x) = 0.5·tanh(0.5·x) + 0.5 lets one tanh
+# cover all four blocks, with these per-column scales (×0.5 is exact, so nothing changes
+# numerically).
 @functools.lru_cache(maxsize=16)
 def _lstm_scales(H, dtype):
     pre = np.full(4 * H, 0.5, dtype=dtype)  # (4H,) scale before tanh
