@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from . import bundle, checkpoint, labeled
-from .cli import _checkpoint_dir_option, _stop_on_signals
+from .cli import _checkpoint_dir_option, run_training
 from .config import ClassifyConfig
 from .core import cells, optim
 from .core.model import ModelConfig
@@ -92,19 +92,9 @@ def train(data, **o):
             raise CharrnnError(f"{run.path} already holds a run; use --force to start it over, or --name to "
                                "start another")
         run.clean_stale_temps()
-        log = open(o["log_path"], "a", encoding="utf-8") if o["log_path"] else None
-        try:
-            data_split = ([seqs[i] for i in tr], y[tr], [seqs[i] for i in va], y[va])
-            trainer = ClassifyTrainer(data_split, mcfg, ccfg, run, names, vocab, reporter, log, stop)
-            with _stop_on_signals(stop):
-                trainer.run()
-        finally:
-            if hasattr(reporter, "close"):
-                reporter.close()
-            if log:
-                log.close()
-    if stop.signum:
-        sys.exit(128 + stop.signum)
+        data_split = ([seqs[i] for i in tr], y[tr], [seqs[i] for i in va], y[va])
+        run_training(lambda log: ClassifyTrainer(data_split, mcfg, ccfg, run, names, vocab, reporter, log, stop),
+                     reporter, o["log_path"], stop)
 
 
 @classify.command("predict")

@@ -195,18 +195,28 @@ def train(ctx, corpus, **o):
             raise CharrnnError(f"{run.path} already holds a run; use --resume to continue it, --force to start "
                                f"it over, or --name to start another")
         run.clean_stale_temps()
-        log = open(o["log_path"], "a", encoding="utf-8") if o["log_path"] else None
-        try:
-            trainer = Trainer(corpus_obj, mcfg, tcfg, run, reporter, resume, log, stop)
+
+        def make(log):
             if resume is not None:
                 reporter.message(f"resuming {run.path} at step {resume.step}")
-            with _stop_on_signals(stop):
-                trainer.run()
-        finally:
-            if hasattr(reporter, "close"):
-                reporter.close()
-            if log:
-                log.close()
+            return Trainer(corpus_obj, mcfg, tcfg, run, reporter, resume, log, stop)
+
+        run_training(make, reporter, o["log_path"], stop)
+
+
+def run_training(make, reporter, log_path, stop):
+    """Open the --log file, run make(log)'s trainer under the signal handlers, close the
+    reporter and the log whatever happens; after a SIGINT/SIGTERM, exit 128+N."""
+    log = open(log_path, "a", encoding="utf-8") if log_path else None
+    try:
+        trainer = make(log)
+        with _stop_on_signals(stop):
+            trainer.run()
+    finally:
+        if hasattr(reporter, "close"):
+            reporter.close()
+        if log:
+            log.close()
     if stop.signum:
         sys.exit(128 + stop.signum)
 
