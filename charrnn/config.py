@@ -58,9 +58,7 @@ class TrainConfig:
             (self.eval_every >= 1, "--eval-every must be at least 1"),
             (self.threads >= 1, "--threads must be at least 1"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
+        _check(checks)
 
     @property
     def limits(self):
@@ -111,9 +109,7 @@ class ClassifyConfig:
             (0.0 <= self.val_frac < 1.0, "--val-frac must be in [0, 1)"),
             (self.eval_every is None or self.eval_every >= 1, "--eval-every must be at least 1"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
+        _check(checks)
 
     @property
     def limits(self):
@@ -127,3 +123,10 @@ class ClassifyConfig:
 
 
 DEFAULT_CLASSIFY_EPOCHS = 10.0
+
+
+def _check(checks):
+    """ValueError with the message of the first (ok, message) pair that is not ok."""
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
