@@ -129,8 +129,8 @@ def cli():
               help="Number of contiguous streams trained in parallel.")
 @click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True,
               help="SGD with momentum 0.9, Adam, RMSprop (alpha 0.95) or Adagrad.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1.2e-2, show_default=True,
-              help="Peak learning rate.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Peak learning rate. [default: 1.2e-2 at char level, 2e-3 at word level]")
 @click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True,
               help="cosine decays to 0 over the run; step halves it at 25, 50 and 75 %.")
 @click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True,
@@ -258,10 +258,13 @@ def _train_config(o, resume, given):
                 raise click.UsageError(f"--{k.replace('_', '-')} cannot change when resuming "
                                        f"(the checkpoint has {base[k]})")
         return TrainConfig(**{k: (o[k] if k in given else base.get(k, 1)) for k in keys})
-    o = dict(o, threads=o["threads"] or default_threads(o["batch"]))
+    o = dict(o, threads=o["threads"] or default_threads(o["batch"]), lr=o["lr"] or DEFAULT_LR[o["level"]])
     return TrainConfig(**{k: o[k] for k in keys})
 
 
+# a short char-level run learns fastest from a high peak (README "The recipe"); a word-level
+# model's embedding and large softmax did better at the usual 2e-3
+DEFAULT_LR = {"char": 1.2e-2, "word": 2e-3}
 MODEL_OPTIONS = ("cell", "activation", "layers", "hidden", "embed", "dropout", "forget_bias")
 
 
