@@ -12,7 +12,7 @@ quotes, a closing one is outside again.
 """
 import numpy as np
 
-from .core import model
+from .core import cells, model
 
 STATES = ("h", "c")  # h: every cell's output; c: the LSTM's cell state (shown as tanh(c))
 FEATURES = ("inside_quotes", "inside_brackets", "line_position", "word_start")
@@ -21,8 +21,9 @@ OPENERS, CLOSERS = "([{", ")]}"
 
 # --------------------------------------------------------------------------- activations
 
-def run(params, cfg, ids):
-    """Step the model over ``ids`` from a zero state, one token at a time (batch 1).
+def run(params, cfg, ids, window=256):
+    """The states after each token of ``ids`` from a zero state, as stepping one token at a time
+    would give them (batch 1), read off the window forward's cache a window at a time.
 
     Returns {"h": (L,T,H), "c": (L,T,H) raw cell state or None for a GRU or vanilla RNN}.
     """
@@ -31,15 +32,14 @@ def run(params, cfg, ids):
     dtype = params["out.V"].dtype
     h = np.empty((L, T, H), dtype=dtype)  # (L,T,H)
     c = np.empty((L, T, H), dtype=dtype) if cfg.cell == "lstm" else None  # (L,T,H)
-    stepper = model.Stepper(params, cfg, B=1)
-    one = np.empty(1, dtype=np.int64)  # (B,) with B = 1
-    for t in range(T):
-        one[0] = ids[t]
-        stepper.step(one)
-        for l, s in enumerate(stepper.state):  # copy: the stepper reuses its buffers
-            h[l, t] = s[0][0]
+    state = model.zero_state(cfg, 1, dtype)
+    for s in range(0, T, window):
+        _, state, (_, caches, _, _) = model.forward(params, cfg, ids[s:s + window, None], state)
+        for l, ((_, _, cell_cache), _) in enumerate(caches):
+            hs, cs = cells.cached_states(cell_cache)  # (t,1,H) each
+            h[l, s:s + window] = hs[:, 0]
             if c is not None:
-                c[l, t] = s[1][0]
+                c[l, s:s + window] = cs[:, 0]
     return {"h": h, "c": c}
 
 

@@ -5,7 +5,6 @@ visits the training lines in a fresh order (from the run's Generator); a batch i
 its longest sequence. Checkpoints are written with the language model's RunDir: best
 (highest validation accuracy, then lowest loss), latest and the last periodic files.
 """
-import json
 import math
 import time
 
@@ -14,7 +13,7 @@ import numpy as np
 from . import bundle
 from .core import classifier, model, optim
 from .errors import CharrnnError
-from .train import NullReporter, Stop
+from .train import NullReporter, Stop, write_log
 
 VAL_BATCH = 256
 
@@ -129,9 +128,7 @@ class ClassifyTrainer:
         self.write_log({"event": "eval", **m})
 
     def write_log(self, record):
-        if self.log is not None:
-            self.log.write(json.dumps(record, allow_nan=False) + "\n")
-            self.log.flush()
+        write_log(self.log, record)
 
     def info(self):
         return {"step": 0, "max_steps": self.max_steps, "max_seconds": self.max_seconds,

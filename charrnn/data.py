@@ -44,7 +44,7 @@ CHUNK_BYTES = 1 << 22  # bytes read (and decoded) at a time
 # ----------------------------------------------------------------------------- reading
 
 
-def _open(path: str) -> BinaryIO:
+def open_input(path: str) -> BinaryIO:
     """``open(path, "rb")`` with a one-line CorpusError for a missing or unreadable path."""
     try:
         return open(path, "rb")
@@ -86,7 +86,7 @@ class Sources:
                     real = self._spool(stream, spool_dir)
                 else:
                     real = path
-                with _open(real) as f:
+                with open_input(real) as f:
                     self.size += os.fstat(f.fileno()).st_size
                 self.paths.append(real)
                 self.names.append(path)
@@ -128,7 +128,7 @@ class Sources:
                 yield self._data[i : i + size]
             return
         for i, (path, name) in enumerate(zip(self.paths, self.names)):
-            with _open(path) as f:
+            with open_input(path) as f:
                 try:
                     piece = f.read(size)  # a full piece unless the file ends (regular file)
                     if i > 0 and piece.startswith(BOM):

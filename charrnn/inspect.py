@@ -18,9 +18,9 @@ import numpy as np
 
 from . import activations, bundle, checkpoint
 from .cli import _checkpoint_dir_option, _read
+from .display import SPARK
 from .errors import CharrnnError
 
-SPARK = "▁▂▃▄▅▆▇█"
 NEWLINE_MARK = "↵"  # the line break is a character the model reads; its value is shown here
 PLAIN_WIDTH = 100  # columns per plain line, so the value line stays under its text
 EXCERPT_LINES, EXCERPT_CHARS = 4, 320

@@ -101,17 +101,9 @@ def _time_unit(seconds):
 def _read_bytes(path):
     if path == "-":
         return click.get_binary_stream("stdin").read()
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise CharrnnError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CharrnnError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise CharrnnError(f"{path}: permission denied") from None
-    except OSError as err:
-        raise CharrnnError(f"{path}: {err.strerror or err}") from None
+    from .data import open_input  # the corpus reader's one-line errors: no such file, a directory, ...
+    with open_input(path) as f:
+        return f.read()
 
 
 def _write_svg(path, svg):

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .core import layers, model
+from .core import classifier, layers, model
 from .core.parallel import thread_map
 
 
@@ -64,12 +64,8 @@ def sequence_logprobs(params, cfg, seqs, window=128):
     The sequences are scored side by side: padded to the longest into a (T,B) batch, read in
     windows of ``window`` steps carrying the state, padding masked out of the sums.
     """
-    B = len(seqs)
-    lens = np.array([len(s) for s in seqs])  # (B,)
-    T = int(lens.max()) - 1
-    ids = np.zeros((T + 1, B), dtype=np.int64)  # (T+1,B) padded with token 0
-    for b, s in enumerate(seqs):
-        ids[:len(s), b] = s
+    ids, lens = classifier.pad(seqs)  # (T+1,B) padded with token 0, (B,)
+    B, T = len(seqs), ids.shape[0] - 1
     valid = np.arange(1, T + 1)[:, None] < lens[None, :]  # (T,B) position t predicts a real token
     state = model.zero_state(cfg, B, params["out.V"].dtype)
     total = np.zeros(B)  # (B,)

@@ -208,9 +208,7 @@ class Trainer:
         return vocab.decode([s.draw() for _ in range(PREVIEW_CHARS if vocab.level == "char" else 60)])
 
     def write_log(self, record):
-        if self.log is not None:
-            self.log.write(json.dumps(record, allow_nan=False, default=_finite) + "\n")
-            self.log.flush()
+        write_log(self.log, record)
 
     def info(self):
         return {"step": self.step, "max_steps": self.max_steps, "max_seconds": self.max_seconds,
@@ -222,3 +220,10 @@ class Trainer:
 
 def _finite(x):
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def write_log(log, record):
+    """One JSON line of --log (nothing without a log file), flushed so a reader sees it at once."""
+    if log is not None:
+        log.write(json.dumps(record, allow_nan=False, default=_finite) + "\n")
+        log.flush()

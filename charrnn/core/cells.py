@@ -319,5 +319,13 @@ def hidden_grads(dhs, dstate, dxp, cache):
     return dH
 
 
+def cached_states(cache):
+    """(hs, cs) a window forward stored, (T,B,H) each; cs is None but for the LSTM."""
+    kind = cache[0]
+    if kind == "lstm":
+        return cache[4], cache[2]
+    return (cache[3] if kind == "gru" else cache[2]), None
+
+
 def zero_state(kind, B, H, dtype=np.float32):
     return tuple(np.zeros((B, H), dtype=dtype) for _ in STATE_NAMES[kind])  # (B,H) each

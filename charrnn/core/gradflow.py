@@ -19,11 +19,8 @@ from . import cells, layers, model
 def last_step_dlogits(logits, y):
     """dL_b/dlogits for L_b = -log softmax(z_{T-1,b})[y_b]: zero except the last step. (T,B,V)"""
     d = np.zeros_like(logits)  # (T,B,V)
-    z = logits[-1] - logits[-1].max(axis=1, keepdims=True)  # (B,V)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    p[np.arange(len(y)), y] -= 1
-    d[-1] = p
+    _, d[-1] = layers.softmax_cross_entropy(logits[-1], y)  # of the mean over the B sequences:
+    d[-1] *= len(y)  # each row is its own sequence's gradient
     return d
 
 
@@ -42,7 +39,7 @@ def gradient_flow(params, cfg, ids, y, clip=0.0):
     T, B = ids.shape
     logits, _, cache = model.forward(p64, cfg, ids, model.zero_state(cfg, B, np.float64))
     dlogits = last_step_dlogits(logits, y)  # per sequence: each row is its own L_b's gradient
-    loss = float(-np.log(np.maximum(1e-300, _softmax_at(logits[-1], y))).mean())
+    loss = float(layers.token_nll(logits[-1], y)[0].mean())
 
     _, caches, out, out_cache = cache
     dx, _ = layers.output_backward(dlogits, out_cache, out)
@@ -61,12 +58,6 @@ def gradient_flow(params, cfg, ids, y, clip=0.0):
     grad_norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
     scale = min(1.0, clip / grad_norm) if clip > 0 and grad_norm > 0 else 1.0
     return {"norms": norms, "loss": loss, "grad_norm": grad_norm, "clip_scale": scale}
-
-
-def _softmax_at(z, y):
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p[np.arange(len(y)), y] / p.sum(axis=1)
 
 
 def ratio(norms, far=50, near=1):
