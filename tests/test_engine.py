@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from charrnn import blas
 from charrnn.core import layers, model, optim
 from charrnn.core.model import ModelConfig
 
@@ -19,7 +20,14 @@ CONFIGS = [
 IDS = [f"{c.cell}-{c.activation}-{c.layers}x{c.hidden}-e{c.embed}" for c in CONFIGS]
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+# the Stepper's paths: a one-hot first layer gathers rows, a layer fed by another takes one
+# product with the stacked [Wx; Wh], the GRU keeps two products
+STEP_CONFIGS = CONFIGS + [ModelConfig(vocab_size=11, cell="lstm", layers=3, hidden=8),
+                          ModelConfig(vocab_size=11, cell="gru", layers=2, hidden=8, embed=4)]
+
+
+@pytest.mark.parametrize("cfg", STEP_CONFIGS, ids=[f"{c.cell}-{c.activation}-{c.layers}x{c.hidden}-e{c.embed}"
+                                                   for c in STEP_CONFIGS])
 def test_stepping_one_token_at_a_time_equals_the_window_forward(cfg):
     r = np.random.default_rng(1)
     params = model.init_params(cfg, r, np.float64)
@@ -33,6 +41,16 @@ def test_stepping_one_token_at_a_time_equals_the_window_forward(cfg):
     for s_win, s_step in zip(final, stepper.state):
         for a, b in zip(s_win, s_step):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_blas_threads_sets_the_count_within_the_block_and_restores_it():
+    setter = blas._set_local()
+    if setter is None:
+        pytest.skip("this numpy's BLAS is not an OpenBLAS that can change its thread count")
+    with blas.threads(3) as applied:
+        assert applied
+        assert setter(3) == 3  # the setter answers with the count it replaces
+    assert setter(1) == 1  # the count pinned at import (charrnn/__init__.py) is back
 
 
 def test_truncated_bptt_windows_chain_like_one_long_window():

@@ -38,6 +38,11 @@ def rnn_step(xp_t, h, Wh, act, out):
     """h_t = act(Wx·x_t + Wh·h_{t-1} + b), act in {tanh, relu, sigmoid}; xp_t = Wx·x_t + b."""
     np.matmul(h, Wh, out=out)
     out += xp_t
+    return rnn_activate(out, act)
+
+
+def rnn_activate(out, act):
+    """In place: out = act(out), for a pre-activation summed elsewhere (model.Stepper)."""
     if act == "tanh":
         np.tanh(out, out=out)
     elif act == "relu":
@@ -111,9 +116,15 @@ def lstm_step(xps_t, h, c, Whs, a, c_out, tc_out, h_out, tmp):
     Takes xps_t and Whs with the sigmoid columns halved (input_scale). Writes the activated gates into
     a (B,4H), and c_t, tanh(c_t), h_t into the out slots; tmp is (B,H) scratch.
     """
-    H = h.shape[-1]
     np.matmul(h, Whs, out=a)
     a += xps_t
+    return lstm_activate(a, c, c_out, tc_out, h_out, tmp)
+
+
+def lstm_activate(a, c, c_out, tc_out, h_out, tmp):
+    """The rest of lstm_step once a holds the halved pre-activation (model.Stepper sums it in one
+    product); h_out may be the h_{t-1} buffer, which the product has already read."""
+    H = c.shape[-1]
     np.tanh(a, out=a)
     pre, off = _lstm_scales(H, a.dtype)  # cached: no allocation per step
     a *= pre

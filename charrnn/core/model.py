@@ -259,8 +259,15 @@ class Stepper:
 
     ``step(ids (B,)) -> logits (B,V)`` equals row t of the window forward's logits. The bias
     (and, for the LSTM, the sigmoid columns' exact ×0.5) is folded into per-layer copies of
-    the weights once, and h ping-pongs between two buffers, so a step is few numpy calls.
-    Only for unidirectional models (a bidirectional layer needs the whole sequence).
+    the weights once, and every state is updated in place, so a step is few numpy calls.
+
+    A layer fed by another layer keeps h_{t-1} beside its input in one (B, D+H) buffer
+    [x_t, h_{t-1}] and gets its whole pre-activation from one product with the stacked
+    [Wx; Wh]: one call instead of two, on a matrix large enough that a multi-threaded BLAS
+    splits it across cores, where each core's share of the weights stays in its own cache
+    (charrnn/blas.py). The one-hot first layer gathers rows instead, and the GRU keeps two
+    products because its n gate needs Wh·h apart. Only for unidirectional models (a
+    bidirectional layer needs the whole sequence).
     """
 
     def __init__(self, params, cfg, B=1, state=None):
@@ -269,15 +276,25 @@ class Stepper:
         self.params, self.cfg = params, cfg
         dtype = params["out.V"].dtype
         H, G = cfg.hidden, cells.GATES[cfg.cell] * cfg.hidden
-        self.state = [tuple(a.copy() for a in s) for s in (state or zero_state(cfg, B, dtype))]
         pre = cells.input_scale(cfg.cell, H, dtype)
-        self.layers = []
+        start = state or zero_state(cfg, B, dtype)
+        self.layers, self.state = [], []
         for l in range(cfg.layers):
             p = layer_params(params, l, False)
-            Wx, b = layers.folded_input(p, cfg.cell, one_hot=l == 0 and cfg.embed == 0)
-            self.layers.append({"Wx": Wx, "b": b, "Wh": p["Wh"] if pre is None else p["Wh"] * pre,
-                                "bh": p.get("bh")})
-        self.spare = [np.empty((B, H), dtype=dtype) for _ in range(cfg.layers)]  # (B,H) next h
+            one_hot = l == 0 and cfg.embed == 0
+            Wx, b = layers.folded_input(p, cfg.cell, one_hot)
+            Wh = p["Wh"] if pre is None else p["Wh"] * pre
+            if one_hot or cfg.cell == "gru":
+                L = {"Wx": Wx, "b": b, "Wh": Wh, "bh": p.get("bh")}
+                h = np.empty((B, H), dtype=dtype)  # (B,H)
+            else:
+                D = Wx.shape[0]
+                L = {"W": np.concatenate([Wx, Wh]), "b": b, "D": D}  # (D+H,G) [Wx; Wh]
+                L["xh"] = np.empty((B, D + H), dtype=dtype)  # (B,D+H) [x_t, h_{t-1}]
+                h = L["xh"][:, D:]  # the state is a view: the product reads it in place
+            h[...] = start[l][0]
+            self.layers.append(L)
+            self.state.append((h,) + tuple(a.copy() for a in start[l][1:]))
         self.a = np.empty((B, G), dtype=dtype)  # (B,G) gate scratch
         self.xp = np.empty((B, G), dtype=dtype)  # (B,G)
         self.tc = np.empty((B, H), dtype=dtype)  # (B,H)
@@ -285,29 +302,33 @@ class Stepper:
         self.logits = np.empty((B, cfg.vocab_size), dtype=dtype)  # (B,V)
 
     def step(self, ids):
-        cfg, P = self.cfg, self.params
+        cfg, P, a, xp = self.cfg, self.params, self.a, self.xp
         x = P["embed.W"][ids] if cfg.embed > 0 else None
-        for l, p in enumerate(self.layers):
-            if x is None:
-                np.take(p["Wx"], ids, axis=0, out=self.xp)
+        for L, s in zip(self.layers, self.state):
+            h = s[0]
+            if "W" in L:  # the whole pre-activation: [x_t, h_{t-1}]·[Wx; Wh] + b
+                L["xh"][:, :L["D"]] = x
+                np.matmul(L["xh"], L["W"], out=a)
+                a += L["b"]
+            elif x is None:  # one-hot: a row of (Wx + b)
+                np.take(L["Wx"], ids, axis=0, out=xp)
             else:
-                np.matmul(x, p["Wx"], out=self.xp)
-                self.xp += p["b"]
-            s, h_new = self.state[l], self.spare[l]
+                np.matmul(x, L["Wx"], out=xp)
+                xp += L["b"]
+            # each cell writes h_t over h_{t-1}, which its product has already read
             if cfg.cell == "lstm":
-                h, c = s
-                cells.lstm_step(self.xp, h, c, p["Wh"], self.a, c, self.tc, h_new, self.tmp)
-                self.state[l] = (h_new, c)
+                if "W" in L:
+                    cells.lstm_activate(a, s[1], s[1], self.tc, h, self.tmp)
+                else:
+                    cells.lstm_step(xp, h, s[1], L["Wh"], a, s[1], self.tc, h, self.tmp)
             elif cfg.cell == "gru":
-                h = s[0]
-                cells.gru_step(self.xp, h, p["Wh"], p["bh"], self.a, self.tmp, h_new)
-                self.state[l] = (h_new,)
+                cells.gru_step(xp, h, L["Wh"], L["bh"], a, self.tmp, h)
             else:
-                h = s[0]
-                cells.rnn_step(self.xp, h, p["Wh"], cfg.activation, h_new)
-                self.state[l] = (h_new,)
-            self.spare[l] = h
-            x = h_new
+                if "W" not in L:
+                    np.matmul(h, L["Wh"], out=a)
+                    a += xp
+                h[...] = cells.rnn_activate(a, cfg.activation)
+            x = h
         np.matmul(x, P["out.V"], out=self.logits)
         self.logits += P["out.c"]
         return self.logits  # (B,V), overwritten by the next step
