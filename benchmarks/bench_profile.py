@@ -163,9 +163,12 @@ def profile_step(cell, L, H, B, T, reps=5):
     return total, ph
 
 
-def profile_sampling(chars=2000):
+def profile_sampling(chars=2000, threads=2):
     """Microseconds per character at batch 1 (lstm 2x256): the whole Sampler step, the Stepper's
-    network step, and the weight products alone (x·Wx, h·Wh per layer, h·V): the memory-bound floor."""
+    network step, and its weight products alone (h·Wh of the one-hot first layer, [x,h]·[Wx;Wh]
+    of the second, h·V): the memory-bound floor. With 1 BLAS thread and with ``threads``, as
+    `charrnn sample --threads` runs it."""
+    from charrnn import blas
     from charrnn.core.sampling import Sampler
     cfg = ModelConfig(vocab_size=V, cell="lstm", layers=2, hidden=256)
     params = model.init_params(cfg, np.random.default_rng(0))
@@ -173,17 +176,20 @@ def profile_sampling(chars=2000):
     s = Sampler(model.Stepper(params, cfg), np.random.default_rng(0), temp=0.8)
     s.feed(0)
     ids = np.zeros(1, dtype=np.int64)
-    mats = [L["Wh"] for L in stepper.layers] + [stepper.layers[1]["Wx"], params["out.V"]]
-    h = np.zeros((1, 256), np.float32)
+    mats = [stepper.layers[0]["Wh"], stepper.layers[1]["W"], params["out.V"]]
+    ins = [np.zeros((1, m.shape[0]), np.float32) for m in mats]
     outs = [np.empty((1, m.shape[1]), np.float32) for m in mats]
 
     def products():
-        for m, o in zip(mats, outs):
-            np.matmul(h, m, out=o)
+        for x, m, o in zip(ins, mats, outs):
+            np.matmul(x, m, out=o)
 
-    per = {"sampler": timeit(s.draw, chars) * 1e6, "network step": timeit(lambda: stepper.step(ids), chars) * 1e6,
-           "weight products": timeit(products, chars) * 1e6,
-           "weight bytes": sum(m.nbytes for m in mats)}
+    per = {"weight bytes": sum(m.nbytes for m in mats)}
+    for n in (1, threads):
+        with blas.threads(n):
+            per[n] = {"sampler": timeit(s.draw, chars) * 1e6,
+                      "network step": timeit(lambda: stepper.step(ids), chars) * 1e6,
+                      "weight products": timeit(products, chars) * 1e6}
     return per
 
 
@@ -280,11 +286,15 @@ def main():
         print(json.dumps({"bench": "profile", "config": name, "step_ms": round(total * 1e3, 2),
                           **{k: round(v / total, 3) for k, v in ph.items()}}))
     sp = profile_sampling()
-    print(f"\nsampling, lstm 2x256, batch 1: {sp['sampler']:.0f} us/char ({1e6 / sp['sampler']:,.0f} chars/s); "
-          f"network step {sp['network step']:.0f} us; the weight products alone {sp['weight products']:.0f} us "
-          f"({sp['weight bytes'] / 2**20:.1f} MiB of weights, {sp['weight bytes'] / sp['weight products'] / 1e3:.1f} "
-          "GB/s)", file=err)
-    print(json.dumps({"bench": "sampling_profile", **{k: round(v, 1) for k, v in sp.items()}}))
+    mib = sp["weight bytes"] / 2**20
+    print(f"\nsampling, lstm 2x256, batch 1 ({mib:.1f} MiB of weights), us/char by BLAS threads:", file=err)
+    for n in (1, 2):
+        q = sp[n]
+        print(f"  {n} thread{'s' if n > 1 else ' '}: sampler {q['sampler']:.0f} ({1e6 / q['sampler']:,.0f} chars/s), "
+              f"network step {q['network step']:.0f}, weight products alone {q['weight products']:.0f} "
+              f"({sp['weight bytes'] / q['weight products'] / 1e3:.1f} GB/s)", file=err)
+    print(json.dumps({"bench": "sampling_profile", "weight_bytes": sp["weight bytes"],
+                      **{f"{k.replace(' ', '_')}_us_{n}t": round(v, 1) for n in (1, 2) for k, v in sp[n].items()}}))
     if not a.no_memory:
         m = memory()
         print(f"\npeak memory, lstm 2x512 b64 T100: rise {m['peak_rise'] / 2**20:.0f} MiB, analytic "

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import charrnn  # noqa: E402,F401  (first: pins BLAS to one thread per worker before numpy loads)
 import numpy as np  # noqa: E402
+from charrnn import blas  # noqa: E402
 from charrnn.core import model, optim  # noqa: E402
 from charrnn.core.model import ModelConfig  # noqa: E402
 from charrnn.core.sampling import Sampler  # noqa: E402
@@ -135,11 +136,12 @@ def bench_sample(data, V, ref, a, length=2000):
     params = model.init_params(cfg, np.random.default_rng(0))
     rng = np.random.default_rng(0)
 
-    def ours():
-        s = Sampler(model.Stepper(params, cfg), rng, temp=0.8)
-        s.feed(0)
-        for _ in range(length):
-            s.draw()
+    def ours():  # as `charrnn sample` runs it: its BLAS threads (--threads) share each product
+        with blas.threads(a.threads):
+            s = Sampler(model.Stepper(params, cfg), rng, temp=0.8)
+            s.feed(0)
+            for _ in range(length):
+                s.draw()
 
     runs = {"charrnn": ours}
     if ref is not None:
@@ -169,7 +171,7 @@ def main():
     ap.add_argument("--only", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window-sec", type=float, default=4.0)
-    ap.add_argument("--threads", type=int, default=2, help="PyTorch threads and charrnn worker threads")
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch threads, charrnn worker threads, charrnn sampling BLAS threads")
     ap.add_argument("--no-sample", action="store_true")
     a = ap.parse_args()
     if not CORPUS.exists():

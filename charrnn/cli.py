@@ -368,13 +368,17 @@ class _stop_on_signals:
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same bytes [default: random].")
 @click.option("--beam", type=click.IntRange(min=1), default=None,
               help="Beam search with N beams for the most likely continuation.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="BLAS threads sharing each step's products [default: one per core, at most 2].")
 def sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
-           seed, beam):
+           seed, beam, threads):
     """Stream text from a trained model to stdout."""
+    from . import blas
     from .core.sampling import NonFiniteOutput
 
     try:
-        with np.errstate(all="ignore"):  # a non-finite output is reported below, not warned about
+        # a non-finite output is reported below, not warned about
+        with np.errstate(all="ignore"), blas.threads(threads or default_threads(2)):
             _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples,
                     stop_text, seed, beam)
     except BrokenPipeError:  # click would turn this into exit 1
