@@ -208,29 +208,44 @@ def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1, weights=None):
     masks = make_masks(cfg, T, B, rng, params["out.V"].dtype) if rng is not None else None
     n = min(workers, B)
     if n <= 1 or weights is not None:
-        return _loss_and_grads(params, cfg, x, y, state, masks, weights)
+        return window_loss_and_grads(params, cfg, x, y, state, masks, weights)
+    jobs, bounds = split_jobs(cfg, x, y, state, masks, n)
+    return merge(thread_map(lambda a: window_loss_and_grads(params, *a), jobs), bounds, cfg)
+
+
+def split_jobs(cfg, x, y, state, masks, n):
+    """The window cut into n slices of streams: ([(cfg, x, y, state, masks) per slice], bounds)."""
+    B = x.shape[1]
     bounds = [(B * k // n, B * (k + 1) // n) for k in range(n)]
-    jobs = [(params, cfg, x[:, lo:hi], y[:, lo:hi], _slice_state(state, lo, hi),
+    jobs = [(cfg, x[:, lo:hi], y[:, lo:hi], _slice_state(state, lo, hi),
              None if masks is None else [m[:, lo:hi] for m in masks]) for lo, hi in bounds]
-    results = thread_map(lambda a: _loss_and_grads(*a), jobs)
+    return jobs, bounds
+
+
+def merge(results, bounds, cfg):
+    """The slices' (loss, grads, state) as one window's: the loss and gradient weighted by each
+    slice's share of the streams (summed into the first slice's gradient arrays), the states
+    joined."""
+    B = bounds[-1][1]
     w = [(hi - lo) / B for lo, hi in bounds]
     loss = sum(wk * r[0] for wk, r in zip(w, results))
     grads = results[0][1]
 
-    def combine(keys):  # the workers' gradients, weighted by their share of the streams
+    def combine(keys):
         for k in keys:
             g = grads[k]
             g *= g.dtype.type(w[0])
             for wk, r in zip(w[1:], results[1:]):
                 g += g.dtype.type(wk) * r[1][k]
 
-    thread_map(combine, split_keys(grads, n))
+    thread_map(combine, split_keys(grads, len(results)))
     new_state = [tuple(np.concatenate([r[2][l][i] for r in results]) for i in range(len(results[0][2][l])))
                  for l in range(cfg.layers)]
     return loss, grads, new_state
 
 
-def _loss_and_grads(params, cfg, x, y, state, masks, weights=None):
+def window_loss_and_grads(params, cfg, x, y, state, masks, weights=None):
+    """loss_and_grads on one thread, with the dropout masks given."""
     logits, new_state, cache = forward(params, cfg, x, state, masks)
     loss, dlogits = layers.softmax_cross_entropy(logits, y, weights)
     grads, _ = backward(dlogits, cache, cfg)
