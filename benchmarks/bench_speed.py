@@ -6,8 +6,10 @@
 Reads ../shared/corpora/tinyshakespeare.txt (skips when absent). The PyTorch model is the one
 in ../shared/bench/torch_reference.py (one-hot -> nn.LSTM/GRU/RNN -> Linear, Adam 2e-3,
 clip_grad_norm_ 5, float32, 2 threads); ours is the same network (--embed 0 reads one-hot
-input as a row gather of Wx), same optimizer, clipping, batch and window. The two are timed
-in alternating windows so machine noise hits both alike; the ratio is ours / PyTorch.
+input as a row gather of Wx), same optimizer, clipping, batch and window, split between two
+worker processes as `charrnn train` does it (--compare-threads also times worker threads).
+They are timed in alternating windows so machine noise hits all alike; the ratio is ours /
+PyTorch. Sampling is timed as `charrnn sample` runs it, with two BLAS threads.
 Prints a table on stderr and one JSON object per measurement on stdout.
 """
 import argparse
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import charrnn  # noqa: E402,F401  (first: pins BLAS to one thread per worker before numpy loads)
 import numpy as np  # noqa: E402
-from charrnn import blas  # noqa: E402
+from charrnn import blas, workers  # noqa: E402
 from charrnn.core import model, optim  # noqa: E402
 from charrnn.core.model import ModelConfig  # noqa: E402
 from charrnn.core.sampling import Sampler  # noqa: E402
@@ -46,10 +48,16 @@ def load_corpus():
 
 
 class Ours:
-    def __init__(self, cell, layers, hidden, batch, seq_len, data, V, workers):
-        self.workers = workers
+    """charrnn's training step as `charrnn train` takes it: worker processes where the platform
+    has them (charrnn/workers.py), else (or with processes=False) the worker threads."""
+
+    def __init__(self, cell, layers, hidden, batch, seq_len, data, V, n, processes=True):
+        self.n = n
         self.cfg = ModelConfig(vocab_size=V, cell=cell, layers=layers, hidden=hidden, embed=0)
         self.params = model.init_params(self.cfg, np.random.default_rng(0))
+        self.pool = workers.Workers(self.params, self.cfg, n) if processes and n > 1 and workers.available() else None
+        if self.pool is not None:
+            self.params = self.pool.params
         self.opt = optim.make_optimizer("adam")
         self.ost = self.opt.init_state(self.params)
         self.streams = Streams(data, batch, seq_len)
@@ -60,10 +68,16 @@ class Ours:
             self.k, self.state = 0, model.zero_state(self.cfg, self.streams.batch)
         x, y = self.streams.window(self.k)
         self.k += 1
-        _, grads, self.state = model.loss_and_grads(self.params, self.cfg, x, y, self.state,
-                                                    workers=self.workers)
+        if self.pool is not None:
+            _, grads, self.state = self.pool.loss_and_grads(x, y, self.state)
+        else:
+            _, grads, self.state = model.loss_and_grads(self.params, self.cfg, x, y, self.state, workers=self.n)
         optim.clip_global_norm(grads, 5.0)
-        self.opt.step(self.params, grads, self.ost, 2e-3, workers=self.workers)
+        self.opt.step(self.params, grads, self.ost, 2e-3, workers=self.n)
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.close()
 
 
 def torch_reference():
@@ -119,6 +133,8 @@ def timed(step, chars_per_call, seconds):
 def bench_train(name, data, V, ref, a):
     cell, layers, hidden, batch, seq_len = CONFIGS[name]
     impls = {"charrnn": Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads)}
+    if getattr(a, "compare_threads", False):
+        impls["charrnn_threads"] = Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads, processes=False)
     if ref is not None:
         impls["pytorch"] = Theirs(ref, cell, layers, hidden, batch, seq_len, data, V)
     rates = {k: [] for k in impls}
@@ -128,6 +144,8 @@ def bench_train(name, data, V, ref, a):
     for _ in range(a.rounds):
         for k, impl in impls.items():
             rates[k].append(timed(impl.step, batch * seq_len, a.window_sec))
+    for impl in impls.values():
+        getattr(impl, "close", lambda: None)()
     return {k: statistics.median(v) for k, v in rates.items()}
 
 
@@ -173,6 +191,8 @@ def main():
     ap.add_argument("--window-sec", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=2, help="PyTorch threads, charrnn worker threads, charrnn sampling BLAS threads")
     ap.add_argument("--no-sample", action="store_true")
+    ap.add_argument("--compare-threads", action="store_true",
+                    help="also time charrnn's worker threads beside its worker processes")
     a = ap.parse_args()
     if not CORPUS.exists():
         print(f"skipped: {CORPUS} not found", file=sys.stderr)
@@ -188,8 +208,10 @@ def main():
     for name in a.only:
         r = bench_train(name, data, V, ref, a)
         ratio = r["charrnn"] / r["pytorch"] if "pytorch" in r else None
+        extra = f"   threads {r['charrnn_threads']:,.0f} chars/s, processes/threads " \
+                f"{r['charrnn'] / r['charrnn_threads']:.2f}x" if "charrnn_threads" in r else ""
         print(f"{name:<12} {r['charrnn']:>16,.0f} {r.get('pytorch', float('nan')):>16,.0f} "
-              f"{'-' if ratio is None else f'{ratio:.2f}x':>7}", file=sys.stderr)
+              f"{'-' if ratio is None else f'{ratio:.2f}x':>7}{extra}", file=sys.stderr)
         print(json.dumps({"bench": "train", "config": name, **{k: round(v) for k, v in r.items()},
                           "ratio": None if ratio is None else round(ratio, 3)}), flush=True)
     if not a.no_sample:

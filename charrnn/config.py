@@ -38,7 +38,7 @@ class TrainConfig:
     val_frac: float = 0.05
     eval_every: int = 200
     seed: int = 0
-    threads: int = 1  # worker threads splitting the batch; part of the recipe (summation order)
+    threads: int = 1  # workers splitting the batch (charrnn/workers.py); part of the recipe (summation order)
 
     def __post_init__(self):
         checks = [

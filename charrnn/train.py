@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bundle, scoring
+from . import bundle, scoring, workers
 from .core import model, optim
 from .core.sampling import Sampler
 from .data import Streams, split_train_val
@@ -81,10 +81,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self):
-        with np.errstate(all="ignore"):  # non-finite values are checked for explicitly below
-            return self._run()
+        pool = None
+        if self.tcfg.threads > 1 and workers.available():
+            pool = workers.Workers(self.params, self.mcfg, self.tcfg.threads)
+            self.params = pool.params  # shared: the optimizer's in-place update reaches every worker
+        try:
+            with np.errstate(all="ignore"):  # non-finite values are checked for explicitly below
+                return self._run(pool)
+        finally:
+            if pool is not None:
+                pool.close()
 
-    def _run(self):
+    def _run(self, pool):
         t, rep = self.tcfg, self.reporter
         rep.start(self.info())
         t0 = last_t = time.perf_counter()
@@ -99,9 +107,12 @@ class Trainer:
             if k == 0 or self.state is None:
                 self.state = model.zero_state(self.mcfg, t.batch)  # each epoch starts fresh
             x, y = self.streams.window(k)
-            loss, grads, new_state = model.loss_and_grads(
-                self.params, self.mcfg, x, y, self.state, self.rng if self.mcfg.dropout > 0 else None,
-                workers=t.threads)
+            rng = self.rng if self.mcfg.dropout > 0 else None
+            if pool is not None:
+                loss, grads, new_state = pool.loss_and_grads(x, y, self.state, rng)
+            else:
+                loss, grads, new_state = model.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng,
+                                                              workers=t.threads)
             if t.clip_value > 0:
                 optim.clip_values(grads, t.clip_value)
             norm, clipped = optim.clip_global_norm(grads, t.clip)
