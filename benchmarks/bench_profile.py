@@ -203,21 +203,35 @@ from charrnn.core.model import ModelConfig
 def rss():  # current resident set, bytes
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * resource.getpagesize()
-def hwm():
-    with open('/proc/self/status') as f:
+def hwm(pid='self'):
+    with open(f'/proc/{pid}/status') as f:
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith('VmHWM'))
+def rss_of(pid):
+    with open(f'/proc/{pid}/statm') as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
 V, B, T, H = 65, 64, 100, 512
 rng = np.random.default_rng(0)
 x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
 base = rss()
 cfg = ModelConfig(vocab_size=V, cell='lstm', layers=2, hidden=H)
 params = model.init_params(cfg, rng)
+pool, kids = None, {}
+if sys.argv[2] == 'processes':  # forced: train picks threads here (workers.worth_it)
+    from charrnn import workers
+    pool = workers.Workers(params, cfg, 2)
+    params = pool.params
+    kids = {p.pid: rss_of(p.pid) for p in pool._procs}  # a fresh fork maps the trainer's pages
 opt = optim.make_optimizer('adam'); ost = opt.init_state(params)
 state = model.zero_state(cfg, B)
 for _ in range(3):
-    _, g, state = model.loss_and_grads(params, cfg, x, y, state, workers=2)
+    if pool is None:
+        _, g, state = model.loss_and_grads(params, cfg, x, y, state, workers=2)
+    else:
+        _, g, state = pool.loss_and_grads(x, y, state)
     optim.clip_global_norm(g, 5.0); opt.step(params, g, ost, 2e-3, workers=2)
-peak = hwm()
+peak = hwm() + sum(hwm(pid) - r0 for pid, r0 in kids.items())  # each worker's own rise added
+if pool is not None:
+    pool.close()
 _, _, cache = model.forward(params, cfg, x, state)
 seen, act = set(), 0
 def walk(o):
@@ -239,8 +253,8 @@ print(json.dumps({"peak_rise": peak - base, "params": pbytes, "grads": pbytes, "
 """
 
 
-def memory():
-    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT)], capture_output=True, text=True,
+def memory(kind):
+    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT), kind], capture_output=True, text=True,
                          env=dict(os.environ, OPENBLAS_NUM_THREADS="1"), check=True)
     return json.loads(out.stdout)
 
@@ -296,12 +310,12 @@ def main():
     print(json.dumps({"bench": "sampling_profile", "weight_bytes": sp["weight bytes"],
                       **{f"{k.replace(' ', '_')}_us_{n}t": round(v, 1) for n in (1, 2) for k, v in sp[n].items()}}))
     if not a.no_memory:
-        m = memory()
-        print(f"\npeak memory, lstm 2x512 b64 T100: rise {m['peak_rise'] / 2**20:.0f} MiB, analytic "
-              f"{m['analytic'] / 2**20:.0f} MiB (params {m['params'] / 2**20:.1f}, grads, Adam 2x, activations "
-              f"{m['activations'] / 2**20:.0f}): {m['ratio']:.2f}x", file=err)
-        print(json.dumps({"bench": "memory", "config": "lstm-2x512-b64-T100", **m}))
-
+        for kind in ("threads", "processes"):
+            m = memory(kind)
+            print(f"\npeak memory, lstm 2x512 b64 T100, two worker {kind}: rise {m['peak_rise'] / 2**20:.0f} MiB, "
+                  f"analytic {m['analytic'] / 2**20:.0f} MiB (params {m['params'] / 2**20:.1f}, grads, Adam 2x, "
+                  f"activations {m['activations'] / 2**20:.0f}): {m['ratio']:.2f}x", file=err)
+            print(json.dumps({"bench": "memory", "config": "lstm-2x512-b64-T100", "workers": kind, **m}))
 
 if __name__ == "__main__":
     main()

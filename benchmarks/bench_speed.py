@@ -7,7 +7,8 @@ Reads ../shared/corpora/tinyshakespeare.txt (skips when absent). The PyTorch mod
 in ../shared/bench/torch_reference.py (one-hot -> nn.LSTM/GRU/RNN -> Linear, Adam 2e-3,
 clip_grad_norm_ 5, float32, 2 threads); ours is the same network (--embed 0 reads one-hot
 input as a row gather of Wx), same optimizer, clipping, batch and window, split between two
-worker processes as `charrnn train` does it (--compare-threads also times worker threads).
+workers as `charrnn train` does it (processes or threads: charrnn/workers.py; --compare-threads
+times both kinds).
 They are timed in alternating windows so machine noise hits all alike; the ratio is ours /
 PyTorch. Sampling is timed as `charrnn sample` runs it, with two BLAS threads.
 Prints a table on stderr and one JSON object per measurement on stdout.
@@ -48,14 +49,15 @@ def load_corpus():
 
 
 class Ours:
-    """charrnn's training step as `charrnn train` takes it: worker processes where the platform
-    has them (charrnn/workers.py), else (or with processes=False) the worker threads."""
+    """charrnn's training step: with processes="auto" as `charrnn train` takes it (worker
+    processes where workers.worth_it says so, else threads); True or False forces one."""
 
     def __init__(self, cell, layers, hidden, batch, seq_len, data, V, n, processes=True):
         self.n = n
         self.cfg = ModelConfig(vocab_size=V, cell=cell, layers=layers, hidden=hidden, embed=0)
         self.params = model.init_params(self.cfg, np.random.default_rng(0))
-        self.pool = workers.Workers(self.params, self.cfg, n) if processes and n > 1 and workers.available() else None
+        use = workers.worth_it(self.cfg, batch, n) if processes == "auto" else processes and n > 1
+        self.pool = workers.Workers(self.params, self.cfg, n) if use and workers.available() else None
         if self.pool is not None:
             self.params = self.pool.params
         self.opt = optim.make_optimizer("adam")
@@ -132,8 +134,9 @@ def timed(step, chars_per_call, seconds):
 
 def bench_train(name, data, V, ref, a):
     cell, layers, hidden, batch, seq_len = CONFIGS[name]
-    impls = {"charrnn": Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads)}
-    if getattr(a, "compare_threads", False):
+    impls = {"charrnn": Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads, processes="auto")}
+    if getattr(a, "compare_threads", False):  # both kinds of worker, whichever charrnn picks
+        impls["charrnn_processes"] = Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads, processes=True)
         impls["charrnn_threads"] = Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads, processes=False)
     if ref is not None:
         impls["pytorch"] = Theirs(ref, cell, layers, hidden, batch, seq_len, data, V)
@@ -208,8 +211,8 @@ def main():
     for name in a.only:
         r = bench_train(name, data, V, ref, a)
         ratio = r["charrnn"] / r["pytorch"] if "pytorch" in r else None
-        extra = f"   threads {r['charrnn_threads']:,.0f} chars/s, processes/threads " \
-                f"{r['charrnn'] / r['charrnn_threads']:.2f}x" if "charrnn_threads" in r else ""
+        extra = f"   processes {r['charrnn_processes']:,.0f}, threads {r['charrnn_threads']:,.0f} chars/s: " \
+                f"{r['charrnn_processes'] / r['charrnn_threads']:.2f}x" if "charrnn_threads" in r else ""
         print(f"{name:<12} {r['charrnn']:>16,.0f} {r.get('pytorch', float('nan')):>16,.0f} "
               f"{'-' if ratio is None else f'{ratio:.2f}x':>7}{extra}", file=sys.stderr)
         print(json.dumps({"bench": "train", "config": name, **{k: round(v) for k, v in r.items()},

@@ -158,7 +158,7 @@ def cli():
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the initialisation and the dropout masks: same seed, same model.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Workers splitting the batch, processes on Linux, else threads [default: one per core, at most 4].")
+              help="Workers splitting the batch (processes on Linux where they pay) [default: one per core, at most 4].")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Append one JSON object per step (and per evaluation) to FILE.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")

@@ -82,7 +82,7 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self):
         pool = None
-        if self.tcfg.threads > 1 and workers.available():
+        if workers.worth_it(self.mcfg, self.tcfg.batch, self.tcfg.threads):
             pool = workers.Workers(self.params, self.mcfg, self.tcfg.threads)
             self.params = pool.params  # shared: the optimizer's in-place update reaches every worker
         try:

@@ -2,12 +2,14 @@
 
 model.loss_and_grads splits the batch's streams between threads. A thread's step is
 thousands of small numpy calls (a (16,1024) gate block, a 16-row recurrent product), and
-two threads making them contend inside one interpreter: on lstm 2×256 b32 a pair of
-worker processes computes the same window about 1.2× faster than a pair of threads.
+two threads making them contend inside one interpreter: side by side in one benchmark run,
+two processes trained 1.03–1.08× faster than two threads on lstm 2×256 b32 and 1.2–1.4×
+on gru 2×256, whose gate math is the largest share of a step.
 
-The parameters live in one anonymous shared mapping made before the fork, so the
-optimizer's in-place update is what every worker reads next; each worker writes its
-gradient into a shared mapping of its own. Only the window's slices, the carried state
+The calling process computes the first slice itself and forked processes the others. The
+parameters live in one anonymous shared mapping made before the fork, so the optimizer's
+in-place update is what every worker reads next; each forked worker writes its gradient
+into a shared mapping of its own. Only the window's slices, the carried state
 and the loss travel through pipes. The arithmetic is the threads' arithmetic on the same
 slices, merged by the same code (model.merge): the results are identical, bit for bit.
 
@@ -23,7 +25,7 @@ import sys
 
 import numpy as np
 
-from .core import model
+from .core import cells, model
 
 _ALIGN = 64
 
@@ -31,6 +33,20 @@ _ALIGN = 64
 def available():
     """Forked workers need Linux (fork is unsafe with macOS's system libraries)."""
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+# Processes pay where a worker's per-step arrays are small, so that its thousands of short
+# numpy calls would contend with the other threads' inside one interpreter: lstm 2×256 b32
+# (16×1024 gate blocks per worker) 1.03–1.08×, gru 2×256 1.2–1.4×, rnn 2×256 1.04–1.09×.
+# At lstm 2×512 b64 (32×2048) they gained nothing (0.97–1.07×) and raised peak memory from
+# 1.33× to 1.64× the analytic sum, so blocks above this size stay with threads.
+MAX_BLOCK = 32768
+
+
+def worth_it(cfg, batch, n):
+    """Whether `train --threads n` should run its workers as processes."""
+    rows = -(-batch // max(n, 1))  # streams per worker
+    return n > 1 and available() and rows * cells.GATES[cfg.cell] * cfg.hidden <= MAX_BLOCK
 
 
 def _layout(params):
@@ -51,7 +67,8 @@ class WorkerError(RuntimeError):
 
 
 class Workers:
-    """n forked processes computing model.loss_and_grads's slices; use as a context manager.
+    """n workers computing model.loss_and_grads's slices: the calling process takes the first
+    slice itself while n - 1 forked processes take the rest. Use as a context manager.
 
     ``params`` is the shared copy of the parameters given: update it in place (the optimizer
     does) and every worker sees the update.
@@ -60,7 +77,7 @@ class Workers:
     def __init__(self, params, cfg, n):
         self.cfg, self.n = cfg, n
         offsets, size = _layout(params)
-        self._maps = [mmap.mmap(-1, size) for _ in range(n + 1)]  # anonymous, MAP_SHARED
+        self._maps = [mmap.mmap(-1, size) for _ in range(n)]  # anonymous, MAP_SHARED
         self.params = _views(self._maps[0], params, offsets)
         for k, v in params.items():
             self.params[k][...] = v
@@ -68,10 +85,10 @@ class Workers:
         ctx = multiprocessing.get_context("fork")
         self._conns, self._procs = [], []
         parent = os.getpid()
-        for i in range(n):
+        for i in range(1, n):
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_serve, args=(theirs, self._conns + [mine], parent, self.params,
-                                                 self._grads[i], cfg), daemon=True, name=f"charrnn-worker-{i}")
+                                                 self._grads[i - 1], cfg), daemon=True, name=f"charrnn-worker-{i}")
             p.start()
             theirs.close()
             self._conns.append(mine)
@@ -84,18 +101,30 @@ class Workers:
         masks = model.make_masks(cfg, T, B, rng, self.params["out.V"].dtype) if rng is not None else None
         n = min(self.n, B)
         jobs, bounds = model.split_jobs(cfg, x, y, state, masks, n)
-        for conn, (_, *args) in zip(self._conns, jobs):
+        for conn, (_, *args) in zip(self._conns, jobs[1:]):
             conn.send(args)
-        results = []
-        for i in range(n):
+        try:
+            results = [model.window_loss_and_grads(self.params, *jobs[0])]  # this process's own slice
+        except BaseException:
+            self._drain(n)  # the others' replies must not be read as the next window's
+            raise
+        for i in range(1, n):
             try:
-                reply = self._conns[i].recv()
+                reply = self._conns[i - 1].recv()
             except (EOFError, OSError):
-                raise WorkerError(f"worker process {i} died (exit code {self._procs[i].exitcode})") from None
+                code = self._procs[i - 1].exitcode
+                raise WorkerError(f"worker process {i} died (exit code {code})") from None
             if reply[0] != "ok":
                 raise WorkerError(f"worker process {i} failed: {reply[1]}")
-            results.append((reply[1], self._grads[i], reply[2]))
+            results.append((reply[1], self._grads[i - 1], reply[2]))
         return model.merge(results, bounds, cfg)
+
+    def _drain(self, n):
+        for conn in self._conns[:n - 1]:
+            try:
+                conn.recv()
+            except (EOFError, OSError):
+                pass
 
     def close(self):
         for conn in self._conns:

@@ -58,6 +58,14 @@ def test_a_failing_worker_is_reported_with_its_error():
     with workers.Workers(params, CFG, 2) as pool:
         with pytest.raises(workers.WorkerError, match=r"^worker process 1 failed: IndexError: "):
             pool.loss_and_grads(x, y, model.zero_state(CFG, 6))
+        y[3, 5], y[2, 0] = 0, CFG.vocab_size  # now the trainer's own slice fails, as it would with threads
+        with pytest.raises(IndexError):
+            pool.loss_and_grads(x, y, model.zero_state(CFG, 6))
+        y[2, 0] = 0  # and the pool still answers for the next window with its own results
+        x2, y2 = window(1)
+        a = pool.loss_and_grads(x2, y2, model.zero_state(CFG, 6))
+        b = model.loss_and_grads(pool.params, CFG, x2, y2, model.zero_state(CFG, 6), workers=2)
+        assert a[0] == b[0]
 
 
 def _children(pid):
@@ -79,7 +87,7 @@ def _alive(pid):
 def test_no_worker_outlives_a_killed_trainer(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog. " * 400)
-    p = subprocess.Popen([sys.executable, "-m", "charrnn", "train", str(corpus), "--threads", "2", "--steps",
+    p = subprocess.Popen([sys.executable, "-m", "charrnn", "train", str(corpus), "--threads", "3", "--steps",
                           "100000", "--hidden", "32", "--batch", "8", "--checkpoint-dir", str(tmp_path / "ck")],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
     try:
@@ -87,7 +95,7 @@ def test_no_worker_outlives_a_killed_trainer(tmp_path):
         kids = set()
         while len(kids) < 2 and time.monotonic() < deadline and p.poll() is None:
             time.sleep(0.1)
-            kids = _children(p.pid)
+            kids = _children(p.pid)  # --threads 3: the trainer computes one slice, two forked workers the rest
         assert len(kids) == 2, p.stderr.read().decode() if p.poll() is not None else "no workers started"
         p.send_signal(signal.SIGKILL)
         p.wait()
