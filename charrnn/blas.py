@@ -21,12 +21,14 @@ import numpy  # noqa: F401  (loads the BLAS whose thread count this sets)
 
 @functools.lru_cache(maxsize=1)
 def _set_local():
-    """OpenBLAS's per-thread setter from the libraries this process has loaded, or None."""
+    """OpenBLAS's thread-count setter (it answers with the count it replaces) from the libraries
+    this process has loaded, or None."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
     except OSError:
         return None
+    paths = sorted(paths, key=lambda p: ("numpy" not in p, p))  # numpy's own copy before any other
     for path in paths:
         try:
             fn = ctypes.CDLL(path).openblas_set_num_threads_local

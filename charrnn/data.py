@@ -37,6 +37,8 @@ from charrnn.text import (
     word_vocab,
 )
 
+tqdm.monitor_interval = 0  # no monitor thread: train forks its workers (charrnn/workers.py)
+
 CACHE_FORMAT = 1
 CHUNK_BYTES = 1 << 22  # bytes read (and decoded) at a time
 

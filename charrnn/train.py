@@ -82,8 +82,9 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self):
         pool = None
-        if workers.worth_it(self.mcfg, self.tcfg.batch, self.tcfg.threads):
-            pool = workers.Workers(self.params, self.mcfg, self.tcfg.threads)
+        n = min(self.tcfg.threads, self.tcfg.batch)  # a worker without a stream would idle
+        if workers.worth_it(self.mcfg, self.tcfg.batch, n):
+            pool = workers.Workers(self.params, self.mcfg, n)
             self.params = pool.params  # shared: the optimizer's in-place update reaches every worker
         try:
             with np.errstate(all="ignore"):  # non-finite values are checked for explicitly below
@@ -109,7 +110,15 @@ class Trainer:
             x, y = self.streams.window(k)
             rng = self.rng if self.mcfg.dropout > 0 else None
             if pool is not None:
-                loss, grads, new_state = pool.loss_and_grads(x, y, self.state, rng)
+                before = self.rng.bit_generator.state
+                try:
+                    loss, grads, new_state = pool.loss_and_grads(x, y, self.state, rng)
+                except workers.WorkerError as e:  # the parameters are untouched: keep the steps done
+                    self.rng.bit_generator.state = before  # as if this step's masks were never drawn
+                    if self.step != last_saved and self.step > 0:
+                        self.checkpoint(smooth)
+                    where = f"at step {self.step}, which is saved" if self.step > 0 else "before its first step"
+                    raise workers.WorkerError(f"{e}; training stopped {where}") from None
             else:
                 loss, grads, new_state = model.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng,
                                                               workers=t.threads)

@@ -2,19 +2,23 @@
 
 model.loss_and_grads splits the batch's streams between threads. A thread's step is
 thousands of small numpy calls (a (16,1024) gate block, a 16-row recurrent product), and
-two threads making them contend inside one interpreter: side by side in one benchmark run,
-two processes trained 1.03–1.08× faster than two threads on lstm 2×256 b32 and 1.2–1.4×
+two threads making them contend inside one interpreter: side by side in benchmark runs,
+two processes trained 1.03–1.09× faster than two threads on lstm 2×256 b32 and 1.2–1.7×
 on gru 2×256, whose gate math is the largest share of a step.
 
 The calling process computes the first slice itself and forked processes the others. The
 parameters live in one anonymous shared mapping made before the fork, so the optimizer's
 in-place update is what every worker reads next; each forked worker writes its gradient
-into a shared mapping of its own. Only the window's slices, the carried state
-and the loss travel through pipes. The arithmetic is the threads' arithmetic on the same
+into a shared mapping of its own. Only the window's slices (with their dropout masks: 3.3 MB
+a window for lstm 2×256 b32 T100, against a step of ~180 ms), the carried state and the
+loss travel through pipes. The arithmetic is the threads' arithmetic on the same
 slices, merged by the same code (model.merge): the results are identical, bit for bit.
 
-A worker ignores SIGINT (the trainer decides what a Ctrl-C means) and is killed by the
-kernel when the trainer dies (PR_SET_PDEATHSIG), so no worker outlives its trainer.
+A worker ignores SIGINT and SIGTERM, which a terminal's Ctrl-C or `timeout` sends to the
+whole process group: the trainer decides what they mean (finish the step, save, exit). It is
+killed by the kernel when the thread that forked it ends (PR_SET_PDEATHSIG; the trainer
+forks from the thread that runs it), and sees end-of-file on its pipe if the trainer dies,
+so no worker outlives its trainer.
 """
 import ctypes
 import mmap
@@ -26,6 +30,7 @@ import sys
 import numpy as np
 
 from .core import cells, model
+from .errors import CharrnnError
 
 _ALIGN = 64
 
@@ -37,10 +42,11 @@ def available():
 
 # Processes pay where a worker's per-step arrays are small, so that its thousands of short
 # numpy calls would contend with the other threads' inside one interpreter: lstm 2×256 b32
-# (16×1024 gate blocks per worker) 1.03–1.08×, gru 2×256 1.2–1.4×, rnn 2×256 1.04–1.09×.
+# (16×1024 gate blocks per worker) 1.03–1.09×, gru 2×256 1.2–1.7×, rnn 2×256 0.75–1.09×.
 # At lstm 2×512 b64 (32×2048) they gained nothing (0.97–1.07×) and raised peak memory from
 # 1.33× to 1.64× the analytic sum, so blocks above this size stay with threads.
 MAX_BLOCK = 32768
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def worth_it(cfg, batch, n):
@@ -62,7 +68,7 @@ def _views(buf, params, offsets):
             for k, v in params.items()}
 
 
-class WorkerError(RuntimeError):
+class WorkerError(CharrnnError):
     """A worker process failed or died."""
 
 
@@ -83,48 +89,74 @@ class Workers:
             self.params[k][...] = v
         self._grads = [_views(m, params, offsets) for m in self._maps[1:]]
         ctx = multiprocessing.get_context("fork")
-        self._conns, self._procs = [], []
+        self._conns, self._procs, self._broken = [], [], None
         parent = os.getpid()
-        for i in range(1, n):
-            mine, theirs = ctx.Pipe()
-            p = ctx.Process(target=_serve, args=(theirs, self._conns + [mine], parent, self.params,
-                                                 self._grads[i - 1], cfg), daemon=True, name=f"charrnn-worker-{i}")
-            p.start()
-            theirs.close()
-            self._conns.append(mine)
-            self._procs.append(p)
+        # blocked across the fork, so no worker runs the trainer's own signal handlers
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            for i in range(1, n):
+                mine, theirs = ctx.Pipe()
+                p = ctx.Process(target=_serve, args=(theirs, self._conns + [mine], parent, self.params,
+                                                     self._grads[i - 1], cfg), daemon=True, name=f"charrnn-worker-{i}")
+                p.start()
+                theirs.close()
+                self._conns.append(mine)
+                self._procs.append(p)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def loss_and_grads(self, x, y, state, rng=None):
-        """As model.loss_and_grads(self.params, cfg, x, y, state, rng, workers=n)."""
+        """As model.loss_and_grads(self.params, cfg, x, y, state, rng, workers=n).
+
+        A slice that fails in a worker raises WorkerError after every worker has answered, so
+        the pool stays in step; a worker that died leaves the pool broken for good."""
+        if self._broken:
+            raise WorkerError(self._broken)
         cfg = self.cfg
         T, B = x.shape
         masks = model.make_masks(cfg, T, B, rng, self.params["out.V"].dtype) if rng is not None else None
         n = min(self.n, B)
         jobs, bounds = model.split_jobs(cfg, x, y, state, masks, n)
+        sent = 0
         for conn, (_, *args) in zip(self._conns, jobs[1:]):
-            conn.send(args)
+            try:
+                conn.send(args)
+            except OSError:
+                self._collect(sent)
+                raise self._died(sent + 1) from None
+            sent += 1
         try:
             results = [model.window_loss_and_grads(self.params, *jobs[0])]  # this process's own slice
         except BaseException:
-            self._drain(n)  # the others' replies must not be read as the next window's
+            self._collect(sent)  # their replies must not be read as the next window's
             raise
-        for i in range(1, n):
-            try:
-                reply = self._conns[i - 1].recv()
-            except (EOFError, OSError):
-                code = self._procs[i - 1].exitcode
-                raise WorkerError(f"worker process {i} died (exit code {code})") from None
+        replies = self._collect(sent)
+        for i, reply in enumerate(replies, start=1):
+            if reply is None:
+                raise self._died(i)
+        for i, reply in enumerate(replies, start=1):
             if reply[0] != "ok":
                 raise WorkerError(f"worker process {i} failed: {reply[1]}")
             results.append((reply[1], self._grads[i - 1], reply[2]))
         return model.merge(results, bounds, cfg)
 
-    def _drain(self, n):
-        for conn in self._conns[:n - 1]:
+    def _collect(self, count):
+        """The first ``count`` workers' replies, None for a worker that died."""
+        replies = []
+        for conn in self._conns[:count]:
             try:
-                conn.recv()
+                replies.append(conn.recv())
             except (EOFError, OSError):
-                pass
+                replies.append(None)
+        return replies
+
+    def _died(self, i):
+        p = self._procs[i - 1]
+        p.join(timeout=1)
+        code = p.exitcode
+        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+        self._broken = f"worker process {i} died ({how})"
+        return WorkerError(self._broken)
 
     def close(self):
         for conn in self._conns:
@@ -160,8 +192,9 @@ def _work(conn, parent_ends, parent, params, grads, cfg):
     """A slice in, its gradient into shared memory, (loss, state) out, until told to stop."""
     for c in parent_ends:  # the trainer's ends, inherited by the fork: a dead trainer must mean EOF here
         c.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for sig in _SIGNALS:  # the trainer decides what a signal means; it dies, so do we (below)
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):

@@ -51,20 +51,19 @@ def window_loss_at_start(params):
     return model.loss_and_grads(params, CFG, x, y, model.zero_state(CFG, 6))[0]
 
 
-def test_a_failing_worker_is_reported_with_its_error():
+def test_a_failing_worker_is_reported_with_its_error_and_the_pool_stays_in_step():
     params = model.init_params(CFG, np.random.default_rng(0))
     x, y = window(0)
-    y[3, 5] = CFG.vocab_size  # no such token: the worker holding stream 5 fails
-    with workers.Workers(params, CFG, 2) as pool:
+    y[3, 3] = CFG.vocab_size  # no such token: the worker holding streams 2-3 fails, the one after it does not
+    with workers.Workers(params, CFG, 3) as pool:
         with pytest.raises(workers.WorkerError, match=r"^worker process 1 failed: IndexError: "):
             pool.loss_and_grads(x, y, model.zero_state(CFG, 6))
-        y[3, 5], y[2, 0] = 0, CFG.vocab_size  # now the trainer's own slice fails, as it would with threads
+        y[3, 3], y[2, 0] = 0, CFG.vocab_size  # now the trainer's own slice fails, as it would with threads
         with pytest.raises(IndexError):
             pool.loss_and_grads(x, y, model.zero_state(CFG, 6))
-        y[2, 0] = 0  # and the pool still answers for the next window with its own results
-        x2, y2 = window(1)
+        x2, y2 = window(1)  # and the next window gets its own answers, not a stale reply
         a = pool.loss_and_grads(x2, y2, model.zero_state(CFG, 6))
-        b = model.loss_and_grads(pool.params, CFG, x2, y2, model.zero_state(CFG, 6), workers=2)
+        b = model.loss_and_grads(pool.params, CFG, x2, y2, model.zero_state(CFG, 6), workers=3)
         assert a[0] == b[0]
 
 
@@ -84,19 +83,30 @@ def _alive(pid):
         return False
 
 
-def test_no_worker_outlives_a_killed_trainer(tmp_path):
+def start_trainer(tmp_path, *extra, workers=2):
+    """A `charrnn train` in its own process group, once its forked workers run (--threads
+    workers + 1: the trainer computes one slice itself) and it has logged a few steps."""
     corpus = tmp_path / "c.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog. " * 400)
-    p = subprocess.Popen([sys.executable, "-m", "charrnn", "train", str(corpus), "--threads", "3", "--steps",
-                          "100000", "--hidden", "32", "--batch", "8", "--checkpoint-dir", str(tmp_path / "ck")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    log = tmp_path / "log.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "charrnn", "train", str(corpus), "--threads", str(workers + 1),
+                          "--steps", "100000", "--hidden", "32", "--batch", "8", "--checkpoint-dir",
+                          str(tmp_path / "ck"), "--log", str(log), *extra],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 60
+    kids = set()
+    while time.monotonic() < deadline and p.poll() is None:
+        kids = _children(p.pid)
+        if len(kids) == workers and log.exists() and log.read_text().count('"event": "step"') >= 5:
+            return p, kids
+        time.sleep(0.05)
+    p.kill()
+    raise AssertionError(p.stderr.read().decode() or "no workers started")
+
+
+def test_no_worker_outlives_a_killed_trainer(tmp_path):
+    p, kids = start_trainer(tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        kids = set()
-        while len(kids) < 2 and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.1)
-            kids = _children(p.pid)  # --threads 3: the trainer computes one slice, two forked workers the rest
-        assert len(kids) == 2, p.stderr.read().decode() if p.poll() is not None else "no workers started"
         p.send_signal(signal.SIGKILL)
         p.wait()
         deadline = time.monotonic() + 10
@@ -107,3 +117,30 @@ def test_no_worker_outlives_a_killed_trainer(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_sigterm_to_the_whole_group_finishes_the_step_saves_and_exits_143(tmp_path):
+    """`timeout`, systemd and a terminal's Ctrl-C signal the whole group: the workers must leave
+    the decision to the trainer."""
+    p, kids = start_trainer(tmp_path)
+    os.killpg(p.pid, signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err.decode()
+    assert b"Traceback" not in err
+    assert list((tmp_path / "ck").glob("*/latest.ckpt"))
+
+
+def test_a_worker_killed_mid_run_is_one_line_and_the_steps_done_are_saved(tmp_path):
+    from charrnn import bundle
+    p, kids = start_trainer(tmp_path, "--eval-every", "100000")
+    os.kill(min(kids), signal.SIGKILL)
+    _, err = p.communicate(timeout=60)
+    lines = err.decode().strip().splitlines()
+    assert p.returncode == 1
+    assert b"Traceback" not in err
+    last = lines[-1]
+    assert last.startswith("charrnn: error: worker process ") and " died (killed by SIGKILL); training stopped " \
+        "at step " in last and last.endswith(", which is saved"), last
+    step = int(last.split("at step ")[1].split(",")[0])
+    (latest,) = (tmp_path / "ck").glob("*/latest.ckpt")
+    assert bundle.load(latest).meta["step"] == step >= 5
