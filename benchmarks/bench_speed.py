@@ -10,7 +10,7 @@ input as a row gather of Wx), same optimizer, clipping, batch and window, split 
 workers as `charrnn train` does it (processes or threads: charrnn/workers.py; --compare-threads
 times both kinds).
 They are timed in alternating windows so machine noise hits all alike; the ratio is ours /
-PyTorch. Sampling is timed as `charrnn sample` runs it, with two BLAS threads.
+PyTorch. Sampling is timed as `charrnn sample --threads 2` runs it (two BLAS threads).
 Prints a table on stderr and one JSON object per measurement on stdout.
 """
 import argparse
@@ -157,7 +157,7 @@ def bench_sample(data, V, ref, a, length=2000):
     params = model.init_params(cfg, np.random.default_rng(0))
     rng = np.random.default_rng(0)
 
-    def ours():  # as `charrnn sample` runs it: its BLAS threads (--threads) share each product
+    def ours():  # as `charrnn sample --threads N` runs it: N BLAS threads share each product
         with blas.threads(a.threads):
             s = Sampler(model.Stepper(params, cfg), rng, temp=0.8)
             s.feed(0)
