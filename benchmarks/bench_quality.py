@@ -45,8 +45,17 @@ def main():
     best = min(v for _, _, v in evals)
     print(f"best validation loss {best:.4f} nats/char (target {TARGET}): "
           f"{'reached' if best <= TARGET else 'not reached'}", file=sys.stderr)
+    # how the optimisation went: a spike in the training loss, and the clipping around it
+    trace = sorted(steps.values(), key=lambda r: r["step"])
+    worst = max(trace, key=lambda r: r["loss"] - (r["smooth_loss"] or r["loss"]))
+    clipped = [r["step"] for r in trace if r["clipped"]]
+    print(f"{len(trace)} steps, {len(clipped)} clipped (gradient norm above --clip); largest jump of the "
+          f"loss over its running mean: {worst['loss'] - worst['smooth_loss']:+.3f} nats at step {worst['step']}, "
+          f"largest gradient norm {max(r['grad_norm'] for r in trace):.3g}", file=sys.stderr)
     print(json.dumps({"bench": "quality", "minutes": a.minutes, "best_val_loss": round(best, 4),
-                      "target": TARGET, "curve": [[round(m, 2), s, round(v, 4)] for m, s, v in evals]}))
+                      "target": TARGET, "steps": len(trace), "clipped_steps": clipped[:1000],
+                      "max_grad_norm": max(r["grad_norm"] for r in trace),
+                      "curve": [[round(m, 2), s, round(v, 4)] for m, s, v in evals]}))
 
 
 if __name__ == "__main__":
