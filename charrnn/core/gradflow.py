@@ -42,20 +42,22 @@ def gradient_flow(params, cfg, ids, y, clip=0.0):
     loss = float(layers.token_nll(logits[-1], y)[0].mean())
 
     _, caches, out, out_cache = cache
-    dx, _ = layers.output_backward(dlogits, out_cache, out)
+    # one backward gives both: the hidden-state norms on the way down, and every parameter's
+    # gradient of sum_b L_b (the mean's, which --clip sees, is 1/B of it)
+    dx, g = layers.output_backward(dlogits, out_cache, out)
+    grads = {"out.V": g["V"], "out.c": g["c"]}
     norms = np.empty((cfg.layers, T))  # (L,D)
     for l in reversed(range(cfg.layers)):
         (x, Wx, cell_cache), _ = caches[l]
-        dxp, _, _ = cells.cell_backward(dx, None, cell_cache)
+        dxp, _, g = cells.cell_backward(dx, None, cell_cache)
         dH = cells.hidden_grads(dx, None, dxp, cell_cache)  # (T,B,H)
         n = np.linalg.norm(dH, axis=2)  # (T,B)
         norms[l] = np.exp(np.log(np.maximum(n, 1e-300)).mean(axis=1))[::-1]  # geometric mean, by distance
-        if x.dtype.kind not in "iu":
-            dx = (dxp.reshape(T * B, -1) @ Wx.T).reshape(x.shape)  # to the layer below
-
-    _, _, cache = model.forward(p64, cfg, ids, model.zero_state(cfg, B, np.float64))  # a backward consumes its cache
-    grads, _ = model.backward(dlogits / B, cache, cfg)
-    grad_norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+        dx, gx = layers.input_backward(dxp, x, Wx)  # to the layer below
+        grads.update(model.flatten_grads(l, {**g, **gx}, False))
+    if cfg.embed > 0:
+        grads["embed.W"] = layers.embedding_backward(dx, ids, cfg.vocab_size)
+    grad_norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))) / B
     scale = min(1.0, clip / grad_norm) if clip > 0 and grad_norm > 0 else 1.0
     return {"norms": norms, "loss": loss, "grad_norm": grad_norm, "clip_scale": scale}
 

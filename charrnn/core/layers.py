@@ -78,17 +78,22 @@ def folded_input(p, kind, one_hot):
 def recurrent_backward(dhs, dstate, cache):
     x, Wx, cell_cache = cache
     dxp, dstate0, grads = cell_backward(dhs, dstate, cell_cache)
+    dx, g = input_backward(dxp, x, Wx)
+    grads.update(g)
+    return dx, dstate0, grads
+
+
+def input_backward(dxp, x, Wx):
+    """Back through xp = x·Wx + b: (dx, {"Wx": dWx, "b": db}); dx is None for token ids."""
     T, B, G = dxp.shape
     rows = dxp.reshape(T * B, G)
-    grads["b"] = rows.sum(axis=0)
+    grads = {"b": rows.sum(axis=0)}
     if x.dtype.kind in "iu":
         grads["Wx"] = embedding_backward(dxp, x, Wx.shape[0])
-        dx = None  # token ids have no gradient
-    else:
-        D = x.shape[-1]
-        grads["Wx"] = x.reshape(T * B, D).T @ rows
-        dx = (rows @ Wx.T).reshape(T, B, D)
-    return dx, dstate0, grads
+        return None, grads  # token ids have no gradient
+    D = x.shape[-1]
+    grads["Wx"] = x.reshape(T * B, D).T @ rows
+    return (rows @ Wx.T).reshape(T, B, D), grads
 
 
 # --------------------------------------------------------------------------- bidirectional
