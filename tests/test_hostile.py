@@ -159,7 +159,10 @@ def assert_usable(b, path, lab, resume=True):
         r = invoke(*args, work=lab.root)
         assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
     r = invoke("sample", "--checkpoint", path, "--length", 8, "--seed", 0, work=lab.root)
-    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    if r.exit_code:  # finite weights can still overflow (a relu RNN with Wh[0,0] = 3e38): one clean line
+        assert_clean_exit(r)
+        assert r.stderr == "charrnn: error: cannot sample: the model's output is not finite (its weights overflow)\n"
+        FUZZED["sampling refused a model whose weights overflow"] += 1
     text = r.stdout_bytes.decode("utf-8")
     assert set(text) <= set("".join(b.vocab.tokens)) | {"\n"}
     if resume and b.train is not None and b.opt_state and b.meta.get("kind") == "lm":
@@ -587,6 +590,20 @@ def test_fuzzed_models_are_refused_or_work(lab, data):
     if b is not None:
         FUZZED["well-formed but wrong, fuzzed: loaded (then used)"] += 1
         assert_usable(b, path, lab)
+
+
+def test_a_model_whose_finite_weights_overflow_is_refused_by_sample_in_one_line(lab):
+    """Finite weights load; a relu RNN with Wh[0,0] = 3e38 then overflows within a few steps."""
+    arrays, meta = checkpoint.load(write(lab.root / "files" / "src-rnn.ckpt", lab.ckpts["rnn"]))
+    arrays["param/layers.0.Wh"] = arrays["param/layers.0.Wh"].copy()
+    arrays["param/layers.0.Wh"].flat[0] = 3e38
+    path = lab.root / "files" / "overflowing.ckpt"
+    checkpoint.save(path, arrays, meta)
+    assert outcome(path) is not None
+    r = invoke("sample", "--checkpoint", path, "--length", 50, "--seed", 0, work=lab.root)
+    assert r.exit_code == 1
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.stderr == "charrnn: error: cannot sample: the model's output is not finite (its weights overflow)\n"
 
 
 # --------------------------------------------------------------------------- huge declared sizes
