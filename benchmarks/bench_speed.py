@@ -144,9 +144,11 @@ def bench_train(name, data, V, ref, a):
     for impl in impls.values():  # warm up
         for _ in range(2):
             impl.step()
+    order = list(impls.items())
     for _ in range(a.rounds):
-        for k, impl in impls.items():
+        for k, impl in order:
             rates[k].append(timed(impl.step, batch * seq_len, a.window_sec))
+        order.reverse()  # no one always runs first, right after another's spinning threads
     for impl in impls.values():
         getattr(impl, "close", lambda: None)()
     return {k: statistics.median(v) for k, v in rates.items()}
