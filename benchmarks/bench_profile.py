@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import charrnn  # noqa: E402,F401  (first: one BLAS thread per worker)
 import numpy as np  # noqa: E402
-from charrnn.core import cells, layers, model, optim  # noqa: E402
+from charrnn import blas  # noqa: E402
+from charrnn.core import cells, layers, model, optim, products  # noqa: E402
 from charrnn.core.model import ModelConfig  # noqa: E402
 
 import bench_speed  # noqa: E402
@@ -120,17 +121,18 @@ def profile_step(cell, L, H, B, T, reps=5):
         xp = W[inp] if l == 0 else (inp.reshape(T * B, -1) @ W + b).reshape(T, B, -1)
         G = xp.shape[-1]
         Whs = p["Wh"] * (cells.input_scale(cell, H, f32) if cell == "lstm" else 1)
-        h, a = np.zeros((B, H), f32), np.empty((B, G), f32)
+        h, a, dh = np.zeros((B, H), f32), np.empty((B, G), f32), np.empty((B, H), f32)
         dxp, WhT = rng.standard_normal((T, B, G)).astype(f32), np.ascontiguousarray(p["Wh"].T)
         dhs = rng.standard_normal((T, B, H)).astype(f32)
+        blocks_f, blocks_b = products.plan(Whs, B), products.plan(WhT, B)  # as the cells cut them
 
         def rec_fwd():
             for t in range(T):
-                np.matmul(h, Whs, out=a)
+                products.matmul(h, Whs, blocks_f, a)
 
         def rec_bwd():
             for t in range(T):
-                dxp[t] @ WhT
+                products.matmul(dxp[t], WhT, blocks_b, dh)
 
         t_layer_f = timeit(lambda: layers.recurrent_forward(p, inp, st, cell), reps)
         t_cell_f = timeit(lambda: cells.cell_forward(cell, xp, st, p), reps)
@@ -168,7 +170,6 @@ def profile_sampling(chars=2000, threads=2):
     network step, and its weight products alone (h·Wh of the one-hot first layer, [x,h]·[Wx;Wh]
     of the second, h·V): the memory-bound floor. With 1 BLAS thread and with ``threads``, as
     `charrnn sample --threads` runs it."""
-    from charrnn import blas
     from charrnn.core.sampling import Sampler
     cfg = ModelConfig(vocab_size=V, cell="lstm", layers=2, hidden=256)
     params = model.init_params(cfg, np.random.default_rng(0))
@@ -266,6 +267,8 @@ def main():
     ap.add_argument("--no-memory", action="store_true")
     a = ap.parse_args()
     err = sys.stderr
+    limit = blas.configure_products()  # as the charrnn command does
+    print(f"OpenBLAS kernels {blas.corename()}, recurrent product blocks {'on' if limit else 'off'}", file=err)
     peak1, peak2 = gemm_peak(1), gemm_peak(2)
     print(f"float32 matmul peak (1024^3): {peak1:.1f} GFLOP/s one thread, {peak2:.1f} two threads", file=err)
     print(json.dumps({"bench": "gemm_peak", "one_thread": round(peak1, 1), "two_threads": round(peak2, 1)}))

@@ -8,7 +8,8 @@ in ../shared/bench/torch_reference.py (one-hot -> nn.LSTM/GRU/RNN -> Linear, Ada
 clip_grad_norm_ 5, float32, 2 threads); ours is the same network (--embed 0 reads one-hot
 input as a row gather of Wx), same optimizer, clipping, batch and window, split between two
 workers as `charrnn train` does it (processes or threads: charrnn/workers.py; --compare-threads
-times both kinds).
+times both kinds), with the recurrent product in column blocks where `charrnn` takes them
+(core/products.py; --compare-blocks times it without them too).
 They are timed in alternating windows so machine noise hits all alike; the ratio is ours /
 PyTorch. Sampling is timed as `charrnn sample --threads 2` runs it (two BLAS threads).
 Prints a table on stderr and one JSON object per measurement on stdout.
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import charrnn  # noqa: E402,F401  (first: pins BLAS to one thread per worker before numpy loads)
 import numpy as np  # noqa: E402
 from charrnn import blas, workers  # noqa: E402
-from charrnn.core import model, optim  # noqa: E402
+from charrnn.core import model, optim, products  # noqa: E402
 from charrnn.core.model import ModelConfig  # noqa: E402
 from charrnn.core.sampling import Sampler  # noqa: E402
 from charrnn.data import Streams  # noqa: E402
@@ -50,10 +51,12 @@ def load_corpus():
 
 class Ours:
     """charrnn's training step: with processes="auto" as `charrnn train` takes it (worker
-    processes where workers.worth_it says so, else threads); True or False forces one."""
+    processes where workers.worth_it says so, else threads); True or False forces one. ``limit``
+    is the product block limit its workers run with (core/products.py)."""
 
-    def __init__(self, cell, layers, hidden, batch, seq_len, data, V, n, processes=True):
-        self.n = n
+    def __init__(self, cell, layers, hidden, batch, seq_len, data, V, n, processes=True, limit=None):
+        self.n, self.limit = n, products.limit() if limit is None else limit
+        products.set_limit(self.limit)  # before the fork: worker processes keep it
         self.cfg = ModelConfig(vocab_size=V, cell=cell, layers=layers, hidden=hidden, embed=0)
         self.params = model.init_params(self.cfg, np.random.default_rng(0))
         use = workers.worth_it(self.cfg, batch, n) if processes == "auto" else processes and n > 1
@@ -66,6 +69,7 @@ class Ours:
         self.k, self.state = 0, model.zero_state(self.cfg, batch)
 
     def step(self):
+        products.set_limit(self.limit)  # for this process's own slice (and worker threads)
         if self.k >= self.streams.windows_per_epoch:
             self.k, self.state = 0, model.zero_state(self.cfg, self.streams.batch)
         x, y = self.streams.window(self.k)
@@ -138,6 +142,10 @@ def bench_train(name, data, V, ref, a):
     if getattr(a, "compare_threads", False):  # both kinds of worker, whichever charrnn picks
         impls["charrnn_processes"] = Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads, processes=True)
         impls["charrnn_threads"] = Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads, processes=False)
+    if getattr(a, "compare_blocks", False):  # the same without the product's column blocks
+        impls["charrnn_no_blocks"] = Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads,
+                                          processes="auto", limit=0)
+        products.set_limit(impls["charrnn"].limit)
     if ref is not None:
         impls["pytorch"] = Theirs(ref, cell, layers, hidden, batch, seq_len, data, V)
     rates = {k: [] for k in impls}
@@ -198,6 +206,8 @@ def main():
     ap.add_argument("--no-sample", action="store_true")
     ap.add_argument("--compare-threads", action="store_true",
                     help="also time charrnn's worker threads beside its worker processes")
+    ap.add_argument("--compare-blocks", action="store_true",
+                    help="also time charrnn without the recurrent product's column blocks")
     a = ap.parse_args()
     if not CORPUS.exists():
         print(f"skipped: {CORPUS} not found", file=sys.stderr)
@@ -207,14 +217,19 @@ def main():
         import torch
         torch.set_num_threads(a.threads)
     data, V = load_corpus()
+    limit = blas.configure_products()  # as the charrnn command does
     print(f"numpy {np.__version__}, torch {'absent' if ref is None else __import__('torch').__version__}, "
-          f"{a.threads} threads, {a.rounds} rounds x {a.window_sec}s", file=sys.stderr)
+          f"{a.threads} threads, {a.rounds} rounds x {a.window_sec}s, OpenBLAS kernels {blas.corename()}, "
+          f"product blocks {'on' if limit else 'off'}", file=sys.stderr)
     print(f"{'config':<12} {'charrnn chars/s':>16} {'pytorch chars/s':>16} {'ratio':>7}", file=sys.stderr)
     for name in a.only:
         r = bench_train(name, data, V, ref, a)
         ratio = r["charrnn"] / r["pytorch"] if "pytorch" in r else None
         extra = f"   processes {r['charrnn_processes']:,.0f}, threads {r['charrnn_threads']:,.0f} chars/s: " \
                 f"{r['charrnn_processes'] / r['charrnn_threads']:.2f}x" if "charrnn_threads" in r else ""
+        if "charrnn_no_blocks" in r:
+            extra += f"   without blocks {r['charrnn_no_blocks']:,.0f} chars/s: with/without " \
+                     f"{r['charrnn'] / r['charrnn_no_blocks']:.2f}x"
         print(f"{name:<12} {r['charrnn']:>16,.0f} {r.get('pytorch', float('nan')):>16,.0f} "
               f"{'-' if ratio is None else f'{ratio:.2f}x':>7}{extra}", file=sys.stderr)
         print(json.dumps({"bench": "train", "config": name, **{k: round(v) for k, v in r.items()},

@@ -1,4 +1,5 @@
-"""The BLAS's thread count, changed at run time for a block (OpenBLAS only).
+"""What charrnn asks of the loaded BLAS at run time (OpenBLAS only): its thread count for a
+block, and whether its kernels multiply small products without packing.
 
 charrnn pins the BLAS to one thread at import (charrnn/__init__.py), because training
 spreads the batch over worker threads of its own. Sampling is the other way round: one
@@ -11,6 +12,10 @@ The count is the whole process's (OpenBLAS ≥ 0.3.27's openblas_set_num_threads
 returns the count it replaces, but sets it for every thread), so only a command that
 makes all its BLAS calls from one thread, like ``sample``, changes it. Any other BLAS, an
 older OpenBLAS, or a system without /proc: nothing changes and ``threads`` says so.
+
+``configure_products`` turns on core/products.py's column blocks for the recurrent product
+when OpenBLAS runs its AVX-512 (SkylakeX-family) kernels, which multiply small products
+straight from their operands; with any other kernel it leaves them off.
 """
 import contextlib
 import ctypes
@@ -19,24 +24,59 @@ import functools
 import numpy  # noqa: F401  (loads the BLAS whose thread count this sets)
 
 
+# OpenBLAS cores whose sgemm and dgemm multiply small products unpacked (core/products.py)
+UNPACKED_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+SMALL_PRODUCT = 3 << 18  # rows·K·w per block, 786,432: the fastest sizes measured there (bench_products)
+
+
 @functools.lru_cache(maxsize=1)
-def _set_local():
-    """OpenBLAS's thread-count setter (it answers with the count it replaces) from the libraries
-    this process has loaded, or None."""
+def _openblas():
+    """The OpenBLAS library this process has loaded (numpy's own copy first), or None."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
             paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
     except OSError:
         return None
-    paths = sorted(paths, key=lambda p: ("numpy" not in p, p))  # numpy's own copy before any other
+    paths = sorted(paths, key=lambda p: ("numpy" not in p, p))
     for path in paths:
         try:
-            fn = ctypes.CDLL(path).openblas_set_num_threads_local
+            lib = ctypes.CDLL(path)
+            lib.openblas_set_num_threads_local  # noqa: B018  (the symbol tells it is OpenBLAS ≥ 0.3.27)
         except (OSError, AttributeError):
             continue
-        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-        return fn
+        return lib
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def _set_local():
+    """OpenBLAS's thread-count setter (it answers with the count it replaces), or None."""
+    lib = _openblas()
+    if lib is None:
+        return None
+    fn = lib.openblas_set_num_threads_local
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    return fn
+
+
+def corename():
+    """The name of the kernel set OpenBLAS chose for this CPU ("SkylakeX", "Haswell", …), or None."""
+    lib = _openblas()
+    for name in ("openblas_get_corename", "scipy_openblas_get_corename64_", "openblas_get_corename64_"):
+        fn = getattr(lib, name, None) if lib is not None else None
+        if fn is not None:
+            fn.argtypes, fn.restype = [], ctypes.c_char_p
+            return (fn() or b"").decode("ascii", "replace")
+    return None
+
+
+def configure_products():
+    """Set core/products.py's block limit for the BLAS loaded here; returns the limit (0: off)."""
+    from .core import products
+
+    name = (corename() or "").lower()
+    products.set_limit(SMALL_PRODUCT if name in UNPACKED_CORES else 0)
+    return products.limit()
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__, bundle, checkpoint
+from . import __version__, blas, bundle, checkpoint
 from .config import TrainConfig, default_threads
 from .core import cells, optim
 from .core.model import ModelConfig, num_params
@@ -98,6 +98,7 @@ def cli():
       charrnn sample --temp 0.8         # stream text from the latest run
       cat *.txt | charrnn train - --name mine
     """
+    blas.configure_products()  # the recurrent product's column blocks, where this BLAS gains from them
 
 
 # --------------------------------------------------------------------------- train
@@ -373,7 +374,6 @@ class _stop_on_signals:
 def sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
            seed, beam, threads):
     """Stream text from a trained model to stdout."""
-    from . import blas
     from .core.sampling import NonFiniteOutput
 
     try:

@@ -11,11 +11,14 @@ so ``hs[t]`` is one contiguous (B, H) block that the matrix product writes into.
     backward(dhs, dstate, cache) -> dxp, dstate0, grads    (grads: dWh, and dbh for gru)
 
 The per-step functions are shared by the window forward and by ``step`` (sampling),
-so stepping one token at a time computes exactly what the window computes.
+so stepping one token at a time computes exactly what the window computes. The recurrent
+products go through products.matmul, which at a few rows may cut Wh into column blocks.
 """
 import functools
 
 import numpy as np
+
+from . import products
 
 KINDS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
@@ -34,9 +37,9 @@ def _sigmoid_(a):
 
 # --------------------------------------------------------------------------- vanilla RNN
 
-def rnn_step(xp_t, h, Wh, act, out):
+def rnn_step(xp_t, h, Wh, act, out, blocks=None):
     """h_t = act(Wx·x_t + Wh·h_{t-1} + b), act in {tanh, relu, sigmoid}; xp_t = Wx·x_t + b."""
-    np.matmul(h, Wh, out=out)
+    products.matmul(h, Wh, blocks, out)
     out += xp_t
     return rnn_activate(out, act)
 
@@ -58,8 +61,9 @@ def rnn_forward(xp, state, p, act="tanh"):
     Wh = p["Wh"]
     hs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
     h = h0
+    blocks = products.plan(Wh, B)
     for t in range(T):
-        h = rnn_step(xp[t], h, Wh, act, hs[t])
+        h = rnn_step(xp[t], h, Wh, act, hs[t], blocks)
     return hs, (h.copy(),), ("rnn", act, hs, h0, Wh)
 
 
@@ -67,8 +71,9 @@ def rnn_backward(dhs, dstate, cache):
     _, act, hs, h0, Wh = cache
     T, B, H = hs.shape
     dxp = np.empty_like(hs)  # (T,B,H)
-    dh = dstate[0].copy() if dstate is not None else np.zeros_like(h0)
+    dh = dstate[0].copy() if dstate is not None else np.zeros_like(h0)  # (B,H) reused every step
     WhT = np.ascontiguousarray(Wh.T)
+    blocks = products.plan(WhT, B)
     for t in reversed(range(T)):
         dh += dhs[t]
         h = hs[t]
@@ -83,7 +88,7 @@ def rnn_backward(dhs, dstate, cache):
             np.subtract(1, h, out=da)
             da *= h
             da *= dh
-        dh = da @ WhT
+        products.matmul(da, WhT, blocks, dh)
     return dxp, (dh,), {"Wh": _dWh(hs, h0, dxp)}
 
 
@@ -105,7 +110,7 @@ def input_scale(kind, H, dtype):
     return _lstm_scales(H, np.dtype(dtype))[0] if kind == "lstm" else None
 
 
-def lstm_step(xps_t, h, c, Whs, a, c_out, tc_out, h_out, tmp):
+def lstm_step(xps_t, h, c, Whs, a, c_out, tc_out, h_out, tmp, blocks=None):
     """One LSTM step, gates fused in one product, columns ordered i f g o:
 
         [i f g o] = Wx·x_t + Wh·h_{t-1} + b
@@ -114,9 +119,10 @@ def lstm_step(xps_t, h, c, Whs, a, c_out, tc_out, h_out, tmp):
         h_t = o ⊙ tanh(c_t)
 
     Takes xps_t and Whs with the sigmoid columns halved (input_scale). Writes the activated gates into
-    a (B,4H), and c_t, tanh(c_t), h_t into the out slots; tmp is (B,H) scratch.
+    a (B,4H), and c_t, tanh(c_t), h_t into the out slots; tmp is (B,H) scratch; blocks are
+    Whs's (products.plan).
     """
-    np.matmul(h, Whs, out=a)
+    products.matmul(h, Whs, blocks, a)
     a += xps_t
     return lstm_activate(a, c, c_out, tc_out, h_out, tmp)
 
@@ -149,8 +155,9 @@ def lstm_forward(xps, state, p):
     hs = np.empty((T, B, H), dtype=xps.dtype)  # (T,B,H)
     tmp = np.empty((B, H), dtype=xps.dtype)  # (B,H)
     h, c = h0, c0
+    blocks = products.plan(Whs, B)
     for t in range(T):
-        h, c = lstm_step(xps[t], h, c, Whs, acts[t], cs[t], tcs[t], hs[t], tmp)
+        h, c = lstm_step(xps[t], h, c, Whs, acts[t], cs[t], tcs[t], hs[t], tmp, blocks)
     return hs, (h.copy(), c.copy()), ("lstm", acts, cs, tcs, hs, h0, c0, p["Wh"])
 
 
@@ -164,10 +171,11 @@ def lstm_backward(dhs, dstate, cache):
     np.subtract(1, K, out=K)
     K *= acts[..., 3 * H:]  # dc_t/dh_t = o ⊙ (1 - tanh²(c_t))
     if dstate is None:
-        dh, dc = np.zeros_like(h0), np.zeros_like(c0)
+        dh, dc = np.zeros_like(h0), np.zeros_like(c0)  # (B,H) each, reused every step
     else:
         dh, dc = dstate[0].copy(), dstate[1].copy()
     WhT = np.ascontiguousarray(Wh.T)
+    blocks = products.plan(WhT, B)
     raw = np.empty((B, 4, H), dtype=acts.dtype)  # (B,4,H) dL/d(gate) after the nonlinearity
     raw2 = raw.reshape(B, G)
     d = np.empty((B, G), dtype=acts.dtype)  # (B,4H) the nonlinearities' derivatives
@@ -188,14 +196,14 @@ def lstm_backward(dhs, dstate, cache):
         np.multiply(a[:, 2 * H:3 * H], a[:, 2 * H:3 * H], out=dg)
         np.subtract(1, dg, out=dg)  # tanh' = 1 - g²
         np.multiply(raw2, d, out=a)  # dxp_t = dL/d(pre-activation), where the gates were
-        dh = a @ WhT
+        products.matmul(a, WhT, blocks, dh)
     dxp = acts
     return dxp, (dh, dc), {"Wh": _dWh(hs, h0, dxp)}
 
 
 # --------------------------------------------------------------------------- GRU
 
-def gru_step(xp_t, h, Wh, bh, a, hn_out, h_out):
+def gru_step(xp_t, h, Wh, bh, a, hn_out, h_out, blocks=None):
     """One GRU step in the "reset after" form of PyTorch and cuDNN, gates ordered z r n:
 
         z = sigmoid(Wxz·x_t + Whz·h_{t-1} + bz)
@@ -204,10 +212,11 @@ def gru_step(xp_t, h, Wh, bh, a, hn_out, h_out):
         h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
 
     Applying r after the product lets all three recurrent products fuse into one h·Wh.
-    Writes [z r n] into a (B,3H), Whn·h + bh into hn_out, h_t into h_out.
+    Writes [z r n] into a (B,3H), Whn·h + bh into hn_out, h_t into h_out; blocks are Wh's
+    (products.plan).
     """
     H = h.shape[-1]
-    np.matmul(h, Wh, out=a)
+    products.matmul(h, Wh, blocks, a)
     zr, n = a[:, :2 * H], a[:, 2 * H:]
     np.add(n, bh, out=hn_out)
     zr += xp_t[:, :2 * H]
@@ -232,8 +241,9 @@ def gru_forward(xp, state, p):
     hns = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H) Whn·h + bh
     hs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
     h = h0
+    blocks = products.plan(Wh, B)
     for t in range(T):
-        h = gru_step(xp[t], h, Wh, bh, acts[t], hns[t], hs[t])
+        h = gru_step(xp[t], h, Wh, bh, acts[t], hns[t], hs[t], blocks)
     return hs, (h.copy(),), ("gru", acts, hns, hs, h0, Wh)
 
 
@@ -245,6 +255,7 @@ def gru_backward(dhs, dstate, cache):
     dhp = np.empty_like(acts)  # (T,B,3H) grads of h·Wh (differs from dxp in the n block)
     dh = dstate[0].copy() if dstate is not None else np.zeros_like(h0)
     WhT = np.ascontiguousarray(Wh.T)
+    blocks = products.plan(WhT, B)
     tmp = np.empty((B, H), dtype=acts.dtype)  # (B,H)
     for t in reversed(range(T)):
         dh += dhs[t]
@@ -272,7 +283,7 @@ def gru_backward(dhs, dstate, cache):
         dp[:, :2 * H] = dx[:, :2 * H]
         np.multiply(dn, r, out=dp[:, 2 * H:])
         dh *= z  # the direct path h_{t-1} -> h_t
-        dh += dp @ WhT
+        dh += products.matmul(dp, WhT, blocks, tmp)
     dWh = _dWh(hs, h0, dhp)
     dbh = dhp[:, :, 2 * H:].sum(axis=(0, 1))
     return dxp, (dh,), {"Wh": dWh, "bh": dbh}

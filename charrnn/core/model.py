@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import cells, layers
+from . import cells, layers, products
 from .parallel import split_keys, thread_map
 
 
@@ -301,11 +301,12 @@ class Stepper:
             Wx, b = layers.folded_input(p, cfg.cell, one_hot)
             Wh = p["Wh"] if pre is None else p["Wh"] * pre
             if one_hot or cfg.cell == "gru":
-                L = {"Wx": Wx, "b": b, "Wh": Wh, "bh": p.get("bh")}
+                L = {"Wx": Wx, "b": b, "Wh": Wh, "bh": p.get("bh"), "blocks": products.plan(Wh, B)}
                 h = np.empty((B, H), dtype=dtype)  # (B,H)
             else:
                 D = Wx.shape[0]
-                L = {"W": np.concatenate([Wx, Wh]), "b": b, "D": D}  # (D+H,G) [Wx; Wh]
+                W = np.concatenate([Wx, Wh])  # (D+H,G) [Wx; Wh]
+                L = {"W": W, "b": b, "D": D, "blocks": products.plan(W, B)}
                 L["xh"] = np.empty((B, D + H), dtype=dtype)  # (B,D+H) [x_t, h_{t-1}]
                 h = L["xh"][:, D:]  # the state is a view: the product reads it in place
             h[...] = start[l][0]
@@ -324,7 +325,7 @@ class Stepper:
             h = s[0]
             if "W" in L:  # the whole pre-activation: [x_t, h_{t-1}]·[Wx; Wh] + b
                 L["xh"][:, :L["D"]] = x
-                np.matmul(L["xh"], L["W"], out=a)
+                products.matmul(L["xh"], L["W"], L["blocks"], a)
                 a += L["b"]
             elif x is None:  # one-hot: a row of (Wx + b)
                 np.take(L["Wx"], ids, axis=0, out=xp)
@@ -336,12 +337,12 @@ class Stepper:
                 if "W" in L:
                     cells.lstm_activate(a, s[1], s[1], self.tc, h, self.tmp)
                 else:
-                    cells.lstm_step(xp, h, s[1], L["Wh"], a, s[1], self.tc, h, self.tmp)
+                    cells.lstm_step(xp, h, s[1], L["Wh"], a, s[1], self.tc, h, self.tmp, L["blocks"])
             elif cfg.cell == "gru":
-                cells.gru_step(xp, h, L["Wh"], L["bh"], a, self.tmp, h)
+                cells.gru_step(xp, h, L["Wh"], L["bh"], a, self.tmp, h, L["blocks"])
             else:
                 if "W" not in L:
-                    np.matmul(h, L["Wh"], out=a)
+                    products.matmul(h, L["Wh"], L["blocks"], a)
                     a += xp
                 h[...] = cells.rnn_activate(a, cfg.activation)
             x = h

@@ -1,0 +1,64 @@
+"""The recurrent product a·W at a few rows, cut into column blocks a BLAS can multiply unpacked.
+
+Shapes: R rows (a worker's share of the batch), K = W's rows, N = W's columns, w block width.
+
+A general matrix product first copies ("packs") W into its kernel's layout, which costs the
+same at 16 rows as at 16,000: at the few rows of a recurrent step, packing the 1 MiB Wh of an
+LSTM 2×256 anew at every step, forward and backward, is a large part of the product. OpenBLAS's
+AVX-512 (SkylakeX) kernels multiply a small product straight from its operands, so a
+(16,256)·(256,1024) product done as eight (16,256)·(256,128) products runs 1.1–1.4× faster
+there, its backward (16,1024)·(1024,256) as eight 32 columns wide 1.2–1.5×, at 8 rows 2×, at
+4 rows 3× (benchmarks/bench_products.py, with both cores busy); one row (sampling) is a
+matrix-vector product that reads W unpacked already, and blocks only slow it. Where the BLAS
+packs every product, blocks only add calls (0.84–0.98× with OpenBLAS's Haswell kernels), so
+the limit is 0 (one product) until the shell sets it for the BLAS it has loaded
+(charrnn/blas.py). The blocks sum each output in the same order up to the BLAS's kernel
+choice, so they change results by float rounding at most.
+"""
+import numpy as np
+
+MAX_ROWS = 16  # above this the packed product amortises its copy (32 rows: no gain measured)
+MIN_WIDTH = 32  # narrower blocks lose more to per-call overhead than packing costs
+_limit = 0  # R·K·w at most this per block; 0: one product (set_limit)
+
+
+def set_limit(n):
+    """Set the largest R·K·w one block may have (0 turns blocks off); returns the previous one.
+
+    A property of the BLAS, like its thread count: the shell sets it once per process.
+    """
+    global _limit
+    previous, _limit = _limit, int(n)
+    return previous
+
+
+def limit():
+    return _limit
+
+
+def plan(W, rows):
+    """W (K,N) as contiguous column blocks (K,w) for products with ``rows`` rows, or None.
+
+    w is the widest power of two with rows·K·w within the limit (the last block takes what is
+    left); None when one product is better: blocks off, one row or more than MAX_ROWS, w below
+    MIN_WIDTH, or the whole product within the limit.
+    """
+    K, N = W.shape
+    if not _limit or not 1 < rows <= MAX_ROWS or rows * K * MIN_WIDTH > _limit:
+        return None
+    w = 1 << (_limit // (rows * K)).bit_length() - 1
+    if w >= N:
+        return None
+    return [np.ascontiguousarray(W[:, j:j + w]) for j in range(0, N, w)]  # (K,w) each, the last ≤ w
+
+
+def matmul(a, W, blocks, out):
+    """out = a·W, one product per block of W's columns when ``blocks`` (from plan) is not None."""
+    if blocks is None:
+        return np.matmul(a, W, out=out)
+    j = 0
+    for Wb in blocks:
+        w = Wb.shape[1]
+        np.matmul(a, Wb, out=out[:, j:j + w])
+        j += w
+    return out
