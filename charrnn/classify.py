@@ -9,8 +9,8 @@ import sys
 import click
 import numpy as np
 
-from . import bundle, checkpoint, labeled
-from .cli import _checkpoint_dir_option, run_training
+from . import bundle, labeled, rundir
+from .commands import checkpoint_dir_option, run_training
 from .config import ClassifyConfig
 from .core import cells, optim
 from .core.model import ModelConfig
@@ -56,7 +56,7 @@ def classify():
               help="A random fraction of the lines held out for validation accuracy.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None,
               help="Validate and checkpoint every N steps [default: once per epoch].")
-@_checkpoint_dir_option
+@checkpoint_dir_option
 @click.option("--name", default=None, help="Run name [default: the data file's stem].")
 @click.option("--force", is_flag=True, help="Start over a run that exists.")
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
@@ -84,7 +84,7 @@ def train(data, **o):
     run_name = o["name"] or ("stdin" if name == "-" else os.path.splitext(os.path.basename(name))[0])
     if not run_name or "/" in run_name or run_name in (".", ".."):
         raise click.BadParameter(f"{run_name!r} is not a usable run name", param_hint="--name")
-    run = checkpoint.RunDir(os.path.join(o["checkpoint_dir"], run_name))
+    run = rundir.RunDir(os.path.join(o["checkpoint_dir"], run_name))
     reporter = display.make_reporter(o["quiet"])
     stop = Stop()
     with run.lock():
@@ -101,7 +101,7 @@ def train(data, **o):
 @click.argument("file", type=click.File("rb"), default="-")
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="A classifier checkpoint or its run directory (its best) [default: the latest run].")
-@_checkpoint_dir_option
+@checkpoint_dir_option
 @click.option("--probs", is_flag=True, help="After the label, each label's probability as name:p, tab-separated.")
 @click.option("--labeled", "labeled_input", is_flag=True,
               help="FILE holds label<TAB>text lines: predict from the text, report accuracy on stderr.")
@@ -111,7 +111,7 @@ def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     from .classify_train import predict as predict_probs
     from .text import decode_bytes
 
-    b = bundle.load(checkpoint.resolve_checkpoint(ckpt, checkpoint_dir), kind="classifier")
+    b = bundle.load(rundir.resolve_checkpoint(ckpt, checkpoint_dir), kind="classifier")
     names = b.meta["labels"]
     max_len = int(b.meta.get("classify", {}).get("max_len", 400))
     data = file.read()

@@ -8,27 +8,18 @@ are one line on stderr: exit 2 for usage errors, 1 for run-time ones, never a tr
 import json
 import math
 import os
-import signal
 import sys
-from pathlib import Path
 
 import click
 import numpy as np
 
-from . import __version__, blas, bundle, checkpoint
-from .config import TrainConfig, default_threads
+from . import __version__, blas, bundle, rundir
+from . import train_setup as setup
+from .commands import checkpoint_dir_option, read_inputs, run_training
+from .config import default_threads
 from .core import cells, optim
-from .core.model import ModelConfig, num_params
+from .core.model import num_params
 from .errors import CharrnnError
-
-PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
-CKPT_DIR_HELP = "Where runs live (env CHARRNN_CHECKPOINT_DIR)."
-
-
-def _checkpoint_dir_option(f):
-    return click.option("--checkpoint-dir", envvar="CHARRNN_CHECKPOINT_DIR", default="checkpoints",
-                        show_default=True, help=CKPT_DIR_HELP)(f)
-
 
 # commands that live in their own modules, imported only when used: name -> "module:attribute"
 LAZY_COMMANDS = {
@@ -149,7 +140,7 @@ def cli():
               help="The last fraction of the text, held out for validation.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True,
               help="Validate and checkpoint every N steps.")
-@_checkpoint_dir_option
+@checkpoint_dir_option
 @click.option("--name", default=None, help="Run name [default: the corpus file's stem].")
 @click.option("--resume", default=None, is_flag=False, flag_value="", metavar="[PATH]",
               help="Continue a run: from PATH, or from this run's latest checkpoint.")
@@ -172,23 +163,23 @@ def train(ctx, corpus, **o):
     if o["bidirectional"]:
         raise click.UsageError("a bidirectional language model would see the future it must predict; "
                                "bidirectional layers are for `charrnn classify`", ctx)
-    paths = list(corpus) or [_default_corpus(o["quiet"])]
-    sources = _read(paths, spool_in_cache=True)  # a missing or unreadable corpus is the first thing to report
-    name = o["name"] or _run_name(paths)
+    paths = list(corpus) or [setup.default_corpus(o["quiet"])]
+    sources = read_inputs(paths, spool_in_cache=True)  # a missing or unreadable corpus is the first thing to report
+    name = o["name"] or setup.run_name(paths)
     if not name or "/" in name or name in (".", ".."):
         raise click.BadParameter(f"{name!r} is not a usable run name", param_hint="--name")
-    run = checkpoint.RunDir(os.path.join(o["checkpoint_dir"], name))
+    run = rundir.RunDir(os.path.join(o["checkpoint_dir"], name))
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
-    resume = _load_resume(o, run) if o["resume"] is not None else None
-    tcfg = _train_config(o, resume, given)
-    corpus_obj = _load_corpus(sources, tcfg, o["quiet"], resume)  # streams the files, removes a stdin spool
+    resume = setup.load_resume(o, run) if o["resume"] is not None else None
+    tcfg = setup.train_config(o, resume, given)
+    corpus_obj = setup.load_corpus(sources, tcfg, o["quiet"], resume)  # streams the files, removes a stdin spool
     if resume is not None:
         if resume.meta.get("corpus", {}).get("sha256") != corpus_obj.sha256 and not o["force"]:
             raise CharrnnError("this corpus differs from the one the checkpoint was trained on "
                                "(another sha256); add --force to resume on it anyway")
-        mcfg = _check_model_unchanged(resume.cfg, o, given)
+        mcfg = setup.check_model_unchanged(resume.cfg, o, given)
     else:
-        mcfg = _model_config(o, len(corpus_obj.vocab), tcfg.level)
+        mcfg = setup.model_config(o, len(corpus_obj.vocab), tcfg.level)
     reporter = display.make_reporter(o["quiet"])
     stop = Stop()
     with run.lock():
@@ -205,155 +196,12 @@ def train(ctx, corpus, **o):
         run_training(make, reporter, o["log_path"], stop)
 
 
-def run_training(make, reporter, log_path, stop):
-    """Open the --log file, run make(log)'s trainer under the signal handlers, close the
-    reporter and the log whatever happens; after a SIGINT/SIGTERM, exit 128+N."""
-    log = open(log_path, "a", encoding="utf-8") if log_path else None
-    try:
-        trainer = make(log)
-        with _stop_on_signals(stop):
-            trainer.run()
-    finally:
-        if hasattr(reporter, "close"):
-            reporter.close()
-        if log:
-            log.close()
-    if stop.signum:
-        sys.exit(128 + stop.signum)
-
-
-def _default_corpus(quiet):
-    from .default_corpus import build_default_corpus, default_corpus_dir
-    path = build_default_corpus(default_corpus_dir())
-    if not quiet:
-        click.echo(f"no corpus given: training on the default corpus {path} "
-                   "(Python's own documentation and standard-library source)", err=True)
-    return path
-
-
-def _run_name(paths):
-    first = paths[0]
-    return "stdin" if first == "-" else Path(first).stem
-
-
-def _load_resume(o, run):
-    path = o["resume"] or run.resume_path()
-    if not path:
-        raise CharrnnError(f"nothing to resume: {run.path} has no checkpoint")
-    if os.path.isdir(path):
-        path = os.path.join(path, "latest.ckpt")
-    b = bundle.load(path)
-    if b.meta.get("kind") != "lm" or b.train is None or not b.opt_state:
-        raise CharrnnError(f"{path}: not a language-model training checkpoint, cannot resume from it")
-    return b
-
-
-def _train_config(o, resume, given):
-    keys = [f.name for f in TrainConfig.__dataclass_fields__.values()]
-    if resume is not None:
-        # the checkpoint's recipe, except what this command line says explicitly
-        base = resume.train.to_json()
-        fixed = {"level", "max_vocab", "errors", "optimizer"} & given
-        for k in fixed:
-            if o[k] != base[k]:
-                raise click.UsageError(f"--{k.replace('_', '-')} cannot change when resuming "
-                                       f"(the checkpoint has {base[k]})")
-        return TrainConfig(**{k: (o[k] if k in given else base.get(k, 1)) for k in keys})
-    o = dict(o, threads=o["threads"] or default_threads(o["batch"]), lr=o["lr"] or DEFAULT_LR[o["level"]])
-    return TrainConfig(**{k: o[k] for k in keys})
-
-
-# a short char-level run learns fastest from a high peak (README "The recipe"); a word-level
-# model's embedding and large softmax did better at the usual 2e-3
-DEFAULT_LR = {"char": 1.2e-2, "word": 2e-3}
-MODEL_OPTIONS = ("cell", "activation", "layers", "hidden", "embed", "dropout", "forget_bias")
-
-
-def _model_config(o, vocab_size, level):
-    embed = o["embed"] if o["embed"] is not None else (0 if level == "char" else 128)
-    return ModelConfig(vocab_size=vocab_size, cell=o["cell"], activation=o["activation"], layers=o["layers"],
-                       hidden=o["hidden"], embed=embed, dropout=o["dropout"], forget_bias=o["forget_bias"])
-
-
-def _check_model_unchanged(cfg, o, given):
-    for k in MODEL_OPTIONS:
-        if k in given and o[k] != getattr(cfg, k):
-            raise click.UsageError(f"--{k.replace('_', '-')} cannot change when resuming "
-                                   f"(the checkpoint has {getattr(cfg, k)})")
-    return cfg
-
-
-def _read(paths, spool_in_cache=False):
-    """The inputs, opened (errors for a missing or unreadable one come first), standard input
-    spooled to a temporary file (in the token cache directory when training): a
-    ``data.Sources``, read in chunks. Closing it removes the spool; so does the end of the
-    command, whatever happens before."""
-    from .data import Sources, default_cache_dir
-    sources = Sources(paths, sys.stdin.buffer if "-" in paths else None,
-                      spool_dir=default_cache_dir() if spool_in_cache else None)
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.call_on_close(sources.close)
-    return sources
-
-
-def _load_corpus(sources, tcfg, quiet, resume):
-    from .data import default_cache_dir, load_corpus
-    progress = not quiet and sys.stderr.isatty() and sources.size > PROGRESS_BYTES
-    try:
-        corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
-                             progress=progress)
-    finally:
-        sources.close()  # the stdin spool, if any: training needs only the (memory-mapped) tokens
-    if resume is not None and corpus.vocab.tokens != resume.vocab.tokens:
-        corpus = _remap(corpus, resume.vocab)
-    return corpus
-
-
-def _remap(corpus, vocab):
-    """Re-express a corpus in a checkpoint's vocabulary (resuming on other text with --force)."""
-    index = {t: i for i, t in enumerate(vocab.tokens)}
-    missing = [t for t in corpus.vocab.tokens if t not in index]
-    if missing and vocab.unk is None:
-        shown = ", ".join(repr(t) for t in missing[:5])
-        raise CharrnnError(f"the corpus has {len(missing)} symbol(s) the model does not know ({shown}); "
-                           "train a new model on it instead")
-    table = np.array([index.get(t, vocab.unk if vocab.unk is not None else 0) for t in corpus.vocab.tokens],
-                     dtype=np.int32)
-    corpus.tokens = table[np.asarray(corpus.tokens)]
-    corpus.vocab = vocab
-    return corpus
-
-
-class _stop_on_signals:
-    """First SIGINT/SIGTERM: finish the step, save, exit 128+N. A second SIGINT: exit at once."""
-
-    def __init__(self, stop):
-        self.stop, self.old = stop, {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.old[sig] = signal.signal(sig, self.handle)
-
-    def handle(self, signum, frame):
-        if self.stop.signum and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.stop.signum = signum
-        lead = "\n" if sys.stderr.isatty() else ""  # past the ^C the terminal echoed
-        click.echo(f"{lead}{signal.Signals(signum).name}: finishing this step and saving "
-                   "(Ctrl-C again to quit at once)", err=True)
-
-    def __exit__(self, *exc):
-        for sig, h in self.old.items():
-            signal.signal(sig, h)
-
-
 # --------------------------------------------------------------------------- sample
 
 @cli.command()
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="A checkpoint file or a run directory (its best) [default: the latest run].")
-@_checkpoint_dir_option
+@checkpoint_dir_option
 @click.option("--temp", "--temperature", "temp", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Below 1 is more conservative, above 1 more surprising.")
 @click.option("--top-k", type=click.IntRange(min=0), default=0, help="Draw only from the K most likely tokens.")
@@ -407,7 +255,7 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
     from .core import model
     from .core.sampling import Sampler, beam_search
 
-    b = bundle.load(checkpoint.resolve_checkpoint(ckpt, checkpoint_dir))
+    b = bundle.load(rundir.resolve_checkpoint(ckpt, checkpoint_dir))
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
     if beam and length == 0:
@@ -477,7 +325,7 @@ def _start_token(vocab, rng):
 @click.argument("file", type=click.Path(allow_dash=True, dir_okay=True))
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="A checkpoint file or a run directory (its best) [default: the latest run].")
-@_checkpoint_dir_option
+@checkpoint_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
 def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
@@ -485,8 +333,8 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     from . import scoring
     from .text import decode_bytes
 
-    b = bundle.load(checkpoint.resolve_checkpoint(ckpt, checkpoint_dir))
-    with _read([file]) as sources:  # scoring reads the whole text
+    b = bundle.load(rundir.resolve_checkpoint(ckpt, checkpoint_dir))
+    with read_inputs([file]) as sources:  # scoring reads the whole text
         text = decode_bytes(sources.read(), errors)
     ids, unknown = b.vocab.encode_known(text)
     if unknown:
@@ -508,11 +356,11 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
 
 @cli.command()
 @click.argument("path", required=False)
-@_checkpoint_dir_option
+@checkpoint_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(path, checkpoint_dir, as_json):
     """Describe a checkpoint: model, training recipe, step, validation loss, vocabulary."""
-    resolved = checkpoint.resolve_checkpoint(path, checkpoint_dir)
+    resolved = rundir.resolve_checkpoint(path, checkpoint_dir)
     b = bundle.load(resolved, kind=None)
     metrics = b.meta.get("metrics", {})
     d = {"path": resolved, "model": b.cfg.to_json(), "train": b.train.to_json() if b.train else None,

@@ -1,7 +1,7 @@
 """`charrnn diagnose`: the vanishing and exploding gradient, measured and drawn.
 
 For a loss at the end of a window, ‖dL/dh_t‖ against the distance back (core/gradflow.py),
-for freshly initialised cells of each type or for a trained checkpoint. The chart and table
+for freshly initialised cells of each type or for a trained rundir. The chart and table
 go to stderr; ``--json`` puts the numbers on stdout.
 """
 import json
@@ -10,8 +10,8 @@ import math
 import click
 import numpy as np
 
-from . import bundle, checkpoint
-from .cli import _checkpoint_dir_option
+from . import bundle, rundir
+from .commands import checkpoint_dir_option
 from .core import cells, gradflow, model
 from .errors import CharrnnError
 
@@ -23,7 +23,7 @@ FRESH_ONLY = ("hidden", "layers", "activation", "forget_bias", "gain")
 @click.command()
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="Measure a trained model (a file or a run directory) instead of fresh cells.")
-@_checkpoint_dir_option
+@checkpoint_dir_option
 @click.option("--file", "text_file", type=click.File("rb"), default=None,
               help="With --checkpoint: put the loss at the last token of each line of FILE, read from the "
                    "T tokens before it [default: windows the model samples itself].")
@@ -93,7 +93,7 @@ def _fresh_run(kind, H, L, act, forget_bias, gain, T, B, rng, clip):
 
 
 def _checkpoint_run(ckpt, checkpoint_dir, text_file, T, B, rng, clip):
-    path = checkpoint.resolve_checkpoint(ckpt, checkpoint_dir)
+    path = rundir.resolve_checkpoint(ckpt, checkpoint_dir)
     b = bundle.load(path)
     if b.cfg.bidirectional:
         raise CharrnnError(f"{path}: a bidirectional model has no single direction of time to measure")

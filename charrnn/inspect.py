@@ -16,8 +16,8 @@ import unicodedata
 import click
 import numpy as np
 
-from . import activations, bundle, checkpoint
-from .cli import _checkpoint_dir_option, _read
+from . import activations, bundle, rundir
+from .commands import checkpoint_dir_option, read_inputs
 from .display import SPARK
 from .errors import CharrnnError
 
@@ -37,7 +37,7 @@ FEATURE_TITLES = {"inside_quotes": "inside quotes", "inside_brackets": "inside b
               help="Read the text from FILE (- = stdin) instead of TEXT.")
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="A checkpoint file or a run directory (its best) [default: the latest run].")
-@_checkpoint_dir_option
+@checkpoint_dir_option
 @click.option("--layer", type=int, default=None, metavar="N",
               help="Layer, 0 first [default: the last; with --find: all].")
 @click.option("--unit", type=int, default=None, metavar="N",
@@ -70,7 +70,7 @@ def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, fin
         raise click.UsageError("--find picks the units itself; drop --unit, or drop --find to show one unit")
     if as_json and html_path == "-":
         raise click.UsageError("--json and --html - both write to stdout; give one of them")
-    path = checkpoint.resolve_checkpoint(ckpt, checkpoint_dir)
+    path = rundir.resolve_checkpoint(ckpt, checkpoint_dir)
     b = bundle.load(path)
     cfg = b.cfg
     state = state or ("c" if cfg.cell == "lstm" else "h")
@@ -99,7 +99,7 @@ def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, fin
 
 def _read_text(file, errors):
     from .text import decode_bytes
-    with _read([file]) as sources:
+    with read_inputs([file]) as sources:
         return decode_bytes(sources.read(), errors)
 
 

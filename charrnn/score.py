@@ -11,8 +11,8 @@ import sys
 import click
 import numpy as np
 
-from . import bundle, checkpoint, scoring
-from .cli import _checkpoint_dir_option
+from . import bundle, rundir, scoring
+from .commands import checkpoint_dir_option
 from .errors import CharrnnError
 
 READ = 1 << 16  # bytes asked of the input at a time; whatever arrives is scored at once
@@ -23,7 +23,7 @@ MAX_LINES = 64  # lines scored side by side
 @click.argument("file", type=click.File("rb"), default="-")
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="A checkpoint file or a run directory (its best) [default: the latest run].")
-@_checkpoint_dir_option
+@checkpoint_dir_option
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
               help="What to do with invalid UTF-8.")
 def score(file, ckpt, checkpoint_dir, errors):
@@ -35,7 +35,7 @@ def score(file, ckpt, checkpoint_dir, errors):
     \b
       charrnn score lines.txt | sort -g | head       # the 10 most surprising lines
     """
-    path = checkpoint.resolve_checkpoint(ckpt, checkpoint_dir)
+    path = rundir.resolve_checkpoint(ckpt, checkpoint_dir)
     b = bundle.load(path)
     if b.cfg.bidirectional:
         raise CharrnnError(f"{path}: a bidirectional model does not assign probabilities to text")

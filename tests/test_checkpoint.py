@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn import checkpoint
-from charrnn.checkpoint import FORMAT_VERSION, MAGIC, RunDir, load, resolve_checkpoint, save
+from charrnn.checkpoint import FORMAT_VERSION, MAGIC, load, save
+from charrnn.rundir import RunDir, resolve_checkpoint
 from charrnn.errors import CheckpointError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -849,7 +850,7 @@ def test_lock_is_held_by_another_process_until_it_dies(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        from charrnn.checkpoint import RunDir
+        from charrnn.rundir import RunDir
         with RunDir({str(path)!r}).lock():
             print("locked", flush=True)
             time.sleep(60)

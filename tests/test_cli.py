@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import bundle, checkpoint
+from charrnn import bundle, rundir
 from charrnn.cli import cli
 
 SMALL = ["--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16", "--eval-every", "4", "--quiet"]
@@ -323,4 +323,4 @@ def test_checkpoint_dir_env_and_option(work, monkeypatch):
     monkeypatch.setenv("CHARRNN_CHECKPOINT_DIR", str(work / "elsewhere"))
     assert run("train", "corpus.txt", "--steps", "2", *SMALL).exit_code == 0
     assert (work / "elsewhere" / "corpus" / "latest.ckpt").exists()
-    assert checkpoint.resolve_checkpoint(None, str(work / "elsewhere")).endswith("best.ckpt")
+    assert rundir.resolve_checkpoint(None, str(work / "elsewhere")).endswith("best.ckpt")

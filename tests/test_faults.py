@@ -52,7 +52,8 @@ rundir = os.path.realpath(plan["dir"])
 real = {name: getattr(os, name) for name in ("fsync", "replace", "link", "remove")}
 events, saves = [], [0]
 
-from charrnn import atomic, checkpoint, cli
+from charrnn import atomic, cli
+from charrnn import rundir as run_dirs
 
 
 def role(path):
@@ -132,7 +133,7 @@ def write(path, fill, tmp=None):
 
 
 atomic.write = write
-real_rundir_write = checkpoint.RunDir.write
+real_rundir_write = run_dirs.RunDir.write
 
 
 def rundir_write(self, *args, **kw):
@@ -140,7 +141,7 @@ def rundir_write(self, *args, **kw):
     return real_rundir_write(self, *args, **kw)
 
 
-checkpoint.RunDir.write = rundir_write
+run_dirs.RunDir.write = rundir_write
 cli.main(sys.argv[1:])
 '''
 

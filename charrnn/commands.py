@@ -1,0 +1,68 @@
+"""What the commands share: the --checkpoint-dir option, reading inputs (files or standard
+input) and running a trainer under the signal handlers that make Ctrl-C save and exit."""
+import signal
+import sys
+
+import click
+
+CKPT_DIR_HELP = "Where runs live (env CHARRNN_CHECKPOINT_DIR)."
+
+
+def checkpoint_dir_option(f):
+    """The --checkpoint-dir option every command that reads or writes runs shares."""
+    return click.option("--checkpoint-dir", envvar="CHARRNN_CHECKPOINT_DIR", default="checkpoints",
+                        show_default=True, help=CKPT_DIR_HELP)(f)
+
+
+def read_inputs(paths, spool_in_cache=False):
+    """The inputs, opened (errors for a missing or unreadable one come first), standard input
+    spooled to a temporary file (in the token cache directory when training): a
+    ``data.Sources``, read in chunks. Closing it removes the spool; so does the end of the
+    command, whatever happens before."""
+    from .data import Sources, default_cache_dir
+    sources = Sources(paths, sys.stdin.buffer if "-" in paths else None,
+                      spool_dir=default_cache_dir() if spool_in_cache else None)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(sources.close)
+    return sources
+
+
+def run_training(make, reporter, log_path, stop):
+    """Open the --log file, run make(log)'s trainer under the signal handlers, close the
+    reporter and the log whatever happens; after a SIGINT/SIGTERM, exit 128+N."""
+    log = open(log_path, "a", encoding="utf-8") if log_path else None
+    try:
+        trainer = make(log)
+        with stop_on_signals(stop):
+            trainer.run()
+    finally:
+        if hasattr(reporter, "close"):
+            reporter.close()
+        if log:
+            log.close()
+    if stop.signum:
+        sys.exit(128 + stop.signum)
+
+
+class stop_on_signals:
+    """First SIGINT/SIGTERM: finish the step, save, exit 128+N. A second SIGINT: exit at once."""
+
+    def __init__(self, stop):
+        self.stop, self.old = stop, {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.old[sig] = signal.signal(sig, self.handle)
+
+    def handle(self, signum, frame):
+        if self.stop.signum and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop.signum = signum
+        lead = "\n" if sys.stderr.isatty() else ""  # past the ^C the terminal echoed
+        click.echo(f"{lead}{signal.Signals(signum).name}: finishing this step and saving "
+                   "(Ctrl-C again to quit at once)", err=True)
+
+    def __exit__(self, *exc):
+        for sig, h in self.old.items():
+            signal.signal(sig, h)

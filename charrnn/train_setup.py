@@ -1,0 +1,104 @@
+"""From `charrnn train`'s options to what the trainer needs: the recipe and model configs, the
+corpus (re-expressed in a resumed model's vocabulary), the checkpoint to resume from."""
+import os
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import bundle
+from .config import TrainConfig, default_threads
+from .core.model import ModelConfig
+from .errors import CharrnnError
+
+PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
+
+
+def default_corpus(quiet):
+    from .default_corpus import build_default_corpus, default_corpus_dir
+    path = builddefault_corpus(default_corpus_dir())
+    if not quiet:
+        click.echo(f"no corpus given: training on the default corpus {path} "
+                   "(Python's own documentation and standard-library source)", err=True)
+    return path
+
+
+def run_name(paths):
+    first = paths[0]
+    return "stdin" if first == "-" else Path(first).stem
+
+
+def load_resume(o, run):
+    path = o["resume"] or run.resume_path()
+    if not path:
+        raise CharrnnError(f"nothing to resume: {run.path} has no checkpoint")
+    if os.path.isdir(path):
+        path = os.path.join(path, "latest.ckpt")
+    b = bundle.load(path)
+    if b.meta.get("kind") != "lm" or b.train is None or not b.opt_state:
+        raise CharrnnError(f"{path}: not a language-model training checkpoint, cannot resume from it")
+    return b
+
+
+def train_config(o, resume, given):
+    keys = [f.name for f in TrainConfig.__dataclass_fields__.values()]
+    if resume is not None:
+        # the checkpoint's recipe, except what this command line says explicitly
+        base = resume.train.to_json()
+        fixed = {"level", "max_vocab", "errors", "optimizer"} & given
+        for k in fixed:
+            if o[k] != base[k]:
+                raise click.UsageError(f"--{k.replace('_', '-')} cannot change when resuming "
+                                       f"(the checkpoint has {base[k]})")
+        return TrainConfig(**{k: (o[k] if k in given else base.get(k, 1)) for k in keys})
+    o = dict(o, threads=o["threads"] or default_threads(o["batch"]), lr=o["lr"] or DEFAULT_LR[o["level"]])
+    return TrainConfig(**{k: o[k] for k in keys})
+
+
+# a short char-level run learns fastest from a high peak (README "The recipe"); a word-level
+# model's embedding and large softmax did better at the usual 2e-3
+DEFAULT_LR = {"char": 1.2e-2, "word": 2e-3}
+MODEL_OPTIONS = ("cell", "activation", "layers", "hidden", "embed", "dropout", "forget_bias")
+
+
+def model_config(o, vocab_size, level):
+    embed = o["embed"] if o["embed"] is not None else (0 if level == "char" else 128)
+    return ModelConfig(vocab_size=vocab_size, cell=o["cell"], activation=o["activation"], layers=o["layers"],
+                       hidden=o["hidden"], embed=embed, dropout=o["dropout"], forget_bias=o["forget_bias"])
+
+
+def check_model_unchanged(cfg, o, given):
+    for k in MODEL_OPTIONS:
+        if k in given and o[k] != getattr(cfg, k):
+            raise click.UsageError(f"--{k.replace('_', '-')} cannot change when resuming "
+                                   f"(the checkpoint has {getattr(cfg, k)})")
+    return cfg
+
+
+def load_corpus(sources, tcfg, quiet, resume):
+    from .data import default_cache_dir, load_corpus
+    progress = not quiet and sys.stderr.isatty() and sources.size > PROGRESS_BYTES
+    try:
+        corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
+                             progress=progress)
+    finally:
+        sources.close()  # the stdin spool, if any: training needs only the (memory-mapped) tokens
+    if resume is not None and corpus.vocab.tokens != resume.vocab.tokens:
+        corpus = remap(corpus, resume.vocab)
+    return corpus
+
+
+def remap(corpus, vocab):
+    """Re-express a corpus in a checkpoint's vocabulary (resuming on other text with --force)."""
+    index = {t: i for i, t in enumerate(vocab.tokens)}
+    missing = [t for t in corpus.vocab.tokens if t not in index]
+    if missing and vocab.unk is None:
+        shown = ", ".join(repr(t) for t in missing[:5])
+        raise CharrnnError(f"the corpus has {len(missing)} symbol(s) the model does not know ({shown}); "
+                           "train a new model on it instead")
+    table = np.array([index.get(t, vocab.unk if vocab.unk is not None else 0) for t in corpus.vocab.tokens],
+                     dtype=np.int32)
+    corpus.tokens = table[np.asarray(corpus.tokens)]
+    corpus.vocab = vocab
+    return corpus
