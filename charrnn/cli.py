@@ -172,7 +172,7 @@ def train(ctx, corpus, **o):
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     resume = setup.load_resume(o, run) if o["resume"] is not None else None
     tcfg = setup.train_config(o, resume, given)
-    corpus_obj = setup.load_corpus(sources, tcfg, o["quiet"], resume)  # streams the files, removes a stdin spool
+    corpus_obj = setup.read_corpus(sources, tcfg, o["quiet"], resume)  # streams the files, removes a stdin spool
     if resume is not None:
         if resume.meta.get("corpus", {}).get("sha256") != corpus_obj.sha256 and not o["force"]:
             raise CharrnnError("this corpus differs from the one the checkpoint was trained on "

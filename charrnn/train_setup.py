@@ -17,7 +17,7 @@ PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a te
 
 def default_corpus(quiet):
     from .default_corpus import build_default_corpus, default_corpus_dir
-    path = builddefault_corpus(default_corpus_dir())
+    path = build_default_corpus(default_corpus_dir())
     if not quiet:
         click.echo(f"no corpus given: training on the default corpus {path} "
                    "(Python's own documentation and standard-library source)", err=True)
@@ -76,7 +76,8 @@ def check_model_unchanged(cfg, o, given):
     return cfg
 
 
-def load_corpus(sources, tcfg, quiet, resume):
+def read_corpus(sources, tcfg, quiet, resume):
+    """The corpus's tokens (through the token cache), in a resumed model's vocabulary."""
     from .data import default_cache_dir, load_corpus
     progress = not quiet and sys.stderr.isatty() and sources.size > PROGRESS_BYTES
     try:

@@ -69,6 +69,19 @@ def test_train_writes_latest_best_and_periodic_checkpoints(work):
     assert b.meta["corpus"]["sha256"] and set(b.meta["metrics"]) >= {"val_loss", "best_val_loss"}
 
 
+def test_train_without_a_corpus_learns_the_default_corpus_and_sample_reads_it(work, monkeypatch):
+    """README's first command in miniature: `charrnn train` with no corpus, then `charrnn sample`."""
+    monkeypatch.delenv("CHARRNN_CORPUS_DIR", raising=False)
+    r = CliRunner().invoke(cli, ["train", "--steps", "2", *SMALL[:-1]], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    built = os.listdir(work / "corpora")
+    assert len(built) == 1 and built[0].startswith("python-3.") and built[0].endswith("-docs.txt")
+    assert r.stderr.startswith(f"no corpus given: training on the default corpus corpora/{built[0]} ")
+    assert bundle.load(str(work / "checkpoints" / built[0][:-4] / "latest.ckpt")).step == 2
+    s = run("sample", "--length", "30", "--seed", "0")
+    assert s.exit_code == 0 and s.stdout.strip()
+
+
 def test_resume_continues_bit_for_bit(work):
     args = [*SMALL, "--dropout", "0.2", "--lr-schedule", "constant", "--warmup", "3"]
     assert run("train", "corpus.txt", "--steps", "14", "--name", "whole", *args).exit_code == 0
