@@ -122,7 +122,7 @@ def cli():
 @click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True,
               help="SGD with momentum 0.9, Adam, RMSprop (alpha 0.95) or Adagrad.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Peak learning rate. [default: 1.2e-2 at char level, 2e-3 at word level]")
+              help="Peak learning rate. [default: 8e-3 at char level, 2e-3 at word level]")
 @click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True,
               help="cosine decays to 0 over the run; step halves it at 25, 50 and 75 %.")
 @click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True,

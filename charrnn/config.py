@@ -27,7 +27,7 @@ class TrainConfig:
     seq_len: int = 100
     batch: int = 32
     optimizer: str = "adam"
-    lr: float = 1.2e-2
+    lr: float = 8e-3
     lr_schedule: str = "cosine"
     warmup: int = 100
     clip: float = 5.0
