@@ -26,6 +26,7 @@ import numpy  # noqa: F401  (loads the BLAS whose thread count this sets)
 
 # OpenBLAS cores whose sgemm and dgemm multiply small products unpacked (core/products.py)
 UNPACKED_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+_CORENAMES = ("openblas_get_corename", "scipy_openblas_get_corename64_", "openblas_get_corename64_")
 SMALL_PRODUCT = 3 << 18  # rows·K·w per block, 786,432: the fastest sizes measured there (bench_products)
 
 
@@ -41,10 +42,10 @@ def _openblas():
     for path in paths:
         try:
             lib = ctypes.CDLL(path)
-            lib.openblas_set_num_threads_local  # noqa: B018  (the symbol tells it is OpenBLAS ≥ 0.3.27)
-        except (OSError, AttributeError):
+        except OSError:
             continue
-        return lib
+        if any(hasattr(lib, name) for name in ("openblas_set_num_threads_local", *_CORENAMES)):
+            return lib
     return None
 
 
@@ -54,15 +55,16 @@ def _set_local():
     lib = _openblas()
     if lib is None:
         return None
-    fn = lib.openblas_set_num_threads_local
-    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    fn = getattr(lib, "openblas_set_num_threads_local", None)  # OpenBLAS ≥ 0.3.27
+    if fn is not None:
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
     return fn
 
 
 def corename():
     """The name of the kernel set OpenBLAS chose for this CPU ("SkylakeX", "Haswell", …), or None."""
     lib = _openblas()
-    for name in ("openblas_get_corename", "scipy_openblas_get_corename64_", "openblas_get_corename64_"):
+    for name in _CORENAMES:
         fn = getattr(lib, name, None) if lib is not None else None
         if fn is not None:
             fn.argtypes, fn.restype = [], ctypes.c_char_p

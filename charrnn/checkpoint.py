@@ -70,7 +70,6 @@ _TEMP_PREFIX = ".tmp-"
 _TEMP_SUFFIX = ".ckpt.part"
 
 
-
 def canonical_json(obj: Any) -> bytes:
     """The one JSON encoding used for manifests and for the checksum."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)

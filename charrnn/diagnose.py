@@ -1,7 +1,7 @@
 """`charrnn diagnose`: the vanishing and exploding gradient, measured and drawn.
 
 For a loss at the end of a window, ‖dL/dh_t‖ against the distance back (core/gradflow.py),
-for freshly initialised cells of each type or for a trained rundir. The chart and table
+for freshly initialised cells of each type or for a trained checkpoint. The chart and table
 go to stderr; ``--json`` puts the numbers on stdout.
 """
 import json

@@ -34,6 +34,7 @@ LATEST_NAME = "latest.ckpt"
 BEST_NAME = "best.ckpt"
 LOCK_NAME = ".lock"
 
+
 def periodic_name(step: int, val_loss: float | None) -> str:
     """``step-0001234-val-1.2345.ckpt``; ``val-nan`` when the loss is unknown or not finite."""
     unknown = val_loss is None or not math.isfinite(val_loss)

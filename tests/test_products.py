@@ -34,8 +34,9 @@ def test_plan_cuts_the_widest_power_of_two_blocks_within_the_limit(limit):
     assert widths(products.plan(np.zeros((768, 256)), 16)) == [64] * 4  # the GRU's
     assert widths(products.plan(np.zeros((256, 1000)), 16)) == [128] * 7 + [104]  # a ragged last block
     assert products.plan(W, 17) is None  # more rows than MAX_ROWS: one packed product
-    assert products.plan(W, 1) is None  # the whole product is within the limit already
-    assert products.plan(np.zeros((2048, 4096)), 1) is None  # one row: a matrix-vector product
+    assert products.plan(W, 1) is None  # one row: a matrix-vector product
+    assert products.plan(np.zeros((256, 768)), 4) is None  # 4·256·768 is within the limit: one product
+    assert products.plan(np.zeros((2048, 4096)), 1) is None  # one row, even where blocks would fit
     assert products.plan(np.zeros((2048, 512)), 16) is None  # blocks would be 16 wide
     limit(0)
     assert products.plan(W, 16) is None

@@ -13,7 +13,7 @@ Initialisation (documented, deterministic given the Generator):
     Wx ~ U(-1/√D, 1/√D) for an input of width D; a one-hot first layer's Wx ~ U(-1, 1):
         its rows are the embedding, so its pre-activations get the spread the embedded
         path's have (x ~ N(0,1) of width E through U(-1/√E, 1/√E): variance 1/3, U(-1, 1)'s).
-        At the 1/√H a dense input would take, a 2×256 LSTM on tinyshakespeare sat on the
+        At the earlier U(±1/√H), a 2×256 LSTM on tinyshakespeare sat on the
         unigram plateau (3.3 nats) for 100–250 steps, by seed; at U(-1, 1) three seeds
         were at 2.03–2.07 by step 100;
     Wh: each H×H gate block orthogonal (QR of a Gaussian), so early gradients neither
@@ -281,6 +281,7 @@ class Stepper:
     (the stacked product below sums in another order: 1e-12 apart in float64). The bias
     (and, for the LSTM, the sigmoid columns' exact ×0.5) is folded into per-layer copies of
     the weights once, and every state is updated in place, so a step is few numpy calls.
+    Those copies are a snapshot: build a new Stepper after changing the parameters.
 
     A layer fed by another layer keeps h_{t-1} beside its input in one (B, D+H) buffer
     [x_t, h_{t-1}] and gets its whole pre-activation from one product with the stacked
@@ -303,8 +304,8 @@ class Stepper:
         for l in range(cfg.layers):
             p = layer_params(params, l, False)
             one_hot = l == 0 and cfg.embed == 0
-            Wx, b = layers.folded_input(p, cfg.cell, one_hot)
-            Wh = p["Wh"] if pre is None else p["Wh"] * pre
+            Wx, b = (None if a is None else a.copy() for a in layers.folded_input(p, cfg.cell, one_hot))
+            Wh = p["Wh"].copy() if pre is None else p["Wh"] * pre  # copies: the Stepper is a snapshot
             if one_hot or cfg.cell == "gru":
                 L = {"Wx": Wx, "b": b, "Wh": Wh, "bh": p.get("bh"), "blocks": products.plan(Wh, B)}
                 h = np.empty((B, H), dtype=dtype)  # (B,H)

@@ -44,7 +44,7 @@ def plan(W, rows):
     MIN_WIDTH, or the whole product within the limit.
     """
     K, N = W.shape
-    if not _limit or not 1 < rows <= MAX_ROWS or rows * K * MIN_WIDTH > _limit:
+    if not _limit or not 1 < rows <= MAX_ROWS or rows * K * MIN_WIDTH > _limit or rows * K * N <= _limit:
         return None
     w = 1 << (_limit // (rows * K)).bit_length() - 1
     if w >= N:
