@@ -253,7 +253,7 @@ def _sampling_threads():
 def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
             seed, beam):
     from .core import model
-    from .core.sampling import Sampler, beam_search
+    from .core.sampling import Sampler, beam_search, start_token
 
     b = bundle.load(rundir.resolve_checkpoint(ckpt, checkpoint_dir))
     if prime is not None and prime_file is not None:
@@ -266,7 +266,15 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
     prime_ids = _encode_prime(b.vocab, prime or "")
     out = sys.stdout.buffer
     rng = np.random.default_rng(seed)
-    start = prime_ids or [_start_token(b.vocab, rng)]
+    nl = next((i for i, t in enumerate(b.vocab.tokens) if t == "\n"), None)
+    if not prime_ids:
+        start = [start_token(b.vocab.tokens, rng)]
+    elif nl is not None and prime_ids[0] != nl:
+        # read the prime as after a line break (fed, not printed): the zero state is a context
+        # training hardly saw (core/sampling.start_token)
+        start = [nl] + prime_ids
+    else:
+        start = prime_ids
     for n in range(num_samples):
         text_so_far = b.vocab.decode(prime_ids)
         if n:
@@ -309,14 +317,6 @@ def _encode_prime(vocab, text):
         shown = "".join(sorted(set(unknown)))[:40]
         click.echo(f"warning: prime characters not in the model's vocabulary were skipped: {shown!r}", err=True)
     return [int(i) for i in ids]
-
-
-def _start_token(vocab, rng):
-    """No prime: start as after a line break if the model knows one, else at a random token."""
-    for i, t in enumerate(vocab.tokens):
-        if t == "\n":
-            return i
-    return int(rng.integers(len(vocab)))
 
 
 # --------------------------------------------------------------------------- eval

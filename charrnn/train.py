@@ -14,7 +14,7 @@ import numpy as np
 
 from . import bundle, scoring, workers
 from .core import model, optim
-from .core.sampling import Sampler
+from .core.sampling import Sampler, start_token
 from .data import Streams, split_train_val
 from .errors import CharrnnError
 
@@ -222,9 +222,9 @@ class Trainer:
     def preview(self):
         """A short sample at temperature 0.8 from its own RNG, so training's RNG is untouched."""
         vocab = self.corpus.vocab
-        s = Sampler(model.Stepper(self.params, self.mcfg), np.random.default_rng([self.tcfg.seed, self.step]),
-                    temp=0.8)
-        s.feed(int(self.streams.tokens[0]))
+        rng = np.random.default_rng([self.tcfg.seed, self.step])
+        s = Sampler(model.Stepper(self.params, self.mcfg), rng, temp=0.8)
+        s.feed(start_token(vocab.tokens, rng))  # as `charrnn sample` starts: not from the corpus's first token
         return vocab.decode([s.draw() for _ in range(PREVIEW_CHARS if vocab.level == "char" else 60)])
 
     def write_log(self, record):

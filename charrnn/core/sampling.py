@@ -38,6 +38,16 @@ class NonFiniteOutput(ValueError):
     """The network produced NaN or infinite scores: nothing sensible can be drawn."""
 
 
+def start_token(tokens, rng):
+    """Where a sample without a prime starts: after a line break if the vocabulary has one,
+    else at a random token. Training rarely sees the zero state, so a model's output there
+    after an arbitrary token is close to uniform, and one rare draw can derail the sample."""
+    for i, t in enumerate(tokens):
+        if t == "\n":
+            return i
+    return int(rng.integers(len(tokens)))
+
+
 class Sampler:
     """One token after another from a Stepper; ``feed`` primes, ``draw`` samples and feeds."""
 
