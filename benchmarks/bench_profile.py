@@ -201,15 +201,12 @@ import charrnn
 import numpy as np
 from charrnn.core import model, optim
 from charrnn.core.model import ModelConfig
-def rss():  # current resident set, bytes
-    with open('/proc/self/statm') as f:
+def rss(pid='self'):  # current resident set, bytes
+    with open(f'/proc/{pid}/statm') as f:
         return int(f.read().split()[1]) * resource.getpagesize()
 def hwm(pid='self'):
     with open(f'/proc/{pid}/status') as f:
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith('VmHWM'))
-def rss_of(pid):
-    with open(f'/proc/{pid}/statm') as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
 V, B, T, H = 65, 64, 100, 512
 rng = np.random.default_rng(0)
 x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
@@ -221,7 +218,7 @@ if sys.argv[2] == 'processes':  # forced: train picks threads here (workers.wort
     from charrnn import workers
     pool = workers.Workers(params, cfg, 2)
     params = pool.params
-    kids = {p.pid: rss_of(p.pid) for p in pool._procs}  # a fresh fork maps the trainer's pages
+    kids = {p.pid: rss(p.pid) for p in pool._procs}  # a fresh fork maps the trainer's pages
 opt = optim.make_optimizer('adam'); ost = opt.init_state(params)
 state = model.zero_state(cfg, B)
 for _ in range(3):

@@ -145,7 +145,6 @@ def bench_train(name, data, V, ref, a):
     if getattr(a, "compare_blocks", False):  # the same without the product's column blocks
         impls["charrnn_no_blocks"] = Ours(cell, layers, hidden, batch, seq_len, data, V, a.threads,
                                           processes="auto", limit=0)
-        products.set_limit(impls["charrnn"].limit)
     if ref is not None:
         impls["pytorch"] = Theirs(ref, cell, layers, hidden, batch, seq_len, data, V)
     rates = {k: [] for k in impls}

@@ -253,7 +253,7 @@ def _sampling_threads():
 def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
             seed, beam):
     from .core import model
-    from .core.sampling import Sampler, beam_search, start_token
+    from .core.sampling import Sampler, beam_search, context
 
     b = bundle.load(rundir.resolve_checkpoint(ckpt, checkpoint_dir))
     if prime is not None and prime_file is not None:
@@ -266,15 +266,7 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
     prime_ids = _encode_prime(b.vocab, prime or "")
     out = sys.stdout.buffer
     rng = np.random.default_rng(seed)
-    nl = next((i for i, t in enumerate(b.vocab.tokens) if t == "\n"), None)
-    if not prime_ids:
-        start = [start_token(b.vocab.tokens, rng)]
-    elif nl is not None and prime_ids[0] != nl:
-        # read the prime as after a line break (fed, not printed): the zero state is a context
-        # training hardly saw (core/sampling.start_token)
-        start = [nl] + prime_ids
-    else:
-        start = prime_ids
+    start = context(b.vocab.tokens, prime_ids, rng)
     for n in range(num_samples):
         text_so_far = b.vocab.decode(prime_ids)
         if n:

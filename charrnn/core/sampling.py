@@ -38,14 +38,26 @@ class NonFiniteOutput(ValueError):
     """The network produced NaN or infinite scores: nothing sensible can be drawn."""
 
 
+def newline_id(tokens):
+    """The line break's id in the vocabulary, or None."""
+    return next((i for i, t in enumerate(tokens) if t == "\n"), None)
+
+
 def start_token(tokens, rng):
     """Where a sample without a prime starts: after a line break if the vocabulary has one,
     else at a random token. Training rarely sees the zero state, so a model's output there
     after an arbitrary token is close to uniform, and one rare draw can derail the sample."""
-    for i, t in enumerate(tokens):
-        if t == "\n":
-            return i
-    return int(rng.integers(len(tokens)))
+    nl = newline_id(tokens)
+    return nl if nl is not None else int(rng.integers(len(tokens)))
+
+
+def context(tokens, prime_ids, rng):
+    """What a sample feeds before its first draw: the prime as read after a line break (the
+    break fed, not printed), or without a prime the start_token alone."""
+    if not prime_ids:
+        return [start_token(tokens, rng)]
+    nl = newline_id(tokens)
+    return list(prime_ids) if nl is None or prime_ids[0] == nl else [nl, *prime_ids]
 
 
 class Sampler:
