@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from . import bundle, labeled, rundir
-from .commands import checkpoint_dir_option, run_training
+from .commands import Finite, checkpoint_dir_option, run_training
 from .config import ClassifyConfig
 from .core import cells, optim
 from .core.model import ModelConfig
@@ -35,24 +35,24 @@ def classify():
 @click.option("--hidden", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--embed", type=click.IntRange(min=0), default=None,
               help="Embedding width; 0 = one-hot input. [default: 0 at char level, 64 at word level]")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
-@click.option("--forget-bias", type=click.FloatRange(-10, 10), default=1.0, show_default=True,
+@click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--forget-bias", type=Finite(-10, 10), default=1.0, show_default=True,
               help="LSTM: the forget gate's initial bias (1: remember the start of a long text).")
 @click.option("--bidirectional", is_flag=True, help="Read each text both ways; the two final states decide.")
 @click.option("--max-len", type=click.IntRange(min=1), default=400, show_default=True,
               help="Tokens kept from the start of each text.")
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--lr", type=Finite(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=50, show_default=True)
-@click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@click.option("--clip", type=Finite(min=0), default=5.0, show_default=True,
               help="Clip the global gradient norm to this; 0 = off.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Total steps of the run.")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--epochs", type=Finite(min=0, min_open=True), default=None,
               help="Passes over the training lines; with none of --steps/--epochs/--minutes: 10.")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None)
-@click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+@click.option("--minutes", type=Finite(min=0, min_open=True), default=None)
+@click.option("--val-frac", type=Finite(0, 1, max_open=True), default=0.1, show_default=True,
               help="A random fraction of the lines held out for validation accuracy.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None,
               help="Validate and checkpoint every N steps [default: once per epoch].")

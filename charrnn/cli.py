@@ -15,7 +15,7 @@ import numpy as np
 
 from . import __version__, blas, bundle, rundir
 from . import train_setup as setup
-from .commands import checkpoint_dir_option, read_inputs, run_training
+from .commands import Finite, checkpoint_dir_option, read_inputs, run_training
 from .config import default_threads
 from .core import cells, optim
 from .core.model import num_params
@@ -29,6 +29,10 @@ LAZY_COMMANDS = {
     "plot": "charrnn.plot:plot",
     "score": "charrnn.score:score",
 }
+
+
+# click 8.2+ raises this for a group called without a command; 8.1 prints the help itself
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 class CharrnnGroup(click.Group):
@@ -47,6 +51,12 @@ class CharrnnGroup(click.Group):
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # here, before click's main turns it into exit 1
+            _quiet_broken_pipe()
+
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, standalone_mode=False, **extra)
@@ -55,6 +65,9 @@ class CharrnnGroup(click.Group):
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
         except click.UsageError as e:
+            if isinstance(e, _NO_ARGS_IS_HELP):  # `charrnn` or `charrnn classify` alone: the help, as is
+                click.echo(e.format_message(), err=True)
+                sys.exit(2)
             _fail(e.format_message(), 2)
         except click.ClickException as e:
             _fail(e.format_message(), e.exit_code)
@@ -110,9 +123,9 @@ def cli():
               help="Hidden units per layer.")
 @click.option("--embed", type=click.IntRange(min=0), default=None,
               help="Embedding width; 0 = one-hot input. [default: 0 at char level, 128 at word level]")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+@click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.1, show_default=True,
               help="Inverted dropout on every layer's output during training.")
-@click.option("--forget-bias", type=click.FloatRange(-10, 10), default=0.0, show_default=True,
+@click.option("--forget-bias", type=Finite(-10, 10), default=0.0, show_default=True,
               help="LSTM: the forget gate's initial bias. 1 helps very long memory; 0 learns text faster.")
 @click.option("--bidirectional", is_flag=True, hidden=True)
 @click.option("--seq-len", type=click.IntRange(min=1), default=100, show_default=True,
@@ -121,22 +134,22 @@ def cli():
               help="Number of contiguous streams trained in parallel.")
 @click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True,
               help="SGD with momentum 0.9, Adam, RMSprop (alpha 0.95) or Adagrad.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=Finite(min=0, min_open=True), default=None,
               help="Peak learning rate. [default: 8e-3 at char level, 2e-3 at word level]")
 @click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True,
               help="cosine decays to 0 over the run; step halves it at 25, 50 and 75 %.")
 @click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True,
               help="Steps of linear learning-rate warm-up.")
-@click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@click.option("--clip", type=Finite(min=0), default=5.0, show_default=True,
               help="Clip the global gradient norm to this; 0 = off.")
-@click.option("--clip-value", type=click.FloatRange(min=0), default=0.0,
+@click.option("--clip-value", type=Finite(min=0), default=0.0,
               help="Also clip each gradient element to [-F, F], as char-rnn does; 0 = off.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Total steps of the run (also when resuming).")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--epochs", type=Finite(min=0, min_open=True), default=None,
               help="Stop after this many passes over the training text.")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--minutes", type=Finite(min=0, min_open=True), default=None,
               help="Stop after this long; with none of --steps/--epochs/--minutes: 10 minutes.")
-@click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
+@click.option("--val-frac", type=Finite(0, 1, max_open=True), default=0.05, show_default=True,
               help="The last fraction of the text, held out for validation.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True,
               help="Validate and checkpoint every N steps.")
@@ -202,10 +215,10 @@ def train(ctx, corpus, **o):
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="A checkpoint file or a run directory (its best) [default: the latest run].")
 @checkpoint_dir_option
-@click.option("--temp", "--temperature", "temp", type=click.FloatRange(min=0, min_open=True), default=1.0,
+@click.option("--temp", "--temperature", "temp", type=Finite(min=0, min_open=True), default=1.0,
               show_default=True, help="Below 1 is more conservative, above 1 more surprising.")
 @click.option("--top-k", type=click.IntRange(min=0), default=0, help="Draw only from the K most likely tokens.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+@click.option("--top-p", type=Finite(0, 1, min_open=True), default=1.0,
               help="Draw only from the smallest set of tokens with probability P.")
 @click.option("--argmax", is_flag=True, help="Always take the most likely token.")
 @click.option("--prime", default=None, help="Text fed to the model first (and echoed).")
@@ -232,8 +245,6 @@ def sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, 
                            "whose thread count can be set)", err=True)
             _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples,
                     stop_text, seed, beam)
-    except BrokenPipeError:  # click would turn this into exit 1
-        _quiet_broken_pipe()
     except NonFiniteOutput as e:
         raise CharrnnError(f"cannot sample: {e}") from None
 
@@ -396,7 +407,9 @@ def main(argv=None):
 
 
 def _quiet_broken_pipe():
-    """The reader went away (`| head`): stop quietly, as a generator in a pipeline should."""
+    """The reader went away (`| head`): stop quietly, as a generator in a pipeline should. Both
+    streams go to /dev/null, so flushing the broken one at exit raises nothing more."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    for stream in (sys.stdout, sys.stderr):
+        os.dup2(devnull, stream.fileno())
     sys.exit(0)

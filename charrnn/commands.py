@@ -1,5 +1,7 @@
-"""What the commands share: the --checkpoint-dir option, reading inputs (files or standard
+"""What the commands share: the --checkpoint-dir option, a float option type that refuses nan
+and infinity, the rich console of a report on stderr, reading inputs (files or standard
 input) and running a trainer under the signal handlers that make Ctrl-C save and exit."""
+import math
 import signal
 import sys
 
@@ -12,6 +14,37 @@ def checkpoint_dir_option(f):
     """The --checkpoint-dir option every command that reads or writes runs shares."""
     return click.option("--checkpoint-dir", envvar="CHARRNN_CHECKPOINT_DIR", default="checkpoints",
                         show_default=True, help=CKPT_DIR_HELP)(f)
+
+
+class Finite(click.FloatRange):
+    """click.FloatRange that also refuses nan and ±inf: nan compares as inside every range, and
+    an infinite --minutes or --clip would reach the checkpoint's JSON."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+def report_console(wide=True, **kw):
+    """A rich Console on stderr for a command's report (diagnose, inspect, plot). Off a terminal
+    and ``wide``, it is not cut to rich's default 80 columns, where a table truncates its numbers; a reader
+    that goes away (`2>&1 | head`) ends the command as on stdout, quietly with exit 0, where
+    rich would exit 1."""
+    from rich.console import Console
+
+    class ReportConsole(Console):
+        def on_broken_pipe(self):
+            raise BrokenPipeError  # the command line's handler stops quietly
+
+    console = ReportConsole(file=sys.stderr, **kw)
+    if wide and not console.is_terminal:
+        console.width = max(console.width, WIDE)
+    return console
+
+
+WIDE = 250  # columns of a report written to a file or a pipe: wider than any table we print
 
 
 def read_inputs(paths, spool_in_cache=False):

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from . import bundle, rundir
-from .commands import checkpoint_dir_option
+from .commands import Finite, checkpoint_dir_option, report_console
 from .core import cells, gradflow, model
 from .errors import CharrnnError
 
@@ -33,15 +33,15 @@ FRESH_ONLY = ("hidden", "layers", "activation", "forget_bias", "gain")
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Fresh cells' depth.")
 @click.option("--activation", type=click.Choice(cells.ACTIVATIONS), default="tanh", show_default=True,
               help="Fresh vanilla RNN's nonlinearity.")
-@click.option("--forget-bias", type=click.FloatRange(-10, 10), default=0.0, show_default=True,
+@click.option("--forget-bias", type=Finite(-10, 10), default=0.0, show_default=True,
               help="Fresh LSTM's forget-gate bias (as `charrnn train`).")
-@click.option("--gain", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+@click.option("--gain", type=Finite(min=0, min_open=True), default=1.0, show_default=True,
               help="Multiply the fresh recurrent weights Wh by this; above 1 makes gradients explode.")
 @click.option("--length", "T", type=click.IntRange(min=2), default=100, show_default=True,
               help="Window length T: distances 0 … T-1.")
 @click.option("--batch", "B", type=click.IntRange(min=1), default=16, show_default=True,
               help="Sequences averaged over (geometric mean).")
-@click.option("--clip", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@click.option("--clip", type=Finite(min=0), default=5.0, show_default=True,
               help="Also show the gradient after global-norm clipping at this; 0 = off.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as one JSON object on stdout.")
@@ -159,12 +159,11 @@ def _num(x):
 # --------------------------------------------------------------------------- the picture
 
 def _draw(report):
-    from rich.console import Console
     from rich.table import Table
 
     from .chart import line_chart
 
-    console = Console(stderr=True, highlight=False)
+    console = report_console(highlight=False)
     color = console.is_terminal
     xs = report["distance"]
     series = {}

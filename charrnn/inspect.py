@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from . import activations, bundle, rundir
-from .commands import checkpoint_dir_option, read_inputs
+from .commands import checkpoint_dir_option, read_inputs, report_console
 from .display import SPARK
 from .errors import CharrnnError
 
@@ -284,8 +284,7 @@ def _width(ch):
 # --------------------------------------------------------------------------- terminal
 
 def _console():
-    from rich.console import Console
-    return Console(stderr=True, highlight=False, emoji=False, soft_wrap=False)
+    return report_console(highlight=False, emoji=False, soft_wrap=False)
 
 
 def _print_painted(console, header, text, vals, lim):

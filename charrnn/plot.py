@@ -237,9 +237,8 @@ def plot(log, x_axis, log_y, raw, first, last, run_no, svg_path, width, height, 
       charrnn plot run.jsonl --x time --from 1000
       charrnn plot run.jsonl --svg run.svg -q
     """
-    from rich.console import Console
-
     from . import chart
+    from .commands import report_console
 
     if first is not None and last is not None and first > last:
         raise click.UsageError(f"--from {first} is after --to {last}")
@@ -266,7 +265,7 @@ def plot(log, x_axis, log_y, raw, first, last, run_no, svg_path, width, height, 
         _write_svg(svg_path, docs[0][2] if len(docs) == 1 else _stack_svg(docs))
     if quiet:
         return
-    console = Console(file=sys.stderr, force_terminal={"always": True, "never": False}.get(color_mode),
+    console = report_console(wide=False, force_terminal={"always": True, "never": False}.get(color_mode),
                       no_color=color_mode == "never" or None, highlight=False, soft_wrap=True)
     color = (color_mode != "never" and console.is_terminal and console.color_system is not None
              and not console.no_color)

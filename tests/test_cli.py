@@ -246,6 +246,25 @@ def test_bad_corpus_is_one_line_and_exit_1(work, content, message):
         "latest.ckpt" not in os.listdir(work / "checkpoints" / "bad")
 
 
+@pytest.mark.parametrize("args", [
+    ["train", "corpus.txt", "--minutes", "inf"],  # once crashed at the first save, losing the run
+    ["train", "corpus.txt", "--epochs", "inf"],
+    ["train", "corpus.txt", "--clip", "inf"],
+    ["train", "corpus.txt", "--lr", "nan"],
+    ["train", "corpus.txt", "--dropout", "nan"],
+    ["sample", "--temp", "nan"],
+    ["sample", "--top-p", "nan"],
+    ["diagnose", "--gain", "inf"],
+    ["classify", "train", "corpus.txt", "--minutes", "inf"],
+])
+def test_non_finite_numbers_are_refused_in_one_line(work, args):
+    r = run(*args)
+    assert r.exit_code == 2
+    assert r.stderr.startswith(f"charrnn: error: Invalid value for '{args[-2]}'")
+    assert r.stderr.endswith(f": '{args[-1]}' is not a finite number.\n") and r.stderr.count("\n") == 1
+    assert not (work / "checkpoints").exists()
+
+
 def test_errors_replace_goes_on(work):
     (work / "bad.txt").write_bytes((work / "corpus.txt").read_bytes() + b"\xff")
     r = charrnn("train", "bad.txt", "--errors", "replace", "--steps", "2", *SMALL, work=work)
@@ -281,6 +300,39 @@ def test_stdin_training_and_pipe_to_head(work):
     p = subprocess.run(f"{sys.executable} -m charrnn sample --length 1000000 --seed 0 | head -c 100", shell=True,
                        cwd=work, env=env_for(work), capture_output=True, timeout=60)
     assert p.returncode == 0 and len(p.stdout) == 100 and p.stderr == b""
+
+
+@pytest.mark.parametrize("command", [
+    "sample --length 100000",
+    "score corpus.txt",
+    "eval corpus.txt --json",
+    "inspect corpus.txt --find 2>&1",  # a report on stderr, read by head too
+    "diagnose 2>&1",
+])
+def test_a_reader_that_goes_away_ends_any_command_quietly(trained, command):
+    p = subprocess.run(f"set -o pipefail; {sys.executable} -m charrnn {command} | head -c 10", shell=True,
+                       executable="/bin/bash", cwd=trained, env=env_for(trained), capture_output=True, timeout=120)
+    assert p.returncode == 0 and len(p.stdout) == 10 and p.stderr == b""
+
+
+def test_a_group_without_a_command_prints_its_help(work):
+    for args, usage in [((), " [OPTIONS] COMMAND [ARGS]...\n"), (("classify",), " classify [OPTIONS] COMMAND")]:
+        r = run(*args)
+        assert r.exit_code == 2 and r.stdout == ""
+        assert r.stderr.startswith("Usage: ") and usage in r.stderr.splitlines()[0] + "\n"
+        assert "\nCommands:\n" in r.stderr and "error" not in r.stderr
+
+
+def test_a_report_off_a_terminal_is_not_cut_to_80_columns(trained):
+    r = charrnn("diagnose", "--length", "300", work=trained)
+    assert r.returncode == 0
+    lines = r.stderr.decode().splitlines()
+    head = next(i for i, l in enumerate(lines) if l.startswith("model "))
+    assert lines[head].split() == ["model", "d=1", "d=10", "d=25", "d=50", "d=100", "ratio", "50/1", "‖grad‖", "clip",
+                                   "×"]
+    rows = lines[head + 1:]
+    assert len(rows) == 3 and "…" not in r.stderr.decode()
+    assert all(re.fullmatch(r"\S+(\s+\d\.\d\de[-+]\d\d){7}\s+-", row) for row in rows), rows
 
 
 def test_plain_progress_on_a_pipe_has_no_control_codes(work):
