@@ -15,7 +15,7 @@ import numpy as np
 
 from . import __version__, blas, bundle, rundir
 from . import train_setup as setup
-from .commands import Finite, checkpoint_dir_option, read_inputs, run_training
+from .commands import Finite, checkpoint_dir_option, read_inputs, run_training, warn_unknown
 from .config import default_threads
 from .core import cells, optim
 from .core.model import num_params
@@ -316,9 +316,7 @@ def _encode_prime(vocab, text):
     if not text:
         return []
     ids, unknown = vocab.encode_known(text)
-    if unknown:
-        shown = "".join(sorted(set(unknown)))[:40]
-        click.echo(f"warning: prime characters not in the model's vocabulary were skipped: {shown!r}", err=True)
+    warn_unknown(vocab, ids, unknown, "the prime")
     return [int(i) for i in ids]
 
 
@@ -340,19 +338,18 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     with read_inputs([file]) as sources:  # scoring reads the whole text
         text = decode_bytes(sources.read(), errors)
     ids, unknown = b.vocab.encode_known(text)
-    if unknown:
-        click.echo(f"warning: {len(unknown)} character(s) not in the model's vocabulary were skipped", err=True)
+    warn_unknown(b.vocab, ids, unknown, "<stdin>" if file == "-" else file)
     if len(ids) < 2:
-        raise CharrnnError(f"{file}: too short to score (needs at least 2 tokens)")
+        raise CharrnnError(f"{file}: too short to score (needs at least 2 tokens the model knows)")
     nll, n = scoring.stream_nll(b.params, b.cfg, np.asarray(ids), batch=16, seq_len=100,
                                 workers=default_threads(16))
     chars = sum(len(b.vocab.tokens[i]) for i in ids[1:]) if b.vocab.level == "word" else n
-    r = scoring.summary(nll, n, chars)
+    r = {**scoring.summary(nll, n, chars), "skipped": sum(unknown.values())}  # skipped: not in the vocabulary
     if as_json:
         click.echo(json.dumps(r))
     else:
         click.echo(f"loss {r['loss']:.4f} nats/token\nbits_per_char {r['bits_per_char']:.4f}\n"
-                   f"perplexity {r['perplexity']:.3f}\ntokens {r['tokens']}")
+                   f"perplexity {r['perplexity']:.3f}\ntokens {r['tokens']}\nskipped {r['skipped']}")
 
 
 # --------------------------------------------------------------------------- info

@@ -1,5 +1,6 @@
 """What the commands share: the --checkpoint-dir option, a float option type that refuses nan
-and infinity, the rich console of a report on stderr, reading inputs (files or standard
+and infinity, the rich console of a report on stderr, the warning for symbols a model does
+not know, reading inputs (files or standard
 input) and running a trainer under the signal handlers that make Ctrl-C save and exit."""
 import math
 import signal
@@ -45,6 +46,19 @@ def report_console(wide=True, **kw):
 
 
 WIDE = 250  # columns of a report written to a file or a pipe: wider than any table we print
+
+
+def warn_unknown(vocab, ids, unknown, what):
+    """One warning line on stderr for the symbols Vocab.encode_known dropped from ``what`` (ids
+    are what it kept): how many occurrences of how many, and which."""
+    if not unknown:
+        return
+    n = sum(unknown.values())
+    total = len(ids) + n
+    unit = "character" if vocab.level == "char" else "token"
+    shown = ", ".join(repr(u) for u in list(unknown)[:5]) + (f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else "")
+    click.echo(f"warning: {what}: {n:,} of {total:,} {unit}{'s' if total > 1 else ''} ({n / total:.1%}) are not in "
+               f"the model's vocabulary and were skipped: {shown}", err=True)
 
 
 def read_inputs(paths, spool_in_cache=False):

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from . import bundle, rundir
-from .commands import Finite, checkpoint_dir_option, report_console
+from .commands import Finite, checkpoint_dir_option, report_console, warn_unknown
 from .core import cells, gradflow, model
 from .errors import CharrnnError
 
@@ -111,8 +111,7 @@ def _windows_from_text(vocab, f, T, B):
     from .text import decode_bytes
     text = decode_bytes(f.read())
     ids, unknown = vocab.encode_known(text)
-    if unknown:
-        click.echo(f"warning: {len(unknown)} character(s) not in the model's vocabulary were skipped", err=True)
+    warn_unknown(vocab, ids, unknown, f.name)
     ids = np.asarray(ids, dtype=np.int64)
     nl = [i for i, t in enumerate(vocab.tokens) if t.endswith("\n")]
     ends = np.flatnonzero(np.isin(ids, nl)) - 1  # the last token of each line

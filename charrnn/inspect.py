@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from . import activations, bundle, rundir
-from .commands import checkpoint_dir_option, read_inputs, report_console
+from .commands import checkpoint_dir_option, read_inputs, report_console, warn_unknown
 from .display import SPARK
 from .errors import CharrnnError
 
@@ -106,13 +106,7 @@ def _read_text(file, errors):
 def _encode(vocab, text):
     """(ids (T,), the text the model reads): unknown symbols dropped with one warning."""
     ids, unknown = vocab.encode_known(text)
-    if unknown:
-        if vocab.level == "char":  # as `sample --prime` says it
-            click.echo(f"warning: characters not in the model's vocabulary were skipped: "
-                       f"{''.join(sorted(set(unknown)))[:40]!r}", err=True)
-        else:
-            click.echo(f"warning: {len(unknown)} word(s) not in the model's vocabulary were skipped: "
-                       f"{', '.join(repr(w) for w in unknown[:5])}", err=True)
+    warn_unknown(vocab, ids, unknown, "the text")
     if len(ids) == 0:
         raise CharrnnError("nothing to inspect: the text has no symbol the model knows")
     return ids, vocab.decode(ids)

@@ -251,32 +251,33 @@ class Vocab:
         ids = self._lut[cps]
         return ids, ids >= 0
 
-    def encode_known(self, text: str) -> tuple[np.ndarray, list[str]]:
+    def encode_known(self, text: str) -> tuple[np.ndarray, dict[str, int]]:
         """Encode, dropping symbols not in the vocabulary (mapped to unk if there is one).
 
-        Returns ``(ids, unknown)``: int32 ids and the distinct dropped symbols in order
-        of first appearance (empty when nothing was dropped).
+        Returns ``(ids, unknown)``: int32 ids, and each dropped symbol with how many times it
+        was dropped, in order of first appearance (empty when nothing was dropped).
         """
+        unknown = {}
         if self.level == "char":
-            parts, unknown = [], {}
+            parts = []
             for i in range(0, len(text), _CHAR_CHUNK):
                 chunk = text[i : i + _CHAR_CHUNK]
                 ids, known = self._char_ids(chunk)
                 if not known.all():
                     for j in np.flatnonzero(~known):
-                        unknown.setdefault(chunk[j], None)
+                        unknown[chunk[j]] = unknown.get(chunk[j], 0) + 1
                     ids = ids[known]
                 parts.append(ids)
             ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-            return ids.astype(np.int32, copy=False), list(unknown)
-        index, unk, out, unknown = self._index, self.unk, [], {}
+            return ids.astype(np.int32, copy=False), unknown
+        index, unk, out = self._index, self.unk, []
         for tok in _WORD_RE.findall(text):
             i = index.get(tok, unk)
             if i is None:
-                unknown.setdefault(tok, None)
+                unknown[tok] = unknown.get(tok, 0) + 1
             else:
                 out.append(i)
-        return np.array(out, dtype=np.int32), list(unknown)
+        return np.array(out, dtype=np.int32), unknown
 
     def encode(self, text: str) -> np.ndarray:
         """Encode to int32 ids; an unknown symbol maps to unk, or raises CorpusError."""

@@ -179,7 +179,8 @@ def test_unknown_prime_characters_warn_and_are_skipped(trained):
     r = CliRunner().invoke(cli, ["sample", "--prime", "red ☃fox", "--length", "5", "--seed", "0"])
     assert r.exit_code == 0
     assert r.stdout.startswith("red fox")
-    assert "warning: prime characters not in the model's vocabulary were skipped: '☃'" in r.stderr
+    assert r.stderr == ("warning: the prime: 1 of 8 characters (12.5%) are not in the model's vocabulary and were "
+                        "skipped: '☃'\n")
 
 
 def test_stop_and_num_samples(trained):
@@ -209,12 +210,24 @@ def test_sample_reads_a_run_directory_and_refuses_bad_values(trained):
 def test_eval_json_and_info_json(trained):
     r = run("eval", "corpus.txt", "--json")
     d = json.loads(r.stdout)
-    assert set(d) == {"loss", "bits_per_char", "perplexity", "tokens"}
+    assert set(d) == {"loss", "bits_per_char", "perplexity", "tokens", "skipped"} and d["skipped"] == 0
     assert abs(d["bits_per_char"] - d["loss"] / np.log(2)) < 1e-9 and d["tokens"] > 1000
     assert abs(np.exp(d["loss"]) - d["perplexity"]) < 1e-6 * d["perplexity"]
     i = json.loads(run("info", "--json").stdout)
     assert i["step"] == 150 and i["vocab_size"] == len(set((trained / "corpus.txt").read_text()))
     assert i["model"]["hidden"] == 16 and i["params"] > 0
+
+
+def test_eval_says_how_much_of_the_text_it_could_not_read(trained):
+    text = (trained / "corpus.txt").read_text()[:3000]
+    (trained / "mixed.txt").write_text(text + "☃✓" * 500 + "ü" * 6, encoding="utf-8")
+    r = run("eval", "mixed.txt")
+    assert r.exit_code == 0
+    assert r.stderr == ("warning: mixed.txt: 1,006 of 4,006 characters (25.1%) are not in the model's vocabulary "
+                        "and were skipped: '☃', '✓', 'ü'\n")
+    out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert out["tokens"] == "2999" and out["skipped"] == "1006"
+    assert json.loads(run("eval", "mixed.txt", "--json").stdout)["skipped"] == 1006
 
 
 def test_a_trained_model_scores_its_own_kind_of_text_better_than_noise(trained):

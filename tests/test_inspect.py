@@ -288,11 +288,12 @@ def test_bad_input_is_one_line(planted, args, code, msg):
 def test_unknown_characters_warn_once_and_are_skipped(planted):
     r = run("a☃x☃ ✓", "--checkpoint", planted, "--layer", "0", "--unit", "1", "--json")
     assert r.exit_code == 0
-    assert r.stderr == "warning: characters not in the model's vocabulary were skipped: '☃✓'\n"
+    assert r.stderr == ("warning: the text: 3 of 6 characters (50.0%) are not in the model's vocabulary and were "
+                        "skipped: '☃', '✓'\n")
     assert json.loads(r.stdout)["tokens"] == list("ax ")
     r = run("☃☃", "--checkpoint", planted)
     assert r.exit_code == 1 and r.stderr.splitlines() == [
-        "warning: characters not in the model's vocabulary were skipped: '☃'",
+        "warning: the text: 2 of 2 characters (100.0%) are not in the model's vocabulary and were skipped: '☃'",
         "charrnn: error: nothing to inspect: the text has no symbol the model knows"]
 
 
