@@ -252,20 +252,26 @@ class LiveReporter(SilentReporter):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="ellipsis", no_wrap=True)
+        labels = []
+
+        def row(label, value):
+            labels.append(label)
+            grid.add_row(label, value)
+
         max_steps, max_seconds = info.get("max_steps", math.inf), info.get("max_seconds", math.inf)
         if m is None:
-            grid.add_row("step", f"{info.get('step', 0):,} (starting)")
+            row("step", f"{info.get('step', 0):,} (starting)")
         else:
             of = f" / {int(max_steps):,}" if math.isfinite(max_steps) else ""
-            grid.add_row("step", f"{m['step']:,}{of}   epoch {m['epoch']:.2f}")
+            row("step", f"{m['step']:,}{of}   epoch {m['epoch']:.2f}")
             by_steps = m["step"] / max_steps if math.isfinite(max_steps) else 0.0
             by_time = m["elapsed"] / max_seconds if math.isfinite(max_seconds) else 0.0
             frac = min(1.0, max(by_steps, by_time))
             bar = Table.grid(padding=(0, 1))
             bar.add_row(ProgressBar(total=1.0, completed=frac, width=40),
                         f"{frac:6.1%} of the {'time' if by_time > by_steps else 'step'} limit")
-            grid.add_row("progress", bar)
-            grid.add_row("loss", f"{m['smooth_loss']:.4f} (smoothed)   last {m['loss']:.4f}")
+            row("progress", bar)
+            row("loss", f"{m['smooth_loss']:.4f} (smoothed)   last {m['loss']:.4f}")
         if val is not None:
             v, bpc, best = val.get("val_loss"), val.get("val_bpc"), val.get("best_val_loss")
             s = "-" if v is None else f"{v:.4f} nats" + ("" if bpc is None else f"  {bpc:.3f} bits/char")
@@ -273,19 +279,20 @@ class LiveReporter(SilentReporter):
                 s += f"  accuracy {val['val_acc']:.1%}"
             s += f" (step {val['step']:,})   best {'-' if best is None else f'{best:.4f}'}"
             s += f" (step {best_step:,})" if best_step is not None else ""
-            grid.add_row("validation", s)
+            row("validation", s)
         if m is not None:
-            grid.add_row("grad norm", Text(f"{m['grad_norm']:8.3f}  ") + Text(sparkline(norms), style="cyan"))
+            row("grad norm", Text(f"{m['grad_norm']:8.3f}  ") + Text(sparkline(norms), style="cyan"))
         if n_clips:
             latest = ", ".join(f"step {s:,}: {n:.2f}" for s, n in reversed(clips))
-            grid.add_row("clipped", f"{n_clips:,}x (limit {limit:.2f})   latest {latest}")
+            row("clipped", f"{n_clips:,}x (limit {limit:.2f})   latest {latest}")
         if m is not None:
-            grid.add_row("lr", f"{m['lr']:.2e}")
-            grid.add_row("speed", f"{m['chars_per_s']:,.0f} chars/s")
-            grid.add_row("time", f"{format_duration(m['elapsed'])} elapsed   eta {format_duration(m.get('eta'))}")
+            row("lr", f"{m['lr']:.2e}")
+            row("speed", f"{m['chars_per_s']:,.0f} chars/s")
+            row("time", f"{format_duration(m['elapsed'])} elapsed   eta {format_duration(m.get('eta'))}")
         if sample.strip():
             lines = [one_line(line, limit=200) for line in sample.strip("\n").splitlines()[-4:]]
-            grid.add_row(f"sample @{sample_at:,}", Text("\n".join(lines), style="dim"))
+            row(f"sample @{sample_at:,}", Text("\n".join(lines), style="dim"))
+        grid.columns[0].min_width = max(map(len, labels))  # a long sample line cuts the values, never the labels
         title = "charrnn"
         if "model" in info:
             title = f"{model_summary(info['model'])} · {info['params']:,} params"

@@ -156,6 +156,23 @@ def test_live_shows_key_figures_and_leaves_stdout_alone(capsys):
     assert out.rstrip().endswith("done: step 200, best val 1.6021, 12s, latest checkpoints/tiny/latest.ckpt")
 
 
+@pytest.mark.parametrize("width", [60, 100, 120])
+def test_a_long_sample_line_never_cuts_the_labels(width):
+    rep = display.LiveReporter(console=Console(file=io.StringIO(), force_terminal=True, width=width))
+    with rep:
+        rep.start(info())
+        rep.step(step_m(200, grad_norm=0.7))
+        rep.evaluate({"step": 200, "val_loss": 1.60214, "val_bpc": 2.3114, "best": True, "best_val_loss": 1.60214,
+                      "path": "p"})
+        rep.sample(200, "x" * 300 + "\nshort")
+        out = io.StringIO()
+        Console(file=out, force_terminal=True, width=width, color_system=None).print(rep.render())
+    rows = [line[2:] for line in out.getvalue().splitlines()[1:-1]]  # after "│ "
+    labels = [r.split("  ")[0] for r in rows if not r.startswith(" ")]
+    assert labels == ["step", "progress", "loss", "validation", "grad norm", "lr", "speed", "time",
+                                        "sample @200"]
+
+
 def test_live_close_is_idempotent_and_stops_on_exception():
     buf, console = live_console()
     rep = display.LiveReporter(console=console)
