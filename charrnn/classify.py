@@ -116,7 +116,7 @@ def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     max_len = int(b.meta.get("classify", {}).get("max_len", 400))
     data = file.read()
     if labeled_input:
-        truth, texts = labeled.parse_tsv(data, errors, file.name)
+        truth, texts = labeled.parse_tsv(data, errors, getattr(file, "name", "<stdin>"), min_labels=1)
     else:
         text = decode_bytes(data, errors)
         texts = [ln.removesuffix("\r") for ln in text.split("\n")]
@@ -138,5 +138,10 @@ def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     if unknown:
         click.echo(f"warning: {unknown} line(s) had characters the model never saw; they were skipped", err=True)
     if labeled_input:
+        strangers = sorted(set(truth) - set(names))
+        if strangers:
+            n = sum(t in strangers for t in truth)
+            click.echo(f"warning: {n} line(s) have a label the model was not trained on "
+                       f"({', '.join(map(repr, strangers[:5]))}); they count as wrong", err=True)
         hits = sum(names[k] == t for k, t in zip(best, truth))
         click.echo(f"accuracy {hits / len(truth):.4f} ({hits}/{len(truth)})", err=True)

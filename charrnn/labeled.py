@@ -12,8 +12,9 @@ from .text import Vocab, build_vocab, decode_bytes
 START = "\n"
 
 
-def parse_tsv(data, errors="strict", name="input"):
-    """(labels, texts) from the bytes of a ``label<TAB>text`` file; blank lines are skipped."""
+def parse_tsv(data, errors="strict", name="input", min_labels=2):
+    """(labels, texts) from the bytes of a ``label<TAB>text`` file; blank lines are skipped.
+    Training needs two labels at least (min_labels); lines to predict may all share one."""
     text = decode_bytes(data, errors)
     labels, texts = [], []
     for n, line in enumerate(text.split("\n"), 1):
@@ -30,7 +31,7 @@ def parse_tsv(data, errors="strict", name="input"):
     if not labels:
         raise CorpusError(f"{name}: no labelled lines (label<TAB>text)")
     names = sorted(set(labels))
-    if len(names) < 2:
+    if len(names) < min_labels:
         raise CorpusError(f"{name}: every line has the label {names[0]!r}; a classifier needs at least two labels")
     return labels, texts
 

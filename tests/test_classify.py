@@ -73,6 +73,19 @@ def test_predict_writes_labels_and_probabilities_exactly(work):
     assert code == 0 and len(out.splitlines()) == 2
 
 
+def test_labelled_lines_to_predict_may_share_one_label_or_carry_an_unknown_one(work):
+    assert run("classify", "train", "data.tsv", "--hidden", "8", "--steps", "3", "--quiet")[0] == 0
+    code, out, err = run("classify", "predict", "--labeled", input="animal\tthe cat\nanimal\ta fox\n")
+    assert code == 0 and len(out.splitlines()) == 2 and err.startswith("accuracy ")
+    code, out, err = run("classify", "predict", "--labeled", input="poetry\tthe cat\nanimal\ta fox\npoetry\tx\n")
+    assert code == 0 and len(out.splitlines()) == 3
+    assert err.splitlines()[0] == "warning: 2 line(s) have a label the model was not trained on ('poetry'); " \
+                                  "they count as wrong"
+    code, _, err = run("classify", "train", "one.tsv") if (work / "one.tsv").write_text("a\tx\na\ty\n") else None
+    assert code == 1 and err == "charrnn: error: one.tsv: every line has the label 'a'; a classifier needs at " \
+                                "least two labels\n"
+
+
 def test_a_classifier_and_a_language_model_refuse_each_other(work):
     assert run("classify", "train", "data.tsv", "--hidden", "8", "--steps", "2", "--quiet")[0] == 0
     ck = "checkpoints/data/best.ckpt"
