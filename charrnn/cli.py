@@ -176,6 +176,8 @@ def train(ctx, corpus, **o):
     if o["bidirectional"]:
         raise click.UsageError("a bidirectional language model would see the future it must predict; "
                                "bidirectional layers are for `charrnn classify`", ctx)
+    if not corpus and o["resume"]:
+        setup.refuse_corpus_as_checkpoint(o["resume"])  # `train --resume notes.txt`, before any default corpus
     paths = list(corpus) or [setup.default_corpus(o["quiet"])]
     sources = read_inputs(paths, spool_in_cache=True)  # a missing or unreadable corpus is the first thing to report
     name = o["name"] or setup.run_name(paths)

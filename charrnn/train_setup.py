@@ -29,6 +29,19 @@ def run_name(paths):
     return "stdin" if first == "-" else Path(first).stem
 
 
+def refuse_corpus_as_checkpoint(path):
+    """`charrnn train --resume notes.txt` reads notes.txt as --resume's PATH: say how to mean the corpus."""
+    from .checkpoint import MAGIC
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+    except OSError:
+        return  # a directory, or missing: load_resume says what is wrong
+    if head != MAGIC:
+        raise click.UsageError(f"--resume {path}: not a checkpoint; to resume training on a corpus, name the "
+                               f"corpus first: charrnn train {path} --resume")
+
+
 def load_resume(o, run):
     path = o["resume"] or run.resume_path()
     if not path:

@@ -95,6 +95,14 @@ def test_resume_continues_bit_for_bit(work):
         assert np.array_equal(a[k], b[k]), k
 
 
+def test_a_corpus_after_resume_is_not_taken_for_a_checkpoint(work):
+    r = run("train", "--resume", "corpus.txt")
+    assert r.exit_code == 2
+    assert r.stderr == ("charrnn: error: --resume corpus.txt: not a checkpoint; to resume training on a corpus, "
+                        "name the corpus first: charrnn train corpus.txt --resume\n")
+    assert sorted(p.name for p in work.iterdir()) == ["corpus.txt"]  # no default corpus built, no run started
+
+
 def test_existing_run_is_not_overwritten_without_force(work):
     assert run("train", "corpus.txt", "--steps", "4", *SMALL).exit_code == 0
     before = (work / "checkpoints" / "corpus" / "latest.ckpt").read_bytes()
