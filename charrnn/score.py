@@ -4,6 +4,8 @@ Each line is scored as the model would meet it in running text: after a line bre
 context) it predicts every character of the line and the line break that ends it, so
     total = log p(line + "\\n" | "\\n")   and   per_char = total / (characters predicted).
 A line with a character the model never saw cannot be scored: -inf (`sort -g` puts it first).
+A CRLF line is scored with its "\r\n" if the model knows "\r", else as if it ended in "\n", and is
+echoed without its "\r".
 """
 import math
 import sys
@@ -53,12 +55,13 @@ def score(file, ckpt, checkpoint_dir, errors):
                 unscorable += 1
                 first_bad = first_bad or n
             per = total / count if count else float("nan")
-            out.write(f"{total:.4f}\t{per:.4f}\t".encode() + raw + b"\n")
+            out.write(f"{total:.4f}\t{per:.4f}\t".encode() + raw.removesuffix(b"\r") + b"\n")  # LF lines out
         out.flush()
         if bad:
             raise CharrnnError(bad)
     if unscorable:
-        click.echo(f"warning: {unscorable} line(s) have characters the model never saw (first: line "
+        what = "characters" if b.vocab.level == "char" else "tokens"
+        click.echo(f"warning: {unscorable} line(s) have {what} the model never saw (first: line "
                    f"{first_bad}); they score -inf", err=True)
 
 
@@ -94,18 +97,40 @@ def _decode(raw_lines, before, errors):
 
 
 def _score(b, texts):
-    """(totals, predicted characters) for a batch of lines; -inf for a line with unknown symbols."""
+    """(totals, predicted characters) for a batch of lines (without their line breaks); -inf for a
+    line with a symbol the model never saw."""
     vocab = b.vocab
     seqs, counts, slots = [], [], []
     for i, text in enumerate(texts):
-        ids, unknown = vocab.encode_known("\n" + text + "\n")
-        if unknown or len(ids) < 2:
-            counts.append(len(text) + 1)
-            continue
-        seqs.append(np.asarray(ids, dtype=np.int64))
-        slots.append(i)
-        counts.append(len(text) + 1 if vocab.level == "char" else sum(len(vocab.tokens[t]) for t in ids[1:]))
+        ids, chars = _encode_line(vocab, text)
+        counts.append(chars)
+        if ids is not None:
+            seqs.append(ids)
+            slots.append(i)
     totals = np.full(len(texts), -np.inf)
     if seqs:
         totals[slots] = scoring.sequence_logprobs(b.params, b.cfg, seqs)
     return totals, counts
+
+
+def _encode_line(vocab, text):
+    """(ids of context + line + line break, or None if the model cannot read them; the number of
+    characters predicted: the line's and its break's).
+
+    The break is "\r\n" for a CRLF line if the model knows a "\r", else "\n". At word level a
+    whitespace run is one token, so a blank or whitespace-only line would merge with its line
+    breaks into a single token, leaving nothing to predict (or a run the model never saw): such
+    a line is read as the token "\n", then the line's own tokens.
+    """
+    end = "\n"
+    if text.endswith("\r"):
+        text = text[:-1]
+        end = "\r\n" if ("\r" if vocab.level == "char" else "\r\n") in vocab.tokens else "\n"
+    ids, unknown = vocab.encode_known("\n" + text + end)
+    if (unknown or len(ids) < 2) and vocab.level == "word":
+        ctx, unknown_ctx = vocab.encode_known("\n")
+        body, unknown = vocab.encode_known(text + end)
+        ids, unknown = np.concatenate([ctx, body]), {**unknown_ctx, **unknown}
+    if unknown or len(ids) < 2:
+        return None, len(text) + len(end)
+    return np.asarray(ids, dtype=np.int64), len(text) + len(end)

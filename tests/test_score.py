@@ -68,8 +68,39 @@ def test_exact_bytes_bom_crlf_no_final_newline_and_empty_input(ckpt):
     code, out, _ = score(path, b"\xef\xbb\xbfab\r\ncd")
     assert code == 0
     t1, t2 = stepped_logprob(params, cfg, vocab, "ab\r"), stepped_logprob(params, cfg, vocab, "cd")
-    assert out == f"{t1:.4f}\t{t1 / 4:.4f}\tab\r\n{t2:.4f}\t{t2 / 3:.4f}\tcd\n".encode()
+    assert out == f"{t1:.4f}\t{t1 / 4:.4f}\tab\n{t2:.4f}\t{t2 / 3:.4f}\tcd\n".encode()  # "ab\r\n" scored, "ab" echoed
     assert score(path, b"")[:2] == (0, b"")
+
+
+def save_model(path, text, level, **vocab_kw):
+    vocab = build_vocab(text, level, **vocab_kw)
+    cfg = ModelConfig(vocab_size=len(vocab), cell="lstm", layers=1, hidden=8, embed=4 if level == "word" else 0)
+    params = model.init_params(cfg, np.random.default_rng(2))
+    checkpoint.save(path, *bundle.pack(params, cfg, vocab, {"kind": "lm", "step": 0}))
+    return params, cfg, vocab
+
+
+def test_a_crlf_line_scores_as_its_lf_line_with_a_model_that_never_saw_cr(tmp_path):
+    save_model(tmp_path / "lf.ckpt", "ab cd\nef\n", "char")
+    code, out, err = score(str(tmp_path / "lf.ckpt"), b"ab cd\r\nef\r\n")
+    assert code == 0 and err == ""
+    assert out == score(str(tmp_path / "lf.ckpt"), b"ab cd\nef\n")[1] and b"\r" not in out
+
+
+def test_word_level_blank_lines_score_and_per_char_counts_the_line(tmp_path):
+    params, cfg, vocab = save_model(tmp_path / "w.ckpt", "the cat sat\n\nthe dog ran\n", "word", max_vocab=6)
+    assert vocab.unk is not None and "zebraxx" not in vocab.tokens
+    code, out, err = score(str(tmp_path / "w.ckpt"), b"the cat\n\n   \nthe zebraxx\n")
+    assert code == 0 and err == "", err
+    rows = [r.split("\t") for r in out.decode().splitlines()]
+    assert [r[2] for r in rows] == ["the cat", "", "   ", "the zebraxx"]
+    assert all(math.isfinite(float(r[0])) for r in rows)
+    for line, (total, per, _) in zip(["the cat", "", "   ", "the zebraxx"], rows):
+        assert float(per) == pytest.approx(float(total) / (len(line) + 1), abs=1e-4)  # the line's characters
+    blank = vocab.encode("\n") .tolist() * 2  # read as the token "\n", then the line's own "\n"
+    s = model.Stepper(params, cfg)
+    want = float(layers.log_softmax(s.step(np.array(blank[:1])).astype(np.float64))[0, blank[1]])
+    assert float(rows[1][0]) == pytest.approx(want, abs=2e-4)
 
 
 def test_a_line_with_an_unknown_character_scores_minus_infinity_and_is_counted(ckpt):
