@@ -231,7 +231,7 @@ def train(ctx, corpus, **o):
 @click.option("--stop", "stop_text", default=None, help="End a sample after this text appears.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same bytes [default: random].")
 @click.option("--beam", type=click.IntRange(min=1), default=None,
-              help="Beam search with N beams for the most likely continuation.")
+              help="Beam search with N beams for the most likely continuation (alone: no --temp, --top-k, --top-p, --argmax, --seed, --stop or --num-samples).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads sharing each step's products [default: 2 when a core is idle, else 1].")
 def sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
@@ -273,6 +273,13 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
         raise click.UsageError("give --prime or --prime-file, not both")
     if beam and length == 0:
         raise click.UsageError("--beam needs a --length above 0")
+    if beam:  # beam search is deterministic and keeps its beams to the end: these would do nothing
+        ignored = [name for name, on in [("--temp", temp != 1.0), ("--top-k", top_k), ("--top-p", top_p < 1.0),
+                                         ("--argmax", argmax), ("--seed", seed is not None),
+                                         ("--stop", stop_text), ("--num-samples", num_samples > 1)] if on]
+        if ignored:
+            raise click.UsageError(f"--beam cannot be combined with {', '.join(ignored)}: beam search takes "
+                                   f"the single most likely continuation of --length tokens")
     if prime_file is not None:
         from .text import decode_bytes
         prime = decode_bytes(prime_file.read())

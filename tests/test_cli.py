@@ -206,6 +206,13 @@ def test_beam_search_gives_the_most_likely_continuation(trained):
     assert g.stdout == a.stdout  # one beam is greedy decoding
 
 
+def test_beam_refuses_the_options_it_would_ignore(trained):
+    r = run("sample", "--beam", "4", "--length", "10", "--stop", "e", "--temp", "0.5", "--num-samples", "2")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr == ("charrnn: error: --beam cannot be combined with --temp, --stop, --num-samples: beam search "
+                        "takes the single most likely continuation of --length tokens\n")
+
+
 def test_sample_reads_a_run_directory_and_refuses_bad_values(trained):
     r = run("sample", "--checkpoint", "checkpoints/corpus", "--length", "10", "--seed", "0")
     assert r.exit_code == 0 and len(r.stdout) == 10
