@@ -231,7 +231,8 @@ def train(ctx, corpus, **o):
 @click.option("--stop", "stop_text", default=None, help="End a sample after this text appears.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same bytes [default: random].")
 @click.option("--beam", type=click.IntRange(min=1), default=None,
-              help="Beam search with N beams for the most likely continuation (alone: no --temp, --top-k, --top-p, --argmax, --seed, --stop or --num-samples).")
+              help="Beam search with N beams for the most likely continuation (alone: no --temp, --top-k, "
+                   "--top-p, --argmax, --seed, --stop or --num-samples).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads sharing each step's products [default: 2 when a core is idle, else 1].")
 def sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
