@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, rundir
 from .config import TrainConfig
-from .core import cells, model, optim
+from .core import cells, optim
 from .core.model import ModelConfig
 from .errors import CheckpointError
 from .text import Vocab
@@ -65,6 +65,25 @@ def pack(params, cfg, vocab, meta, opt_state=None, state=None):
             arrays[f"state/{l}/{i}"] = a
     full = dict(meta, format="charrnn", charrnn=__version__, model=cfg.to_json(), vocab=vocab.to_json())
     return arrays, full
+
+
+def resolve(path, checkpoint_dir, kind="lm"):
+    """The checkpoint a command reads (rundir.resolve_checkpoint), where no path means the most
+    recent run holding a model of this kind ("lm", "classifier", None for either): a classifier
+    trained last does not hide the language model trained before it."""
+    def accept(p):
+        try:
+            _, meta = checkpoint.load(p)
+        except CheckpointError:
+            return True  # load() then says what is wrong with it
+        return (meta.get("kind") == "classifier") == (kind == "classifier")
+
+    if kind is None:
+        return rundir.resolve_checkpoint(path, checkpoint_dir)
+    if kind == "classifier":
+        return rundir.resolve_checkpoint(path, checkpoint_dir, accept, "sequence classifier",
+                                         "charrnn classify train DATA.tsv")
+    return rundir.resolve_checkpoint(path, checkpoint_dir, accept, "language model")
 
 
 def load(path, kind="lm"):

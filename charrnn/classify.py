@@ -111,7 +111,7 @@ def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     from .classify_train import predict as predict_probs
     from .text import decode_bytes
 
-    b = bundle.load(rundir.resolve_checkpoint(ckpt, checkpoint_dir), kind="classifier")
+    b = bundle.load(bundle.resolve(ckpt, checkpoint_dir, "classifier"), kind="classifier")
     names = b.meta["labels"]
     max_len = int(b.meta.get("classify", {}).get("max_len", 400))
     data = file.read()

@@ -269,7 +269,7 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
     from .core import model
     from .core.sampling import Sampler, beam_search, context
 
-    b = bundle.load(rundir.resolve_checkpoint(ckpt, checkpoint_dir))
+    b = bundle.load(bundle.resolve(ckpt, checkpoint_dir))
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
     if beam and length == 0:
@@ -344,7 +344,7 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     from . import scoring
     from .text import decode_bytes
 
-    b = bundle.load(rundir.resolve_checkpoint(ckpt, checkpoint_dir))
+    b = bundle.load(bundle.resolve(ckpt, checkpoint_dir))
     with read_inputs([file]) as sources:  # scoring reads the whole text
         text = decode_bytes(sources.read(), errors)
     ids, unknown = b.vocab.encode_known(text)
@@ -370,7 +370,7 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(path, checkpoint_dir, as_json):
     """Describe a checkpoint: model, training recipe, step, validation loss, vocabulary."""
-    resolved = rundir.resolve_checkpoint(path, checkpoint_dir)
+    resolved = bundle.resolve(path, checkpoint_dir, kind=None)
     b = bundle.load(resolved, kind=None)
     metrics = b.meta.get("metrics", {})
     d = {"path": resolved, "model": b.cfg.to_json(), "train": b.train.to_json() if b.train else None,

@@ -10,7 +10,7 @@ import math
 import click
 import numpy as np
 
-from . import bundle, rundir
+from . import bundle
 from .commands import Finite, checkpoint_dir_option, report_console, warn_unknown
 from .core import cells, gradflow, model
 from .errors import CharrnnError
@@ -93,7 +93,7 @@ def _fresh_run(kind, H, L, act, forget_bias, gain, T, B, rng, clip):
 
 
 def _checkpoint_run(ckpt, checkpoint_dir, text_file, T, B, rng, clip):
-    path = rundir.resolve_checkpoint(ckpt, checkpoint_dir)
+    path = bundle.resolve(ckpt, checkpoint_dir)
     b = bundle.load(path)
     if b.cfg.bidirectional:
         raise CharrnnError(f"{path}: a bidirectional model has no single direction of time to measure")

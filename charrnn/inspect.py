@@ -16,7 +16,7 @@ import unicodedata
 import click
 import numpy as np
 
-from . import activations, bundle, rundir
+from . import activations, bundle
 from .commands import checkpoint_dir_option, read_inputs, report_console, warn_unknown
 from .display import SPARK
 from .errors import CharrnnError
@@ -70,7 +70,7 @@ def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, fin
         raise click.UsageError("--find picks the units itself; drop --unit, or drop --find to show one unit")
     if as_json and html_path == "-":
         raise click.UsageError("--json and --html - both write to stdout; give one of them")
-    path = rundir.resolve_checkpoint(ckpt, checkpoint_dir)
+    path = bundle.resolve(ckpt, checkpoint_dir)
     b = bundle.load(path)
     cfg = b.cfg
     state = state or ("c" if cfg.cell == "lstm" else "h")

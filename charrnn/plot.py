@@ -11,7 +11,6 @@ trainer writing the file right now may leave, is skipped with a note.
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 
 import click

@@ -182,20 +182,19 @@ class RunDir:
         return sorted(removed)
 
 
-def resolve_checkpoint(path: str | os.PathLike | None, checkpoint_dir: str | os.PathLike) -> str:
+def resolve_checkpoint(path: str | os.PathLike | None, checkpoint_dir: str | os.PathLike,
+                       accept=None, what: str = "checkpoint", hint: str = "charrnn train CORPUS") -> str:
     """A ``.ckpt`` file -> itself; a run directory -> its best (else latest);
-    None -> the best of the run under ``checkpoint_dir`` most recently written."""
+    None -> the best of the run under ``checkpoint_dir`` most recently written whose best
+    ``accept(path)`` takes (any, without accept: a language model's command skips classifiers)."""
     if path is not None:
         return _resolve_explicit(os.fspath(path))
     checkpoint_dir = os.fspath(checkpoint_dir)
-    run = _most_recent_run(checkpoint_dir)
-    found = run.best_path() if run is not None else None
-    if found is None:
-        raise CheckpointError(
-            f"no checkpoint found under {checkpoint_dir.rstrip('/')}/; "
-            "train a model first: charrnn train CORPUS"
-        )
-    return found
+    for run in _runs_newest_first(checkpoint_dir):
+        found = run.best_path()
+        if found is not None and (accept is None or accept(found)):
+            return found
+    raise CheckpointError(f"no {what} found under {checkpoint_dir.rstrip('/')}/; train one first: {hint}")
 
 
 def _resolve_explicit(path: str) -> str:
@@ -209,7 +208,8 @@ def _resolve_explicit(path: str) -> str:
     return path
 
 
-def _most_recent_run(checkpoint_dir: str) -> RunDir | None:
+def _runs_newest_first(checkpoint_dir: str) -> list[RunDir]:
+    """The runs under checkpoint_dir that have a latest checkpoint, most recently written first."""
     candidates = []
     try:
         with os.scandir(checkpoint_dir) as entries:
@@ -222,5 +222,5 @@ def _most_recent_run(checkpoint_dir: str) -> RunDir | None:
                     continue
                 candidates.append((mtime, entry.name, entry.path))
     except OSError:
-        return None
-    return RunDir(max(candidates)[2]) if candidates else None
+        return []
+    return [RunDir(p) for _, _, p in sorted(candidates, reverse=True)]

@@ -13,7 +13,7 @@ import sys
 import click
 import numpy as np
 
-from . import bundle, rundir, scoring
+from . import bundle, scoring
 from .commands import checkpoint_dir_option
 from .errors import CharrnnError
 
@@ -37,7 +37,7 @@ def score(file, ckpt, checkpoint_dir, errors):
     \b
       charrnn score lines.txt | sort -g | head       # the 10 most surprising lines
     """
-    path = rundir.resolve_checkpoint(ckpt, checkpoint_dir)
+    path = bundle.resolve(ckpt, checkpoint_dir)
     b = bundle.load(path)
     if b.cfg.bidirectional:
         raise CharrnnError(f"{path}: a bidirectional model does not assign probabilities to text")

@@ -935,5 +935,5 @@ def test_resolve_none_with_nothing(tmp_path, suffix):
         with pytest.raises(CheckpointError) as info:
             resolve_checkpoint(None, root + suffix)
         assert str(info.value) == (
-            f"no checkpoint found under {root}/; train a model first: charrnn train CORPUS"
+            f"no checkpoint found under {root}/; train one first: charrnn train CORPUS"
         )

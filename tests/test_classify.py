@@ -86,6 +86,19 @@ def test_labelled_lines_to_predict_may_share_one_label_or_carry_an_unknown_one(w
                                 "least two labels\n"
 
 
+def test_without_a_checkpoint_each_command_takes_the_latest_run_of_its_kind(work):
+    (work / "corpus.txt").write_text("the cat sees a red fox under the moon.\n" * 60)
+    assert run("train", "corpus.txt", "--steps", "2", "--hidden", "8", "--batch", "2", "--seq-len", "16", "-q")[0] == 0
+    assert run("classify", "train", "data.tsv", "--hidden", "8", "--steps", "2", "--quiet")[0] == 0  # written last
+    code, out, err = run("sample", "--length", "5", "--seed", "0")
+    assert code == 0 and err == "" and len(out) == 5
+    code, out, err = run("classify", "predict", input="the cat\n")
+    assert code == 0 and out in ("animal\n", "other\n")
+    code, _, err = run("classify", "predict", "--checkpoint-dir", "nowhere", input="x\n")
+    assert code == 1 and err == ("charrnn: error: no sequence classifier found under nowhere/; train one first: "
+                                 "charrnn classify train DATA.tsv\n")
+
+
 def test_a_classifier_and_a_language_model_refuse_each_other(work):
     assert run("classify", "train", "data.tsv", "--hidden", "8", "--steps", "2", "--quiet")[0] == 0
     ck = "checkpoints/data/best.ckpt"

@@ -305,7 +305,7 @@ def test_errors_replace_goes_on(work):
     (["train", "corpus.txt", "--cell", "transformer"], 2, "charrnn: error: Invalid value for '--cell'"),
     (["train", "corpus.txt", "--hidden", "0"], 2, "charrnn: error: Invalid value for '--hidden'"),
     (["sample", "--checkpoint", "nothing.ckpt"], 1, "charrnn: error: nothing.ckpt: no such checkpoint"),
-    (["sample"], 1, "charrnn: error: no checkpoint found under checkpoints/"),
+    (["sample"], 1, "charrnn: error: no language model found under checkpoints/; train one first: charrnn train CORPUS"),
     (["info", "corpus.txt"], 1, "charrnn: error: corpus.txt: not a charrnn checkpoint"),
     (["frobnicate"], 2, "charrnn: error: No such command 'frobnicate'."),
     (["train", "corpus.txt", "--seed", "-1"], 2, "charrnn: error: Invalid value for '--seed'"),

@@ -103,7 +103,7 @@ def _init_recurrent(rng, cfg, D, one_hot, dtype):
 def init_params(cfg, rng, dtype=np.float32):
     """A fresh parameter dict for ``cfg``; all randomness comes from ``rng``."""
     params = {}
-    V, E, H = cfg.vocab_size, cfg.embed, cfg.hidden
+    V, E = cfg.vocab_size, cfg.embed
     if E > 0:
         params["embed.W"] = rng.standard_normal((V, E)).astype(dtype)  # (V,E)
     D = E if E > 0 else V
