@@ -130,7 +130,9 @@ class RunDir:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[RunDir]:
-        """Hold an exclusive flock on ``<dir>/.lock`` (freed when the process dies)."""
+        """Hold an exclusive flock on ``<dir>/.lock`` (freed when the process dies). A run
+        directory left with nothing but the lock (the run failed before its first save) is
+        removed on release."""
         self._ensure_dir()
         lock_path = os.path.join(self.path, LOCK_NAME)
         try:
@@ -150,6 +152,9 @@ class RunDir:
                 self._lock_fd = None
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, 0)
+                    if os.listdir(self.path) == [LOCK_NAME]:  # a run that failed before its first save
+                        os.unlink(lock_path)
+                        os.rmdir(self.path)
             os.close(fd)
 
     def _flock(self, fd: int) -> None:

@@ -270,8 +270,7 @@ def test_bad_corpus_is_one_line_and_exit_1(work, content, message):
     r = charrnn("train", "bad.txt", "--val-frac", "0", work=work)
     assert r.returncode == 1
     assert r.stderr.decode() == message + "\n"
-    assert not (work / "checkpoints" / "bad").exists() or not os.listdir(work / "checkpoints" / "bad") or \
-        "latest.ckpt" not in os.listdir(work / "checkpoints" / "bad")
+    assert not (work / "checkpoints" / "bad").exists()  # no run directory left holding only its lock
 
 
 @pytest.mark.parametrize("args", [
