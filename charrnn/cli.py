@@ -187,6 +187,13 @@ def train(ctx, corpus, **o):
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     resume = setup.load_resume(o, run) if o["resume"] is not None else None
     tcfg = setup.train_config(o, resume, given)
+    if resume is not None and tcfg.steps is not None and resume.step >= tcfg.steps:
+        click.echo(f"nothing to train: {run.path} is at step {resume.step:,}, and --steps {tcfg.steps:,} is the "
+                   f"run's total; give a larger --steps to go on", err=True)
+        return
+    if resume is not None and "threads" in given and tcfg.threads != resume.train.threads:
+        click.echo(f"warning: --threads {tcfg.threads} differs from the run's {resume.train.threads}: training goes "
+                   f"on, but no longer bit for bit as the run would have without the interruption", err=True)
     corpus_obj = setup.read_corpus(sources, tcfg, o["quiet"], resume)  # streams the files, removes a stdin spool
     if resume is not None:
         if resume.meta.get("corpus", {}).get("sha256") != corpus_obj.sha256 and not o["force"]:

@@ -103,6 +103,17 @@ def test_a_corpus_after_resume_is_not_taken_for_a_checkpoint(work):
     assert sorted(p.name for p in work.iterdir()) == ["corpus.txt"]  # no default corpus built, no run started
 
 
+def test_resume_says_when_there_is_nothing_to_do_or_threads_change(work):
+    assert run("train", "corpus.txt", "--steps", "8", "--threads", "2", *SMALL).exit_code == 0
+    r = run("train", "corpus.txt", "--resume", "--steps", "5", *SMALL)
+    assert r.exit_code == 0 and r.stderr == ("nothing to train: checkpoints/corpus is at step 8, and --steps 5 is the "
+                                             "run's total; give a larger --steps to go on\n")
+    r = run("train", "corpus.txt", "--resume", "--steps", "9", "--threads", "1", *SMALL)
+    assert r.exit_code == 0 and r.stderr == ("warning: --threads 1 differs from the run's 2: training goes on, but no "
+                                             "longer bit for bit as the run would have without the interruption\n")
+    assert json.loads(run("info", "--json").stdout)["train"]["threads"] == 1
+
+
 def test_existing_run_is_not_overwritten_without_force(work):
     assert run("train", "corpus.txt", "--steps", "4", *SMALL).exit_code == 0
     before = (work / "checkpoints" / "corpus" / "latest.ckpt").read_bytes()
