@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from . import bundle, labeled, rundir
-from .commands import Finite, checkpoint_dir_option, run_training
+from .commands import Finite, checkpoint_dir_option, decode_input, run_training
 from .config import ClassifyConfig
 from .core import cells, optim
 from .core.model import ModelConfig
@@ -109,7 +109,6 @@ def train(data, **o):
 def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     """Write one label per line of FILE (- or none: stdin) to stdout."""
     from .classify_train import predict as predict_probs
-    from .text import decode_bytes
 
     b = bundle.load(bundle.resolve(ckpt, checkpoint_dir, "classifier"), kind="classifier")
     names = b.meta["labels"]
@@ -118,7 +117,7 @@ def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     if labeled_input:
         truth, texts = labeled.parse_tsv(data, errors, getattr(file, "name", "<stdin>"), min_labels=1)
     else:
-        text = decode_bytes(data, errors)
+        text = decode_input(data, errors, getattr(file, "name", "<stdin>"))
         texts = [ln.removesuffix("\r") for ln in text.split("\n")]
         if texts and texts[-1] == "":
             texts.pop()  # the line break that ends the last line

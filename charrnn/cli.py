@@ -15,7 +15,7 @@ import numpy as np
 
 from . import __version__, blas, bundle, rundir
 from . import train_setup as setup
-from .commands import Finite, checkpoint_dir_option, read_inputs, run_training, warn_unknown
+from .commands import Finite, checkpoint_dir_option, decode_input, read_inputs, run_training, warn_unknown
 from .config import default_threads
 from .core import cells, optim
 from .core.model import num_params
@@ -289,8 +289,8 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
             raise click.UsageError(f"--beam cannot be combined with {', '.join(ignored)}: beam search takes "
                                    f"the single most likely continuation of --length tokens")
     if prime_file is not None:
-        from .text import decode_bytes
-        prime = decode_bytes(prime_file.read())
+        prime = decode_input(prime_file.read(), "strict", getattr(prime_file, "name", "<stdin>"),
+                             has_errors_option=False)
     prime_ids = _encode_prime(b.vocab, prime or "")
     out = sys.stdout.buffer
     rng = np.random.default_rng(seed)
@@ -349,11 +349,10 @@ def _encode_prime(vocab, text):
 def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     """Score a text: loss in nats per token, bits per character, perplexity."""
     from . import scoring
-    from .text import decode_bytes
 
     b = bundle.load(bundle.resolve(ckpt, checkpoint_dir))
     with read_inputs([file]) as sources:  # scoring reads the whole text
-        text = decode_bytes(sources.read(), errors)
+        text = decode_input(sources.read(), errors, "<stdin>" if file == "-" else file)
     ids, unknown = b.vocab.encode_known(text)
     warn_unknown(b.vocab, ids, unknown, "<stdin>" if file == "-" else file)
     if len(ids) < 2:

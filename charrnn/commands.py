@@ -61,6 +61,17 @@ def warn_unknown(vocab, ids, unknown, what):
                f"the model's vocabulary and were skipped: {shown}", err=True)
 
 
+def decode_input(data, errors, name, has_errors_option=True):
+    """decode_bytes(data, errors), with a bad byte's error naming ``name`` (and, for a command
+    without --errors, not advising it)."""
+    from .errors import BadBytes
+    from .text import decode_bytes
+    try:
+        return decode_bytes(data, errors)
+    except BadBytes as e:
+        raise e.at(name, advice="" if has_errors_option else None) from None
+
+
 def read_inputs(paths, spool_in_cache=False):
     """The inputs, opened (errors for a missing or unreadable one come first), standard input
     spooled to a temporary file (in the token cache directory when training): a

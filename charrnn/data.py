@@ -25,9 +25,10 @@ import numpy as np
 from tqdm import tqdm
 
 from charrnn import atomic
-from charrnn.errors import CorpusError
+from charrnn.errors import BadBytes, CorpusError
 from charrnn.text import (
     BOM,
+    NUL_ADVICE,
     Vocab,
     char_vocab,
     StreamDecoder,
@@ -141,6 +142,23 @@ class Sources:
                 except OSError as err:
                     raise CorpusError(f"{name}: {err.strerror or err}") from None
 
+    def locate(self, err: BadBytes) -> BadBytes:
+        """``err``, whose offset counts the stream's bytes, as the file and offset it lies in
+        (the first file's name is given too, so every message names its file)."""
+        if self._data is not None or not self.paths:
+            return err
+        start = 0
+        for i, (path, name) in enumerate(zip(self.paths, self.names)):
+            size = os.stat(path).st_size
+            dropped = 0
+            if i > 0:
+                with open(path, "rb") as f:
+                    dropped = len(BOM) if f.read(len(BOM)) == BOM else 0
+            if err.offset < start + size - dropped or i == len(self.paths) - 1:
+                return err.at("<stdin>" if name == "-" else name, err.offset - start + dropped)
+            start += size - dropped
+        return err
+
     def read(self) -> bytes:
         """The whole stream in memory (for scoring a text, not for training corpora)."""
         if self._data is not None:
@@ -216,6 +234,14 @@ def load_corpus(
     if level == "char" and max_vocab is not None:
         raise CorpusError("--max-vocab applies only to --level word")
     src = data if isinstance(data, Sources) else Sources.from_bytes(data)
+    try:
+        return _load(src, level, max_vocab, errors, cache_dir, progress)
+    except BadBytes as e:  # offsets count the joined stream: name the file and its own offset
+        raise src.locate(e) from None
+
+
+def _load(src: Sources, level: str, max_vocab: int | None, errors: str, cache_dir: str | None,
+          progress: bool) -> Corpus:
     sha = _hash_pass(src, progress)
     meta = {"format": CACHE_FORMAT, "sha256": sha, "level": level, "max_vocab": max_vocab, "errors": errors}
     base = None
@@ -248,7 +274,7 @@ def _bar(total: int, desc: str, progress: bool, unit: str = "B"):
 
 
 def _nul_error(off: int) -> CorpusError:
-    return CorpusError(f"NUL byte at byte offset {off}: this looks like a binary file, not text")
+    return BadBytes("NUL byte", off, NUL_ADVICE)
 
 
 def _hash_pass(src: Sources, progress: bool) -> str:

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from . import bundle
-from .commands import Finite, checkpoint_dir_option, report_console, warn_unknown
+from .commands import Finite, checkpoint_dir_option, decode_input, report_console, warn_unknown
 from .core import cells, gradflow, model
 from .errors import CharrnnError
 
@@ -108,8 +108,7 @@ def _checkpoint_run(ckpt, checkpoint_dir, text_file, T, B, rng, clip):
 
 def _windows_from_text(vocab, f, T, B):
     """Windows whose next token is the last token of a line: the first B lines with T tokens before that."""
-    from .text import decode_bytes
-    text = decode_bytes(f.read())
+    text = decode_input(f.read(), "strict", f.name, has_errors_option=False)
     ids, unknown = vocab.encode_known(text)
     warn_unknown(vocab, ids, unknown, f.name)
     ids = np.asarray(ids, dtype=np.int64)

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from charrnn.errors import CorpusError
+from charrnn.errors import BadBytes, CorpusError
 
 LEVELS = ("char", "word")
 UNK_TOKEN = "\ufffd"
@@ -30,6 +30,8 @@ ERRORS = ("strict", "replace")
 _WORD_RE = re.compile(r"\w+|\s+|.", re.DOTALL)
 _CHAR_CHUNK = 1 << 18  # code points converted at a time (temporaries of a few MB)
 N_CODEPOINTS = 0x110000
+NUL_ADVICE = ": this looks like a binary file, not text"
+UTF8_ADVICE = "; use --errors replace to decode it anyway"
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -43,7 +45,7 @@ def _check_errors(errors: str) -> None:
 def _check_nul(data: bytes) -> None:
     off = data.find(b"\0")
     if off >= 0:
-        raise CorpusError(f"NUL byte at byte offset {off}: this looks like a binary file, not text")
+        raise BadBytes("NUL byte", off, NUL_ADVICE)
 
 
 def _decode_span(view: memoryview, start: int, end: int, errors: str) -> str:
@@ -52,9 +54,7 @@ def _decode_span(view: memoryview, start: int, end: int, errors: str) -> str:
         return str(view[start:end], "utf-8", errors)
     except UnicodeDecodeError as err:
         off = start + err.start
-        raise CorpusError(
-            f"invalid UTF-8 at byte offset {off}; use --errors replace to decode it anyway"
-        ) from None
+        raise BadBytes("invalid UTF-8", off, UTF8_ADVICE) from None
 
 
 def iter_decoded(data: bytes, errors: str = "strict", chunk_size: int = 1 << 24) -> Iterator[tuple[int, str]]:
@@ -115,9 +115,7 @@ class StreamDecoder:
             text = self._dec.decode(data, final)
         except UnicodeDecodeError as err:
             off = self.consumed - held + err.start
-            raise CorpusError(
-                f"invalid UTF-8 at byte offset {off}; use --errors replace to decode it anyway"
-            ) from None
+            raise BadBytes("invalid UTF-8", off, UTF8_ADVICE) from None
         self.consumed += len(data)
         return text
 

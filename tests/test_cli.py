@@ -217,6 +217,12 @@ def test_beam_search_gives_the_most_likely_continuation(trained):
     assert g.stdout == a.stdout  # one beam is greedy decoding
 
 
+def test_a_bad_prime_file_is_named_without_advising_an_option_sample_lacks(trained):
+    (trained / "bad.txt").write_bytes(b"ab\xffcd")
+    r = run("sample", "--prime-file", "bad.txt")
+    assert r.exit_code == 1 and r.stderr == "charrnn: error: bad.txt: invalid UTF-8 at byte offset 2\n"
+
+
 def test_beam_refuses_the_options_it_would_ignore(trained):
     r = run("sample", "--beam", "4", "--length", "10", "--stop", "e", "--temp", "0.5", "--num-samples", "2")
     assert r.exit_code == 2 and r.stdout == ""
@@ -270,9 +276,9 @@ def test_a_trained_model_scores_its_own_kind_of_text_better_than_noise(trained):
 
 @pytest.mark.parametrize("content,message", [
     (b"", "charrnn: error: the corpus is empty"),
-    (b"ab\xffcd", "charrnn: error: invalid UTF-8 at byte offset 2; use --errors replace to decode it anyway"),
-    (b"\xef\xbb\xbfab\xffcd", "charrnn: error: invalid UTF-8 at byte offset 5; use --errors replace to decode it anyway"),
-    (b"text\x00more", "charrnn: error: NUL byte at byte offset 4: this looks like a binary file, not text"),
+    (b"ab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 2; use --errors replace to decode it anyway"),
+    (b"\xef\xbb\xbfab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 5; use --errors replace to decode it anyway"),
+    (b"text\x00more", "charrnn: error: bad.txt: NUL byte at byte offset 4: this looks like a binary file, not text"),
     (b"tiny", "charrnn: error: the corpus has 4 tokens, too few for one window of --batch 32 x --seq-len 100 (+1); "
               "use a smaller --batch or --seq-len"),
 ])

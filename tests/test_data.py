@@ -3,6 +3,7 @@
 import hashlib
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,8 @@ def test_sources_stream_in_chunks_like_the_bytes_in_memory(tmp_path, monkeypatch
                 assert errors == "strict"
                 with pytest.raises(CorpusError) as e:
                     load_corpus(Sources(paths), level=level, errors=errors, cache_dir=str(tmp_path / "c"))
-                assert str(e.value) == str(err) and str(err).startswith(f"invalid UTF-8 at byte offset {len(whole) - 3};")
+                assert str(err).startswith(f"invalid UTF-8 at byte offset {len(whole) - 3};")  # of the joined bytes
+                assert str(e.value) == f"{paths[2]}: invalid UTF-8 at byte offset 0;" + str(err).split(";", 1)[1]
                 continue
             streamed = load_corpus(Sources(paths), level=level, errors=errors, cache_dir=str(tmp_path / "c"))
             assert streamed.sha256 == ref.sha256 == hashlib.sha256(whole).hexdigest()
@@ -110,22 +112,24 @@ def test_sources_stream_in_chunks_like_the_bytes_in_memory(tmp_path, monkeypatch
             assert streamed.n_chars == ref.n_chars
 
 
-def test_offsets_are_global_across_files_and_chunks(tmp_path, monkeypatch):
+def test_errors_name_the_file_and_its_own_offset_across_files_and_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(data_mod, "CHUNK_BYTES", 5)
     a = "añb中".encode() * 3  # 21 bytes
     assert len(a) == 21
     (tmp_path / "a.txt").write_bytes(a)
-    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfxy\xe4\xb8z" + b"0" * 20 + b"\0")  # this BOM is not counted
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfxy\xe4\xb8z" + b"0" * 20 + b"\0")  # its BOM is dropped, yet counted
     (tmp_path / "c.txt").write_bytes(b"\xe4\xb8")
     paths = [str(tmp_path / n) for n in ("a.txt", "b.txt")]
     with pytest.raises(CorpusError) as e:  # the NUL comes first, though it comes after
         load_corpus(Sources(paths))
-    assert str(e.value) == f"NUL byte at byte offset {21 + 2 + 3 + 20}: this looks like a binary file, not text"
+    assert str(e.value) == f"{paths[1]}: NUL byte at byte offset {3 + 5 + 20}: this looks like a binary file, not text"
     (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfxy\xe4\xb8z")
-    with pytest.raises(CorpusError, match=rf"^invalid UTF-8 at byte offset {21 + 2};"):
+    with pytest.raises(CorpusError, match=rf"^{re.escape(paths[1])}: invalid UTF-8 at byte offset 5;"):
         load_corpus(Sources(paths))
-    with pytest.raises(CorpusError, match=rf"^invalid UTF-8 at byte offset {21};"):  # cut at the end
+    with pytest.raises(CorpusError, match=r"c\.txt: invalid UTF-8 at byte offset 0;"):  # cut at the end
         load_corpus(Sources([paths[0], str(tmp_path / "c.txt")]), level="word")
+    with pytest.raises(CorpusError, match=r"^invalid UTF-8 at byte offset 23;"):  # bytes in memory: no file to name
+        load_corpus(a + b"xy\xe4\xb8z")
     c = load_corpus(Sources(paths), errors="replace")
     assert c.vocab.decode(c.tokens) == "añb中" * 3 + "xy\ufffdz"
 
