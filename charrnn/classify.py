@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from . import bundle, labeled, rundir
-from .commands import Finite, checkpoint_dir_option, decode_input, run_training
+from .commands import Finite, InputFile, checkpoint_dir_option, decode_input, run_training
 from .config import ClassifyConfig
 from .core import cells, optim
 from .core.model import ModelConfig
@@ -23,7 +23,7 @@ def classify():
 
 
 @classify.command("train")
-@click.argument("data", type=click.File("rb"))
+@click.argument("data", type=InputFile())
 @click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
               help="Tokens are characters, or words, punctuation and whitespace runs.")
 @click.option("--max-vocab", type=click.IntRange(min=1), default=None,
@@ -98,7 +98,7 @@ def train(data, **o):
 
 
 @classify.command("predict")
-@click.argument("file", type=click.File("rb"), default="-")
+@click.argument("file", type=InputFile(), default="-")
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="A classifier checkpoint or its run directory (its best) [default: the latest run].")
 @checkpoint_dir_option

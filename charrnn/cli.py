@@ -15,7 +15,8 @@ import numpy as np
 
 from . import __version__, blas, bundle, rundir
 from . import train_setup as setup
-from .commands import Finite, checkpoint_dir_option, decode_input, read_inputs, run_training, warn_unknown
+from .commands import (Finite, InputFile, checkpoint_dir_option, decode_input, read_inputs, run_training,
+                       warn_unknown)
 from .config import default_threads
 from .core import cells, optim
 from .core.model import num_params
@@ -231,7 +232,7 @@ def train(ctx, corpus, **o):
               help="Draw only from the smallest set of tokens with probability P.")
 @click.option("--argmax", is_flag=True, help="Always take the most likely token.")
 @click.option("--prime", default=None, help="Text fed to the model first (and echoed).")
-@click.option("--prime-file", type=click.File("rb"), default=None, help="Read the prime from FILE (- = stdin).")
+@click.option("--prime-file", type=InputFile(), default=None, help="Read the prime from FILE (- = stdin).")
 @click.option("--length", type=click.IntRange(min=0), default=500, show_default=True,
               help="Tokens generated after the prime; 0 = until --stop or the pipe closes.")
 @click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True)

@@ -8,6 +8,8 @@ import sys
 
 import click
 
+from .errors import CharrnnError
+
 CKPT_DIR_HELP = "Where runs live (env CHARRNN_CHECKPOINT_DIR)."
 
 
@@ -26,6 +28,20 @@ class Finite(click.FloatRange):
         if not math.isfinite(rv):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return rv
+
+
+class InputFile(click.File):
+    """click.File("rb") whose missing or unreadable file is the one line every charrnn command
+    gives ("notes.txt: no such file", exit 1), not click's usage error."""
+
+    def __init__(self):
+        super().__init__("rb")
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value != "-":
+            from .data import open_input
+            open_input(value).close()  # CorpusError in charrnn's words, before click's own
+        return super().convert(value, param, ctx)
 
 
 def report_console(wide=True, **kw):
@@ -89,7 +105,10 @@ def read_inputs(paths, spool_in_cache=False):
 def run_training(make, reporter, log_path, stop):
     """Open the --log file, run make(log)'s trainer under the signal handlers, close the
     reporter and the log whatever happens; after a SIGINT/SIGTERM, exit 128+N."""
-    log = open(log_path, "a", encoding="utf-8") if log_path else None
+    try:
+        log = open(log_path, "a", encoding="utf-8") if log_path else None
+    except OSError as e:
+        raise CharrnnError(f"--log {log_path}: {e.strerror or e}") from None
     try:
         trainer = make(log)
         with stop_on_signals(stop):

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from . import bundle
-from .commands import Finite, checkpoint_dir_option, decode_input, report_console, warn_unknown
+from .commands import Finite, InputFile, checkpoint_dir_option, decode_input, report_console, warn_unknown
 from .core import cells, gradflow, model
 from .errors import CharrnnError
 
@@ -24,7 +24,7 @@ FRESH_ONLY = ("hidden", "layers", "activation", "forget_bias", "gain")
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="Measure a trained model (a file or a run directory) instead of fresh cells.")
 @checkpoint_dir_option
-@click.option("--file", "text_file", type=click.File("rb"), default=None,
+@click.option("--file", "text_file", type=InputFile(), default=None,
               help="With --checkpoint: put the loss at the last token of each line of FILE, read from the "
                    "T tokens before it [default: windows the model samples itself].")
 @click.option("--cell", "cell_kinds", type=click.Choice(cells.KINDS), multiple=True,

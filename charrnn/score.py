@@ -14,7 +14,7 @@ import click
 import numpy as np
 
 from . import bundle, scoring
-from .commands import checkpoint_dir_option
+from .commands import InputFile, checkpoint_dir_option
 from .errors import CharrnnError
 
 READ = 1 << 16  # bytes asked of the input at a time; whatever arrives is scored at once
@@ -22,7 +22,7 @@ MAX_LINES = 64  # lines scored side by side
 
 
 @click.command()
-@click.argument("file", type=click.File("rb"), default="-")
+@click.argument("file", type=InputFile(), default="-")
 @click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
               help="A checkpoint file or a run directory (its best) [default: the latest run].")
 @checkpoint_dir_option

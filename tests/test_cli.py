@@ -318,6 +318,10 @@ def test_errors_replace_goes_on(work):
 @pytest.mark.parametrize("args,code,needle", [
     (["train", "missing.txt"], 1, "charrnn: error: missing.txt: no such file"),
     (["train", "."], 1, "charrnn: error: .: is a directory"),
+    (["score", "missing.txt"], 1, "charrnn: error: missing.txt: no such file"),  # as train says it, not click
+    (["classify", "train", "missing.tsv"], 1, "charrnn: error: missing.tsv: no such file"),
+    (["diagnose", "--file", "."], 1, "charrnn: error: .: is a directory"),
+    (["train", "corpus.txt", "--log", "nodir/log.jsonl"], 1, "charrnn: error: --log nodir/log.jsonl: No such file"),
     (["train", "corpus.txt", "--cell", "transformer"], 2, "charrnn: error: Invalid value for '--cell'"),
     (["train", "corpus.txt", "--hidden", "0"], 2, "charrnn: error: Invalid value for '--hidden'"),
     (["sample", "--checkpoint", "nothing.ckpt"], 1, "charrnn: error: nothing.ckpt: no such checkpoint"),
