@@ -28,30 +28,35 @@ def classify():
               help="Tokens are characters, or words, punctuation and whitespace runs.")
 @click.option("--max-vocab", type=click.IntRange(min=1), default=None,
               help="Word level: keep the N most frequent tokens; the rest become an unknown token.")
-@click.option("--cell", type=click.Choice(cells.KINDS), default="lstm", show_default=True)
+@click.option("--cell", type=click.Choice(cells.KINDS), default="lstm", show_default=True,
+              help="LSTM, GRU, or vanilla RNN.")
 @click.option("--activation", type=click.Choice(cells.ACTIVATIONS), default="tanh", show_default=True,
               help="Nonlinearity of --cell rnn.")
-@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--hidden", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Stacked recurrent layers.")
+@click.option("--hidden", type=click.IntRange(min=1), default=128, show_default=True, help="Hidden units per layer.")
 @click.option("--embed", type=click.IntRange(min=0), default=None,
               help="Embedding width; 0 = one-hot input. [default: 0 at char level, 64 at word level]")
-@click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Inverted dropout on every layer's output during training.")
 @click.option("--forget-bias", type=Finite(-10, 10), default=1.0, show_default=True,
               help="LSTM: the forget gate's initial bias (1: remember the start of a long text).")
 @click.option("--bidirectional", is_flag=True, help="Read each text both ways; the two final states decide.")
 @click.option("--max-len", type=click.IntRange(min=1), default=400, show_default=True,
               help="Tokens kept from the start of each text.")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True)
-@click.option("--lr", type=Finite(min=0, min_open=True), default=2e-3, show_default=True)
-@click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True)
-@click.option("--warmup", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Texts per step.")
+@click.option("--optimizer", type=click.Choice(optim.OPTIMIZERS), default="adam", show_default=True,
+              help="SGD with momentum 0.9, Adam, RMSprop (alpha 0.95) or Adagrad.")
+@click.option("--lr", type=Finite(min=0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate.")
+@click.option("--lr-schedule", type=click.Choice(optim.SCHEDULES), default="cosine", show_default=True,
+              help="cosine decays to 0 over the run; step halves it at 25, 50 and 75 %.")
+@click.option("--warmup", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Steps of linear learning-rate warm-up.")
 @click.option("--clip", type=Finite(min=0), default=5.0, show_default=True,
               help="Clip the global gradient norm to this; 0 = off.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Total steps of the run.")
 @click.option("--epochs", type=Finite(min=0, min_open=True), default=None,
               help="Passes over the training lines; with none of --steps/--epochs/--minutes: 10.")
-@click.option("--minutes", type=Finite(min=0, min_open=True), default=None)
+@click.option("--minutes", type=Finite(min=0, min_open=True), default=None, help="Stop after this long.")
 @click.option("--val-frac", type=Finite(0, 1, max_open=True), default=0.1, show_default=True,
               help="A random fraction of the lines held out for validation accuracy.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None,
@@ -59,8 +64,10 @@ def classify():
 @checkpoint_dir_option
 @click.option("--name", default=None, help="Run name [default: the data file's stem].")
 @click.option("--force", is_flag=True, help="Start over a run that exists.")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="What to do with invalid UTF-8.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds the initialisation, the split, the batches and dropout: same seed, same model.")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Append one JSON object per step (and per evaluation) to FILE (see `charrnn plot`).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")

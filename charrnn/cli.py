@@ -227,7 +227,8 @@ def train(ctx, corpus, **o):
 @checkpoint_dir_option
 @click.option("--temp", "--temperature", "temp", type=Finite(min=0, min_open=True), default=1.0,
               show_default=True, help="Below 1 is more conservative, above 1 more surprising.")
-@click.option("--top-k", type=click.IntRange(min=0), default=0, help="Draw only from the K most likely tokens.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0,
+              help="Draw only from the K most likely tokens; 0 = all.")
 @click.option("--top-p", type=Finite(0, 1, min_open=True), default=1.0,
               help="Draw only from the smallest set of tokens with probability P.")
 @click.option("--argmax", is_flag=True, help="Always take the most likely token.")
@@ -235,7 +236,8 @@ def train(ctx, corpus, **o):
 @click.option("--prime-file", type=InputFile(), default=None, help="Read the prime from FILE (- = stdin).")
 @click.option("--length", type=click.IntRange(min=0), default=500, show_default=True,
               help="Tokens generated after the prime; 0 = until --stop or the pipe closes.")
-@click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Samples to draw, one after another, each starting from the prime.")
 @click.option("--stop", "stop_text", default=None, help="End a sample after this text appears.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same bytes [default: random].")
 @click.option("--beam", type=click.IntRange(min=1), default=None,
@@ -346,7 +348,8 @@ def _encode_prime(vocab, text):
               help="A checkpoint file or a run directory (its best) [default: the latest run].")
 @checkpoint_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
+@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
+              help="What to do with invalid UTF-8.")
 def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     """Score a text: loss in nats per token, bits per character, perplexity."""
     from . import scoring
@@ -376,7 +379,9 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
 @checkpoint_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(path, checkpoint_dir, as_json):
-    """Describe a checkpoint: model, training recipe, step, validation loss, vocabulary."""
+    """Describe a checkpoint: model, training recipe, step, validation loss, vocabulary.
+
+    PATH is a checkpoint file or a run directory [default: the latest run]."""
     resolved = bundle.resolve(path, checkpoint_dir, kind=None)
     b = bundle.load(resolved, kind=None)
     metrics = b.meta.get("metrics", {})

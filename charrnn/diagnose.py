@@ -43,7 +43,8 @@ FRESH_ONLY = ("hidden", "layers", "activation", "forget_bias", "gain")
               help="Sequences averaged over (geometric mean).")
 @click.option("--clip", type=Finite(min=0), default=5.0, show_default=True,
               help="Also show the gradient after global-norm clipping at this; 0 = off.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds the fresh cells and the windows the model samples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as one JSON object on stdout.")
 @click.pass_context
 def diagnose(ctx, ckpt, checkpoint_dir, text_file, cell_kinds, hidden, layers, activation, forget_bias, gain, T,
