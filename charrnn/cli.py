@@ -181,7 +181,7 @@ def train(ctx, corpus, **o):
         setup.refuse_corpus_as_checkpoint(o["resume"])  # `train --resume notes.txt`, before any default corpus
     paths = list(corpus) or [setup.default_corpus(o["quiet"])]
     sources = read_inputs(paths, spool_in_cache=True)  # a missing or unreadable corpus is the first thing to report
-    name = o["name"] or setup.run_name(paths)
+    name = o["name"] if o["name"] is not None else setup.run_name(paths)
     if not name or "/" in name or name in (".", ".."):
         raise click.BadParameter(f"{name!r} is not a usable run name", param_hint="--name")
     run = rundir.RunDir(os.path.join(o["checkpoint_dir"], name))

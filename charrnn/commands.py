@@ -94,6 +94,8 @@ def read_inputs(paths, spool_in_cache=False):
     ``data.Sources``, read in chunks. Closing it removes the spool; so does the end of the
     command, whatever happens before."""
     from .data import Sources, default_cache_dir
+    if "-" in paths and sys.stdin.isatty():  # else a user who typed `train -` sees nothing happen
+        click.echo("reading standard input: type or paste the text, then Ctrl-D", err=True)
     sources = Sources(paths, sys.stdin.buffer if "-" in paths else None,
                       spool_dir=default_cache_dir() if spool_in_cache else None)
     ctx = click.get_current_context(silent=True)

@@ -518,6 +518,7 @@ class Streams:
             raise CorpusError(
                 f"{what} has {n} tokens, too few for one window of --batch {batch} x "
                 f"--seq-len {seq_len} (+1); use a smaller --batch or --seq-len"
+                + ("" if what == "the corpus" else " or --val-frac")
             )
         self.tokens, self.batch, self.seq_len = tokens, batch, seq_len
         self.stream_len = (n - 1) // batch

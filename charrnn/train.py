@@ -51,7 +51,9 @@ class Trainer:
         self.reporter = reporter or NullReporter()
         self.log, self.stop = log, stop or Stop()
         train_tok, self.val_tok = split_train_val(corpus.tokens, tcfg.val_frac)
-        self.streams = Streams(train_tok, tcfg.batch, tcfg.seq_len)
+        what = "the corpus" if len(self.val_tok) == 0 else \
+            f"the training part of the corpus (all but the last --val-frac {tcfg.val_frac:g})"
+        self.streams = Streams(train_tok, tcfg.batch, tcfg.seq_len, what)
         self.wpe = self.streams.windows_per_epoch
         rng = np.random.default_rng(tcfg.seed)
         if resume is None:

@@ -1,6 +1,7 @@
 """From `charrnn train`'s options to what the trainer needs: the recipe and model configs, the
 corpus (re-expressed in a resumed model's vocabulary), the checkpoint to resume from."""
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -25,8 +26,11 @@ def default_corpus(quiet):
 
 
 def run_name(paths):
+    """The first input's stem; "stdin" for - and for a pipe given as a path (`<(...)`, /dev/stdin)."""
     first = paths[0]
-    return "stdin" if first == "-" else Path(first).stem
+    if first == "-" or first == "/dev/stdin" or re.fullmatch(r"/(dev|proc/self)/fd/\d+", first):
+        return "stdin"
+    return Path(first).stem
 
 
 def refuse_corpus_as_checkpoint(path):

@@ -324,6 +324,11 @@ def test_errors_replace_goes_on(work):
     (["train", "corpus.txt", "--log", "nodir/log.jsonl"], 1, "charrnn: error: --log nodir/log.jsonl: No such file"),
     (["train", "corpus.txt", "--cell", "transformer"], 2, "charrnn: error: Invalid value for '--cell'"),
     (["train", "corpus.txt", "--hidden", "0"], 2, "charrnn: error: Invalid value for '--hidden'"),
+    (["train", "corpus.txt", "--name", ""], 2, "charrnn: error: Invalid value for --name: '' is not a usable run name"),
+    (["train", "corpus.txt", "--val-frac", "0.99"], 1, "charrnn: error: the training part of the corpus (all but the "
+                                                      "last --val-frac 0.99) has 110 tokens, too few for one window "
+                                                      "of --batch 32 x --seq-len 100 (+1); use a smaller --batch or "
+                                                      "--seq-len or --val-frac"),
     (["sample", "--checkpoint", "nothing.ckpt"], 1, "charrnn: error: nothing.ckpt: no such checkpoint"),
     (["sample"], 1, "charrnn: error: no language model found under checkpoints/; train one first: charrnn train CORPUS"),
     (["info", "corpus.txt"], 1, "charrnn: error: corpus.txt: not a charrnn checkpoint"),
