@@ -337,6 +337,11 @@ def _encode_prime(vocab, text):
         return []
     ids, unknown = vocab.encode_known(text)
     warn_unknown(vocab, ids, unknown, "the prime")
+    unk = vocab.read_as_unk(text)
+    if unk:
+        shown = ", ".join(repr(w) for w in list(unk)[:5]) + (f" and {len(unk) - 5:,} more" if len(unk) > 5 else "")
+        click.echo(f"warning: the prime: {sum(unk.values()):,} of {len(ids):,} tokens are not in the model's "
+                   f"vocabulary and are read as its unknown token: {shown}", err=True)
     return [int(i) for i in ids]
 
 

@@ -249,6 +249,17 @@ class Vocab:
         ids = self._lut[cps]
         return ids, ids >= 0
 
+    def read_as_unk(self, text: str) -> dict[str, int]:
+        """Word level with an unknown token: the words of ``text`` the vocabulary lacks, which
+        encoding reads as that token, with their counts (empty otherwise)."""
+        if self.level != "word" or self.unk is None:
+            return {}
+        found = {}
+        for tok in _WORD_RE.findall(text):
+            if tok not in self._index:
+                found[tok] = found.get(tok, 0) + 1
+        return found
+
     def encode_known(self, text: str) -> tuple[np.ndarray, dict[str, int]]:
         """Encode, dropping symbols not in the vocabulary (mapped to unk if there is one).
 

@@ -202,6 +202,15 @@ def test_unknown_prime_characters_warn_and_are_skipped(trained):
                         "skipped: '☃'\n")
 
 
+def test_word_level_prime_words_read_as_unknown_are_named(work):
+    assert run("train", "corpus.txt", "--level", "word", "--max-vocab", "100", "--steps", "2", "--embed", "4",
+               *SMALL).exit_code == 0
+    r = CliRunner().invoke(cli, ["sample", "--prime", "red zyzzyva fox zyzzyva", "--length", "3", "--seed", "0"])
+    assert r.exit_code == 0 and r.stdout.startswith("red \ufffd fox \ufffd")
+    assert r.stderr == ("warning: the prime: 2 of 7 tokens are not in the model's vocabulary and are read as its "
+                        "unknown token: 'zyzzyva'\n")
+
+
 def test_stop_and_num_samples(trained):
     r = run("sample", "--num-samples", "3", "--length", "0", "--stop", ".", "--seed", "5", "--prime", "red")
     assert r.exit_code == 0
