@@ -11,7 +11,7 @@ import numpy as np
 from . import bundle
 from .config import TrainConfig, default_threads
 from .core.model import ModelConfig
-from .errors import CharrnnError
+from .errors import CharrnnError, CheckpointError
 
 PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
 
@@ -49,10 +49,18 @@ def refuse_corpus_as_checkpoint(path):
 def load_resume(o, run):
     path = o["resume"] or run.resume_path()
     if not path:
+        with run.lock():  # a trainer that has not saved yet holds it: say so rather than "nothing"
+            pass
         raise CharrnnError(f"nothing to resume: {run.path} has no checkpoint")
     if os.path.isdir(path):
         path = os.path.join(path, "latest.ckpt")
-    b = bundle.load(path)
+    try:
+        b = bundle.load(path)
+    except CheckpointError as e:
+        earlier = [p for p in run.periodic_paths()[::-1] + [run.best_path()] if p and p != path]
+        if o["resume"] or not earlier:
+            raise
+        raise CheckpointError(f"{e}; resume from an earlier checkpoint with --resume {earlier[0]}") from None
     if b.meta.get("kind") != "lm" or b.train is None or not b.opt_state:
         raise CharrnnError(f"{path}: not a language-model training checkpoint, cannot resume from it")
     return b

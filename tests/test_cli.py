@@ -114,6 +114,20 @@ def test_resume_says_when_there_is_nothing_to_do_or_threads_change(work):
     assert json.loads(run("info", "--json").stdout)["train"]["threads"] == 1
 
 
+def test_resume_points_past_a_damaged_latest_and_names_a_trainer_still_starting(work):
+    assert run("train", "corpus.txt", "--steps", "8", *SMALL).exit_code == 0
+    latest = work / "checkpoints" / "corpus" / "latest.ckpt"
+    latest.write_bytes(latest.read_bytes()[:100])
+    r = run("train", "corpus.txt", "--resume", "--steps", "10", *SMALL)
+    assert r.exit_code == 1 and r.stderr.startswith("charrnn: error: checkpoints/corpus/latest.ckpt: ")
+    assert re.search(r"; resume from an earlier checkpoint with --resume checkpoints/corpus/step-0+8-val-[\d.]+\.ckpt\n$",
+                     r.stderr), r.stderr
+    with rundir.RunDir(work / "checkpoints" / "fresh").lock():  # a trainer that has not saved yet
+        r = run("train", "corpus.txt", "--name", "fresh", "--resume", *SMALL)
+    assert r.exit_code == 1 and r.stderr == ("charrnn: error: checkpoints/fresh: another charrnn train is already "
+                                             f"writing this run (lock held by pid {os.getpid()})\n")
+
+
 def test_existing_run_is_not_overwritten_without_force(work):
     assert run("train", "corpus.txt", "--steps", "4", *SMALL).exit_code == 0
     before = (work / "checkpoints" / "corpus" / "latest.ckpt").read_bytes()
