@@ -1,3 +1,17 @@
-from charrnn.cli import main
+"""`python -m charrnn` and the `charrnn` command (pyproject's entry point: run)."""
+import sys
 
-main()
+
+def run():
+    """Import the CLI (numpy, click: a few hundred ms) and run it; a Ctrl-C that lands during
+    the imports is the same one line and exit 130 as one that lands later, not a traceback."""
+    try:
+        from charrnn.cli import main
+    except KeyboardInterrupt:
+        sys.stderr.write("charrnn: interrupted\n")
+        sys.exit(130)
+    main()
+
+
+if __name__ == "__main__":
+    run()

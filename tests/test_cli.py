@@ -460,6 +460,23 @@ def test_python_dash_m_and_version(work):
     assert r.returncode == 0 and re.fullmatch(rb"charrnn \d+\.\d+\.\d+\n", r.stdout)
 
 
+def test_ctrl_c_during_the_imports_is_one_line_and_130(monkeypatch, capsys):
+    import importlib.abc
+
+    import charrnn.__main__ as entry
+
+    class Interrupt(importlib.abc.MetaPathFinder):  # as if Ctrl-C landed while numpy loads
+        def find_spec(self, name, path, target=None):
+            if name == "charrnn.cli":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "charrnn.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupt(), *sys.meta_path])
+    with pytest.raises(SystemExit) as e:
+        entry.run()
+    assert e.value.code == 130 and capsys.readouterr().err == "charrnn: interrupted\n"
+
+
 def test_checkpoint_dir_env_and_option(work, monkeypatch):
     monkeypatch.setenv("CHARRNN_CHECKPOINT_DIR", str(work / "elsewhere"))
     assert run("train", "corpus.txt", "--steps", "2", *SMALL).exit_code == 0
