@@ -210,6 +210,8 @@ def train(ctx, corpus, **o):
             raise CharrnnError(f"{run.path} already holds a run; use --resume to continue it, --force to start "
                                f"it over, or --name to start another")
         run.clean_stale_temps()
+        if resume is None and o["force"]:
+            run.start_over()
 
         def make(log):
             if resume is not None:

@@ -48,6 +48,7 @@ class RunDir:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
         self._lock_fd: int | None = None
+        self._previous: list[str] = []  # a run started over (--force): its files, removed at the first save
 
     def __repr__(self) -> str:
         return f"RunDir({self.path!r})"
@@ -78,6 +79,12 @@ class RunDir:
         found = [(int(m.group(1)), n) for n in names if (m := _PERIODIC.fullmatch(n))]
         return [os.path.join(self.path, n) for _, n in sorted(found)]
 
+    def start_over(self) -> None:
+        """Start the run this directory holds over (train --force): its checkpoints are removed
+        at the new run's first save, not before, so a start-over that fails early keeps them."""
+        best = os.path.join(self.path, BEST_NAME)
+        self._previous = [p for p in [self.latest_path(), best, *self.periodic_paths()] if p and os.path.isfile(p)]
+
     def write(
         self,
         arrays: Mapping[str, np.ndarray],
@@ -104,6 +111,12 @@ class RunDir:
         if is_best:
             replicate(best, periodic)
         replicate(first, os.path.join(self.path, LATEST_NAME))
+        written = {periodic, os.path.join(self.path, LATEST_NAME), *([best] if is_best else [])}
+        for old in self._previous:  # the run this one replaces: not a mix of both runs' files
+            if old not in written:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(old)
+        self._previous = []
         self._prune(keep, periodic)
         return periodic
 

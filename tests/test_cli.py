@@ -139,6 +139,19 @@ def test_existing_run_is_not_overwritten_without_force(work):
     assert run("train", "corpus.txt", "--steps", "4", "--force", *SMALL).exit_code == 0
 
 
+def test_force_replaces_the_old_run_at_its_first_save_not_before(work):
+    assert run("train", "corpus.txt", "--steps", "12", *SMALL).exit_code == 0
+    run_dir = work / "checkpoints" / "corpus"
+    old = sorted(p.name for p in run_dir.glob("step-*.ckpt"))
+    assert [n[:12] for n in old] == ["step-0000004", "step-0000008", "step-0000012"]
+    assert run("train", "corpus.txt", "--force", "--steps", "1", "--batch", "999", "--quiet").exit_code == 1
+    assert sorted(p.name for p in run_dir.glob("step-*.ckpt")) == old  # failed before saving: all kept
+    assert run("train", "corpus.txt", "--force", "--steps", "5", *SMALL).exit_code == 0
+    assert [p.name[:12] for p in sorted(run_dir.glob("step-*.ckpt"))] == ["step-0000004", "step-0000005"]
+    assert bundle.load(str(run_dir / "latest.ckpt")).step == 5
+    assert not (set(p.name for p in run_dir.glob("step-*.ckpt")) & set(old[1:]))
+
+
 def test_resume_on_another_corpus_needs_force(work):
     assert run("train", "corpus.txt", "--steps", "4", *SMALL).exit_code == 0
     make_corpus(work / "corpus.txt", seed=1)
