@@ -128,7 +128,7 @@ class ClassifyTrainer:
         self.write_log({"event": "eval", **m})
 
     def write_log(self, record):
-        write_log(self.log, record)
+        self.log = write_log(self.log, record, self.reporter)
 
     def info(self):
         return {"step": 0, "max_steps": self.max_steps, "max_seconds": self.max_seconds,

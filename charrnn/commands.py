@@ -119,7 +119,10 @@ def run_training(make, reporter, log_path, stop):
         if hasattr(reporter, "close"):
             reporter.close()
         if log:
-            log.close()
+            try:
+                log.close()
+            except OSError:  # what it could not write was warned about (train.write_log)
+                pass
     if stop.signum:
         sys.exit(128 + stop.signum)
 

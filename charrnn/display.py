@@ -153,8 +153,13 @@ class PlainReporter(SilentReporter):
         self.max_steps = math.inf
 
     def write(self, line):
-        self.stream.write(line + "\n")
-        self.stream.flush()
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except BrokenPipeError:  # the reader of the progress went away (`2>&1 | head`): training goes on
+            self.stream = None
 
     def start(self, info):
         self.max_steps, self.last = info.get("max_steps", math.inf), self.clock()

@@ -230,7 +230,7 @@ class Trainer:
         return vocab.decode([s.draw() for _ in range(PREVIEW_CHARS if vocab.level == "char" else 60)])
 
     def write_log(self, record):
-        write_log(self.log, record)
+        self.log = write_log(self.log, record, self.reporter)
 
     def info(self):
         return {"step": self.step, "max_steps": self.max_steps, "max_seconds": self.max_seconds,
@@ -244,8 +244,15 @@ def _finite(x):
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def write_log(log, record):
-    """One JSON line of --log (nothing without a log file), flushed so a reader sees it at once."""
+def write_log(log, record, reporter):
+    """One JSON line of --log (nothing without a log file), flushed so a reader sees it at once.
+    Returns the log, or None once it cannot be written (a full disk, a closed pipe): the run
+    goes on without it, after one warning."""
     if log is not None:
-        log.write(json.dumps(record, allow_nan=False, default=_finite) + "\n")
-        log.flush()
+        try:
+            log.write(json.dumps(record, allow_nan=False, default=_finite) + "\n")
+            log.flush()
+        except OSError as e:
+            reporter.message(f"warning: --log: {e.strerror or e}; training goes on without it")
+            return None
+    return log

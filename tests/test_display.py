@@ -207,3 +207,26 @@ def test_silent_reporter_prints_nothing(capsys):
     with display.make_reporter(True) as rep:
         script(rep)
     assert capsys.readouterr() == ("", "")
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, s):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_progress_reader_that_goes_away_does_not_stop_training():
+    rep = display.PlainReporter(stream=ClosedPipe(), min_interval=0)
+    rep.start(info())
+    rep.step(step_m(1))  # no exception: the reporter falls silent
+    assert rep.stream is None
+    rep.finish({"step": 1, "best_val_loss": None, "elapsed": 1.0, "interrupted": 0, "latest": None})
+
+
+def test_a_log_that_cannot_be_written_warns_once_and_is_dropped():
+    from charrnn.train import write_log
+    said = []
+    rep = type("R", (), {"message": lambda self, text: said.append(text)})()
+    assert write_log(ClosedPipe(), {"event": "step"}, rep) is None
+    assert said == ["warning: --log: Broken pipe; training goes on without it"]
+    good = io.StringIO()
+    assert write_log(good, {"event": "step", "loss": 1.5}, rep) is good and good.getvalue() == '{"event": "step", "loss": 1.5}\n'
