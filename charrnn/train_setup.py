@@ -57,13 +57,27 @@ def load_resume(o, run):
     try:
         b = bundle.load(path)
     except CheckpointError as e:
-        earlier = [p for p in run.periodic_paths()[::-1] + [run.best_path()] if p and p != path]
-        if o["resume"] or not earlier:
+        good = None if o["resume"] and not os.path.isdir(o["resume"]) else _earlier_good(run, path)
+        if good is None:
             raise
-        raise CheckpointError(f"{e}; resume from an earlier checkpoint with --resume {earlier[0]}") from None
+        raise CheckpointError(f"{e}; resume from an earlier checkpoint with --resume {good}") from None
     if b.meta.get("kind") != "lm" or b.train is None or not b.opt_state:
         raise CharrnnError(f"{path}: not a language-model training checkpoint, cannot resume from it")
     return b
+
+
+def _earlier_good(run, bad):
+    """The newest checkpoint of the run that loads and is not the damaged one: best.ckpt and
+    the newest step file are usually hard links to latest.ckpt, damaged with it."""
+    for p in [*run.periodic_paths()[::-1], run.best_path()]:
+        if p is None or not os.path.exists(p) or (os.path.exists(bad) and os.path.samefile(p, bad)):
+            continue
+        try:
+            bundle.load(p)
+        except CheckpointError:
+            continue
+        return p
+    return None
 
 
 def train_config(o, resume, given):
