@@ -146,29 +146,46 @@ class RunDir:
         """Hold an exclusive flock on ``<dir>/.lock`` (freed when the process dies). A run
         directory left with nothing but the lock (the run failed before its first save) is
         removed on release."""
-        self._ensure_dir()
         lock_path = os.path.join(self.path, LOCK_NAME)
+        fd = self._open_locked(lock_path)
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        except OSError as exc:
-            raise CheckpointError(f"{lock_path}: cannot open lock file: {exc.strerror}") from exc
-        acquired = False
-        try:
-            self._flock(fd)
-            acquired = True
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             self._lock_fd = fd
             yield self
         finally:
-            if acquired:
-                self._lock_fd = None
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, 0)
-                    if os.listdir(self.path) == [LOCK_NAME]:  # a run that failed before its first save
-                        os.unlink(lock_path)
-                        os.rmdir(self.path)
+            self._lock_fd = None
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                if os.listdir(self.path) == [LOCK_NAME]:  # a run that failed before its first save
+                    os.unlink(lock_path)  # still held: a trainer that opened it sees it gone, retries
+                    os.rmdir(self.path)
             os.close(fd)
+
+    def _open_locked(self, lock_path: str) -> int:
+        """An fd of ``lock_path``, flocked. A releasing trainer may remove the lock file (and its
+        empty directory) between our open and our flock: then the lock we hold is on a file no
+        longer there, and we start again."""
+        for _ in range(10):
+            self._ensure_dir()
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            except FileNotFoundError:
+                continue  # the directory went away under us
+            except OSError as exc:
+                raise CheckpointError(f"{lock_path}: cannot open lock file: {exc.strerror}") from exc
+            try:
+                self._flock(fd)
+                held, there = os.fstat(fd), os.stat(lock_path)
+                if (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino):
+                    return fd
+            except FileNotFoundError:
+                pass
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+        raise CheckpointError(f"{self.path}: cannot lock run: its lock file keeps changing")
 
     def _flock(self, fd: int) -> None:
         if fcntl is None:  # pragma: no cover

@@ -937,3 +937,27 @@ def test_resolve_none_with_nothing(tmp_path, suffix):
         assert str(info.value) == (
             f"no checkpoint found under {root}/; train one first: charrnn train CORPUS"
         )
+
+
+def test_a_lock_taken_on_a_file_its_releaser_removed_is_taken_again(tmp_path):
+    """B opens .lock, A (holding it) removes it and its empty directory, B's flock then wins a
+    file no longer there: B must retry, or a third trainer could lock a new file beside it."""
+    run_a, run_b = RunDir(tmp_path / "r"), RunDir(tmp_path / "r")
+    real_flock, raced = run_b._flock, []
+
+    def flock_after_a_releases(fd):
+        if not raced:
+            raced.append(True)
+            with run_a.lock():
+                pass
+            assert not (tmp_path / "r").exists()  # A removed the lock file and the directory
+            return real_flock(fd)  # wins, on the unlinked file
+        return real_flock(fd)
+
+    (tmp_path / "r").mkdir()
+    run_b._flock = flock_after_a_releases
+    with run_b.lock():
+        assert raced and (tmp_path / "r" / ".lock").exists()
+        with pytest.raises(CheckpointError, match="another charrnn train is already writing this run"):
+            with RunDir(tmp_path / "r").lock():
+                pass
