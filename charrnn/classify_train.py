@@ -31,7 +31,9 @@ class ClassifyTrainer:
         n = len(self.train_seqs)
         self.steps_per_epoch = max(1, math.ceil(n / ccfg.batch))
         steps, epochs, minutes = ccfg.limits
-        limits = [s for s in (steps, None if epochs is None else math.ceil(epochs * self.steps_per_epoch)) if s]
+        by_epochs = None if epochs is None or not math.isfinite(epochs * self.steps_per_epoch) else \
+            math.ceil(epochs * self.steps_per_epoch)  # --epochs 1e307: no limit
+        limits = [s for s in (steps, by_epochs) if s]
         self.max_steps = min(limits) if limits else math.inf
         self.max_seconds = minutes * 60 if minutes else math.inf
         self.eval_every = ccfg.eval_every or self.steps_per_epoch

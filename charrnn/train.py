@@ -75,7 +75,7 @@ class Trainer:
             self.state = None  # a different --batch: start the streams afresh
         steps, epochs, minutes = tcfg.limits
         limit = math.inf if steps is None else steps
-        if epochs is not None:
+        if epochs is not None and math.isfinite(epochs * self.wpe):  # --epochs 1e307: no limit
             limit = min(limit, math.ceil(epochs * self.wpe))
         self.max_steps, self.max_seconds = limit, (math.inf if minutes is None else minutes * 60)
         # a fresh model scores ln V per token; a hundred times that only comes from blowing up

@@ -349,6 +349,13 @@ def test_non_finite_numbers_are_refused_in_one_line(work, args):
     assert not (work / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("args", [["train", "corpus.txt", "--epochs", "1e307"], ["train", "corpus.txt", "--minutes", "1e307"]])
+def test_huge_finite_limits_train_to_the_step_limit(work, args):
+    r = run(*args, "--steps", "3", *SMALL)
+    assert r.exit_code == 0, r.stderr
+    assert bundle.load("checkpoints/corpus/latest.ckpt").step == 3
+
+
 def test_errors_replace_goes_on(work):
     (work / "bad.txt").write_bytes((work / "corpus.txt").read_bytes() + b"\xff")
     r = charrnn("train", "bad.txt", "--errors", "replace", "--steps", "2", *SMALL, work=work)
