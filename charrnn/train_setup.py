@@ -36,12 +36,14 @@ def run_name(paths):
 def refuse_corpus_as_checkpoint(path):
     """`charrnn train --resume notes.txt` reads notes.txt as --resume's PATH: say how to mean the corpus."""
     from .checkpoint import MAGIC
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such checkpoint")  # before any default corpus is built
     try:
         with open(path, "rb") as f:
             head = f.read(len(MAGIC))
     except OSError:
-        return  # a directory, or missing: load_resume says what is wrong
-    if head != MAGIC:
+        return  # a directory, or unreadable: load_resume says what is wrong
+    if not head or not MAGIC.startswith(head):  # a truncated checkpoint is still one: load says so
         raise click.UsageError(f"--resume {path}: not a checkpoint; to resume training on a corpus, name the "
                                f"corpus first: charrnn train {path} --resume")
 

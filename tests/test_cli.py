@@ -101,6 +101,9 @@ def test_a_corpus_after_resume_is_not_taken_for_a_checkpoint(work):
     assert r.stderr == ("charrnn: error: --resume corpus.txt: not a checkpoint; to resume training on a corpus, "
                         "name the corpus first: charrnn train corpus.txt --resume\n")
     assert sorted(p.name for p in work.iterdir()) == ["corpus.txt"]  # no default corpus built, no run started
+    r = run("train", "--resume", "nothing.ckpt")
+    assert r.exit_code == 1 and r.stderr == "charrnn: error: nothing.ckpt: no such checkpoint\n"
+    assert sorted(p.name for p in work.iterdir()) == ["corpus.txt"]
 
 
 def test_resume_says_when_there_is_nothing_to_do_or_threads_change(work):
