@@ -77,7 +77,9 @@ def train(data, **o):
     from .classify_train import ClassifyTrainer
     from .train import Stop
 
-    name = data.name if data.name != "<stdin>" else "-"
+    from .train_setup import checked_run_name
+
+    name = getattr(data, "name", "<stdin>")
     labels, texts = labeled.parse_tsv(data.read(), o["errors"], name)
     names, y = labeled.label_index(labels)
     ccfg = ClassifyConfig(**{k: o[k] for k in ClassifyConfig.__dataclass_fields__})
@@ -88,9 +90,7 @@ def train(data, **o):
     mcfg = ModelConfig(vocab_size=len(vocab), cell=o["cell"], activation=o["activation"], layers=o["layers"],
                        hidden=o["hidden"], embed=embed, dropout=o["dropout"], bidirectional=o["bidirectional"],
                        forget_bias=o["forget_bias"], labels=len(names))
-    run_name = o["name"] or ("stdin" if name == "-" else os.path.splitext(os.path.basename(name))[0])
-    if not run_name or "/" in run_name or run_name in (".", ".."):
-        raise click.BadParameter(f"{run_name!r} is not a usable run name", param_hint="--name")
+    run_name = checked_run_name(o["name"], ["-" if name == "<stdin>" else name])
     run = rundir.RunDir(os.path.join(o["checkpoint_dir"], run_name))
     reporter = display.make_reporter(o["quiet"])
     stop = Stop()

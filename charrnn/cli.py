@@ -181,10 +181,7 @@ def train(ctx, corpus, **o):
         setup.refuse_corpus_as_checkpoint(o["resume"])  # `train --resume notes.txt`, before any default corpus
     paths = list(corpus) or [setup.default_corpus(o["quiet"])]
     sources = read_inputs(paths, spool_in_cache=True)  # a missing or unreadable corpus is the first thing to report
-    name = o["name"] if o["name"] is not None else setup.run_name(paths)
-    if not name or "/" in name or name in (".", ".."):
-        raise click.BadParameter(f"{name!r} is not a usable run name", param_hint="--name")
-    run = rundir.RunDir(os.path.join(o["checkpoint_dir"], name))
+    run = rundir.RunDir(os.path.join(o["checkpoint_dir"], setup.checked_run_name(o["name"], paths)))
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     resume = setup.load_resume(o, run) if o["resume"] is not None else None
     tcfg = setup.train_config(o, resume, given)
@@ -281,7 +278,6 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
     from .core import model
     from .core.sampling import Sampler, beam_search, context
 
-    b = bundle.load(bundle.resolve(ckpt, checkpoint_dir))
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
     if beam and length == 0:
@@ -293,6 +289,7 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
         if ignored:
             raise click.UsageError(f"--beam cannot be combined with {', '.join(ignored)}: beam search takes "
                                    f"the single most likely continuation of --length tokens")
+    b = bundle.load(bundle.resolve(ckpt, checkpoint_dir))  # after the usage errors, which need no model
     if prime_file is not None:
         prime = decode_input(prime_file.read(), "strict", getattr(prime_file, "name", "<stdin>"),
                              has_errors_option=False)

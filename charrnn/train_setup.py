@@ -25,6 +25,14 @@ def default_corpus(quiet):
     return path
 
 
+def checked_run_name(given, paths):
+    """--name, else the inputs' run_name; a usage error for one that is not a plain directory name."""
+    name = given if given is not None else run_name(paths)
+    if not name or "/" in name or name in (".", ".."):
+        raise click.BadParameter(f"{name!r} is not a usable run name", param_hint="--name")
+    return name
+
+
 def run_name(paths):
     """The first input's stem; "stdin" for - and for a pipe given as a path (`<(...)`, /dev/stdin)."""
     first = paths[0]
