@@ -142,7 +142,7 @@ def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
         out.write(names[k] + extra + "\n")
     out.flush()
     if unknown:
-        click.echo(f"warning: {unknown} line(s) had characters the model never saw; they were skipped", err=True)
+        click.echo(f"warning: in {unknown} line(s), symbols the model never saw were skipped", err=True)
     if labeled_input:
         strangers = sorted(set(truth) - set(names))
         if strangers:

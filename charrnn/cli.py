@@ -32,8 +32,7 @@ LAZY_COMMANDS = {
 }
 
 
-# click 8.2+ raises this for a group called without a command; 8.1 prints the help itself
-_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+_NO_ARGS_IS_HELP = click.exceptions.NoArgsIsHelpError  # a group called without a command
 
 
 class CharrnnGroup(click.Group):
@@ -364,7 +363,8 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     ids, unknown = b.vocab.encode_known(text)
     warn_unknown(b.vocab, ids, unknown, "<stdin>" if file == "-" else file)
     if len(ids) < 2:
-        raise CharrnnError(f"{file}: too short to score (needs at least 2 tokens the model knows)")
+        raise CharrnnError(f"{'<stdin>' if file == '-' else file}: too short to score (needs at least 2 tokens "
+                           f"the model knows)")
     nll, n = scoring.stream_nll(b.params, b.cfg, np.asarray(ids), batch=16, seq_len=100,
                                 workers=default_threads(16))
     chars = sum(len(b.vocab.tokens[i]) for i in ids[1:]) if b.vocab.level == "word" else n

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .errors import CharrnnError
+from .errors import BadBytes, CharrnnError
 
 CKPT_DIR_HELP = "Where runs live (env CHARRNN_CHECKPOINT_DIR)."
 
@@ -44,6 +44,9 @@ class InputFile(click.File):
         return super().convert(value, param, ctx)
 
 
+WIDE = 250  # columns of a report written to a file or a pipe: wider than any table we print
+
+
 def report_console(wide=True, **kw):
     """A rich Console on stderr for a command's report (diagnose, inspect, plot). Off a terminal
     and ``wide``, it is not cut to rich's default 80 columns, where a table truncates its numbers; a reader
@@ -61,9 +64,6 @@ def report_console(wide=True, **kw):
     return console
 
 
-WIDE = 250  # columns of a report written to a file or a pipe: wider than any table we print
-
-
 def warn_unknown(vocab, ids, unknown, what):
     """One warning line on stderr for the symbols Vocab.encode_known dropped from ``what`` (ids
     are what it kept): how many occurrences of how many, and which."""
@@ -73,19 +73,19 @@ def warn_unknown(vocab, ids, unknown, what):
     total = len(ids) + n
     unit = "character" if vocab.level == "char" else "token"
     shown = ", ".join(repr(u) for u in list(unknown)[:5]) + (f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else "")
-    click.echo(f"warning: {what}: {n:,} of {total:,} {unit}{'s' if total > 1 else ''} ({n / total:.1%}) are not in "
-               f"the model's vocabulary and were skipped: {shown}", err=True)
+    are, were = ("is", "was") if n == 1 else ("are", "were")
+    click.echo(f"warning: {what}: {n:,} of {total:,} {unit}{'s' if total > 1 else ''} ({n / total:.1%}) {are} not "
+               f"in the model's vocabulary and {were} skipped: {shown}", err=True)
 
 
 def decode_input(data, errors, name, has_errors_option=True):
     """decode_bytes(data, errors), with a bad byte's error naming ``name`` (and, for a command
     without --errors, not advising it)."""
-    from .errors import BadBytes
-    from .text import decode_bytes
+    from .text import UTF8_ADVICE, decode_bytes
     try:
         return decode_bytes(data, errors)
-    except BadBytes as e:
-        raise e.at(name, advice="" if has_errors_option else None) from None
+    except BadBytes as e:  # only the --errors advice goes where there is no --errors
+        raise e.at(name, advice=None if e.advice == UTF8_ADVICE and not has_errors_option else "") from None
 
 
 def read_inputs(paths, spool_in_cache=False):

@@ -100,9 +100,10 @@ def _score(b, texts):
     """(totals, predicted characters) for a batch of lines (without their line breaks); -inf for a
     line with a symbol the model never saw."""
     vocab = b.vocab
+    crlf = ("\r" if vocab.level == "char" else "\r\n") in set(vocab.tokens)  # once: tokens is a tuple
     seqs, counts, slots = [], [], []
     for i, text in enumerate(texts):
-        ids, chars = _encode_line(vocab, text)
+        ids, chars = _encode_line(vocab, text, crlf)
         counts.append(chars)
         if ids is not None:
             seqs.append(ids)
@@ -113,19 +114,19 @@ def _score(b, texts):
     return totals, counts
 
 
-def _encode_line(vocab, text):
+def _encode_line(vocab, text, crlf):
     """(ids of context + line + line break, or None if the model cannot read them; the number of
     characters predicted: the line's and its break's).
 
-    The break is "\r\n" for a CRLF line if the model knows a "\r", else "\n". At word level a
-    whitespace run is one token, so a blank or whitespace-only line would merge with its line
-    breaks into a single token, leaving nothing to predict (or a run the model never saw): such
-    a line is read as the token "\n", then the line's own tokens.
+    The break is "\r\n" for a CRLF line if the model knows one (crlf), else "\n". At word level a
+    whitespace run is one token, so a line's edges merge with its line breaks: a blank line is
+    one token, leaving nothing to predict, and "\n   " may be a run the model never saw. A
+    word-level line that cannot be read whole is read as the token "\n", then its own tokens.
     """
     end = "\n"
     if text.endswith("\r"):
         text = text[:-1]
-        end = "\r\n" if ("\r" if vocab.level == "char" else "\r\n") in vocab.tokens else "\n"
+        end = "\r\n" if crlf else "\n"
     ids, unknown = vocab.encode_known("\n" + text + end)
     if (unknown or len(ids) < 2) and vocab.level == "word":
         ctx, unknown_ctx = vocab.encode_known("\n")

@@ -232,7 +232,7 @@ def test_unknown_prime_characters_warn_and_are_skipped(trained):
     r = CliRunner().invoke(cli, ["sample", "--prime", "red ☃fox", "--length", "5", "--seed", "0"])
     assert r.exit_code == 0
     assert r.stdout.startswith("red fox")
-    assert r.stderr == ("warning: the prime: 1 of 8 characters (12.5%) are not in the model's vocabulary and were "
+    assert r.stderr == ("warning: the prime: 1 of 8 characters (12.5%) is not in the model's vocabulary and was "
                         "skipped: '☃'\n")
 
 
@@ -408,8 +408,7 @@ def test_stdin_training_and_pipe_to_head(work):
 @pytest.mark.parametrize("command", [
     "sample --length 100000",
     "score corpus.txt",
-    "eval corpus.txt --json",
-    "inspect corpus.txt --find 2>&1",  # a report on stderr, read by head too
+    "inspect --file corpus.txt --find 2>&1",  # a report on stderr, read by head too
     "diagnose 2>&1",
 ])
 def test_a_reader_that_goes_away_ends_any_command_quietly(trained, command):
