@@ -67,8 +67,9 @@ class Sources:
     The stream is the bytes of each path in order with the leading UTF-8 BOM of every file
     after the first one dropped (the first file's BOM is the stream's leading BOM, which
     decoding drops): otherwise a second file's BOM would land mid-text as a U+FEFF token the
-    model learns to emit. These are the bytes the corpus sha256 is taken of and the bytes
-    error offsets count, exactly as when the inputs were read into memory whole.
+    model learns to emit. These are the bytes the corpus sha256 is taken of, exactly as when
+    the inputs were read into memory whole; ``locate`` turns an offset into them into the file
+    and the offset within it that an error message gives.
 
     Every path is opened once up front, in order, so a missing or unreadable one is reported
     before anything is read. Standard input ("-") is spooled in chunks to a temporary file in
