@@ -15,6 +15,7 @@ import hashlib
 import json
 import mmap
 import os
+import stat
 import sys
 import tempfile
 from collections import Counter
@@ -72,7 +73,8 @@ class Sources:
     and the offset within it that an error message gives.
 
     Every path is opened once up front, in order, so a missing or unreadable one is reported
-    before anything is read. Standard input ("-") is spooled in chunks to a temporary file in
+    before anything is read. Standard input ("-"), and any input that is not a regular file
+    (a named pipe, ``<(...)``), is spooled in chunks to a temporary file in
     ``spool_dir`` (or tempfile's default directory if that is None or unusable), then read
     like the others; ``close()`` (or leaving the ``with`` block) removes it.
     """
@@ -90,6 +92,9 @@ class Sources:
                     real = self._spool(stream, spool_dir)
                 else:
                     real = path
+                    with open_input(path) as f:
+                        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a pipe, <(...): it reads once
+                            real = self._spool(f, spool_dir)
                 with open_input(real) as f:
                     self.size += os.fstat(f.fileno()).st_size
                 self.paths.append(real)

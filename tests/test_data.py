@@ -489,3 +489,17 @@ def test_train_from_stdin_leaves_no_spool(data, ok, tmp_path, monkeypatch):
                                  "--quiet", "--val-frac", "0"], input=data)
     assert (r.exit_code == 0) == ok, r.output
     assert not [n for n in os.listdir(tmp_path / "cache") if n.startswith(".tmp-")]
+
+
+def test_a_named_pipe_is_read_once_and_spooled_like_stdin(tmp_path):
+    import threading
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    text = "héllo from a pipe\n" * 500
+    writer = threading.Thread(target=lambda: fifo.write_bytes(text.encode()))
+    writer.start()
+    with Sources([str(fifo)], spool_dir=str(tmp_path / "spool")) as src:
+        writer.join()
+        c = load_corpus(src)  # several passes over the input, each of which would read an empty pipe
+        assert c.vocab.decode(c.tokens) == text and len(os.listdir(tmp_path / "spool")) == 1
+    assert os.listdir(tmp_path / "spool") == []  # the spool removed
