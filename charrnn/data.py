@@ -514,7 +514,8 @@ class Streams:
     Only the B*(T+1) needed tokens are read, so ``tokens`` may be a memmap.
     """
 
-    def __init__(self, tokens: np.ndarray, batch: int, seq_len: int, what: str = "the corpus"):
+    def __init__(self, tokens: np.ndarray, batch: int, seq_len: int, what: str = "the corpus",
+                 remedies: str = "a smaller --batch or --seq-len"):
         if batch < 1 or seq_len < 1:
             raise ValueError("batch and seq_len must be at least 1")
         if tokens.ndim != 1:
@@ -523,8 +524,7 @@ class Streams:
         if n < batch * seq_len + 1:
             raise CorpusError(
                 f"{what} has {n} tokens, too few for one window of --batch {batch} x "
-                f"--seq-len {seq_len} (+1); use a smaller --batch or --seq-len"
-                + ("" if what == "the corpus" else " or --val-frac")
+                f"--seq-len {seq_len} (+1); use {remedies}"
             )
         self.tokens, self.batch, self.seq_len = tokens, batch, seq_len
         self.stream_len = (n - 1) // batch

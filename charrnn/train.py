@@ -51,9 +51,12 @@ class Trainer:
         self.reporter = reporter or NullReporter()
         self.log, self.stop = log, stop or Stop()
         train_tok, self.val_tok = split_train_val(corpus.tokens, tcfg.val_frac)
-        what = "the corpus" if len(self.val_tok) == 0 else \
-            f"the training part of the corpus (all but the last --val-frac {tcfg.val_frac:g})"
-        self.streams = Streams(train_tok, tcfg.batch, tcfg.seq_len, what)
+        if len(self.val_tok) == 0:
+            self.streams = Streams(train_tok, tcfg.batch, tcfg.seq_len)
+        else:
+            self.streams = Streams(train_tok, tcfg.batch, tcfg.seq_len,
+                                   f"the training part of the corpus (all but the last --val-frac {tcfg.val_frac:g})",
+                                   "a smaller --batch or --seq-len or --val-frac")
         self.wpe = self.streams.windows_per_epoch
         rng = np.random.default_rng(tcfg.seed)
         if resume is None:
