@@ -41,6 +41,8 @@ class InputFile(click.File):
         if isinstance(value, str) and value != "-":
             from .data import open_input
             open_input(value).close()  # CorpusError in charrnn's words, before click's own
+        elif value == "-":
+            hint_stdin()
         return super().convert(value, param, ctx)
 
 
@@ -88,14 +90,20 @@ def decode_input(data, errors, name, has_errors_option=True):
         raise e.at(name, advice=None if e.advice == UTF8_ADVICE and not has_errors_option else "") from None
 
 
+def hint_stdin():
+    """Standard input is a terminal: say it is being read, else `charrnn score` seems to hang."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        click.echo("reading standard input: type or paste the text, then Ctrl-D", err=True)
+
+
 def read_inputs(paths, spool_in_cache=False):
     """The inputs, opened (errors for a missing or unreadable one come first), standard input
     spooled to a temporary file (in the token cache directory when training): a
     ``data.Sources``, read in chunks. Closing it removes the spool; so does the end of the
     command, whatever happens before."""
     from .data import Sources, default_cache_dir
-    if "-" in paths and sys.stdin.isatty():  # else a user who typed `train -` sees nothing happen
-        click.echo("reading standard input: type or paste the text, then Ctrl-D", err=True)
+    if "-" in paths:
+        hint_stdin()
     sources = Sources(paths, sys.stdin.buffer if "-" in paths else None,
                       spool_dir=default_cache_dir() if spool_in_cache else None)
     ctx = click.get_current_context(silent=True)

@@ -124,6 +124,8 @@ class Sources:
         with f:
             while piece := stream.read(CHUNK_BYTES):
                 f.write(piece)
+                if len(piece) < CHUNK_BYTES:  # a buffered read came back short: the end, and on a
+                    break                     # terminal, one more read would wait for a second Ctrl-D
         return f.name
 
     def chunks(self, size: int | None = None) -> Iterator[bytes]:

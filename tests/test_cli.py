@@ -503,6 +503,26 @@ def test_ctrl_c_during_the_imports_is_one_line_and_130(monkeypatch, capsys):
     assert e.value.code == 130 and capsys.readouterr().err == "charrnn: interrupted\n"
 
 
+@pytest.mark.parametrize("args", [["score"], ["eval", "-"], ["sample", "--prime-file", "-", "--length", "1"]])
+def test_reading_a_terminal_says_so_for_every_command_that_reads_stdin(trained, args):
+    import pty
+    master, slave = pty.openpty()  # standard input is a terminal, as when a user forgets the file
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "charrnn", *args], stdin=slave, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=trained, env=env_for(trained))
+        os.write(master, b"red fox sees a cat\nthe moon\n\x04")  # two lines, then one Ctrl-D
+        out, err = p.communicate(timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0, err
+    assert err.decode().startswith("reading standard input: type or paste the text, then Ctrl-D\n")
+    if args[0] == "score":
+        assert [line.split("\t")[2] for line in out.decode().splitlines()] == ["red fox sees a cat", "the moon"]
+    if args[0] == "eval":  # all of it was read, after a single Ctrl-D
+        assert "tokens 27\n" in out.decode()  # 28 characters, the first only read
+
+
 def test_checkpoint_dir_env_and_option(work, monkeypatch):
     monkeypatch.setenv("CHARRNN_CHECKPOINT_DIR", str(work / "elsewhere"))
     assert run("train", "corpus.txt", "--steps", "2", *SMALL).exit_code == 0
