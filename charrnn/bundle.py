@@ -73,7 +73,7 @@ def resolve(path, checkpoint_dir, kind="lm"):
     trained last does not hide the language model trained before it."""
     def accept(p):
         try:
-            _, meta = checkpoint.load(p)
+            meta = checkpoint.read_meta(p)  # the manifest only: the chosen file is loaded in full later
         except CheckpointError:
             return True  # load() then says what is wrong with it
         return (meta.get("kind") == "classifier") == (kind == "classifier")

@@ -51,6 +51,7 @@ __all__ = [
     "canonical_json",
     "is_temp_name",
     "load",
+    "read_meta",
     "replicate",
     "save",
 ]
@@ -245,6 +246,26 @@ def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
         raise CheckpointError(
             f"{name}: unexpected error reading checkpoint ({type(exc).__name__}: {detail})"
         ) from exc
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """A checkpoint's meta from its header and manifest alone, not checked against the payload's
+    checksum: for choosing which file to load (bundle.resolve); load() is what verifies one."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            head = f.read(_HEADER.size)
+            size = os.fstat(f.fileno()).st_size
+            if len(head) < _HEADER.size or not head.startswith(MAGIC):
+                raise CheckpointError(f"{name}: not a charrnn checkpoint")
+            _, version, length = _HEADER.unpack(head)
+            if length > size - _HEADER.size:
+                raise CheckpointError(f"{name}: truncated or damaged checkpoint")
+            return _parse_manifest(name, f.read(length), version)["meta"]
+    except CheckpointError:
+        raise
+    except Exception as exc:  # the boundary, as in load
+        raise CheckpointError(f"{name}: cannot read checkpoint ({type(exc).__name__})") from exc
 
 
 def _read_file(path: str) -> bytes:

@@ -961,3 +961,22 @@ def test_a_lock_taken_on_a_file_its_releaser_removed_is_taken_again(tmp_path):
         with pytest.raises(CheckpointError, match="another charrnn train is already writing this run"):
             with RunDir(tmp_path / "r").lock():
                 pass
+
+
+def test_read_meta_reads_the_manifest_alone_and_refuses_what_is_not_a_checkpoint(tmp_path):
+    from charrnn.checkpoint import read_meta
+    path = tmp_path / "m.ckpt"
+    save(path, {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, {"kind": "lm", "step": 7})
+    assert read_meta(path) == load(path)[1] == {"kind": "lm", "step": 7}
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # the payload damaged: read_meta does not look; load does
+    path.write_bytes(bytes(data))
+    assert read_meta(path)["step"] == 7
+    with pytest.raises(CheckpointError):
+        load(path)
+    (tmp_path / "t.txt").write_text("not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a charrnn checkpoint"):
+        read_meta(tmp_path / "t.txt")
+    path.write_bytes(bytes(data[:40]))
+    with pytest.raises(CheckpointError):
+        read_meta(path)
