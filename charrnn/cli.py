@@ -334,12 +334,7 @@ def _encode_prime(vocab, text):
     if not text:
         return []
     ids, unknown = vocab.encode_known(text)
-    warn_unknown(vocab, ids, unknown, "the prime")
-    unk = vocab.read_as_unk(text)
-    if unk:
-        shown = ", ".join(repr(w) for w in list(unk)[:5]) + (f" and {len(unk) - 5:,} more" if len(unk) > 5 else "")
-        click.echo(f"warning: the prime: {sum(unk.values()):,} of {len(ids):,} tokens are not in the model's "
-                   f"vocabulary and are read as its unknown token: {shown}", err=True)
+    warn_unknown(vocab, ids, unknown, "the prime", text)
     return [int(i) for i in ids]
 
 
@@ -361,7 +356,7 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     with read_inputs([file]) as sources:  # scoring reads the whole text
         text = decode_input(sources.read(), errors, "<stdin>" if file == "-" else file)
     ids, unknown = b.vocab.encode_known(text)
-    warn_unknown(b.vocab, ids, unknown, "<stdin>" if file == "-" else file)
+    warn_unknown(b.vocab, ids, unknown, "<stdin>" if file == "-" else file, text)
     if len(ids) < 2:
         raise CharrnnError(f"{'<stdin>' if file == '-' else file}: too short to score (needs at least 2 tokens "
                            f"the model knows)")

@@ -66,18 +66,29 @@ def report_console(wide=True, **kw):
     return console
 
 
-def warn_unknown(vocab, ids, unknown, what):
+def warn_unknown(vocab, ids, unknown, what, text=None):
     """One warning line on stderr for the symbols Vocab.encode_known dropped from ``what`` (ids
-    are what it kept): how many occurrences of how many, and which."""
-    if not unknown:
-        return
-    n = sum(unknown.values())
-    total = len(ids) + n
+    are what it kept): how many occurrences of how many, and which. With the ``text``, a second
+    for the words a word-level model reads as its unknown token."""
     unit = "character" if vocab.level == "char" else "token"
-    shown = ", ".join(repr(u) for u in list(unknown)[:5]) + (f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else "")
-    are, were = ("is", "was") if n == 1 else ("are", "were")
-    click.echo(f"warning: {what}: {n:,} of {total:,} {unit}{'s' if total > 1 else ''} ({n / total:.1%}) {are} not "
-               f"in the model's vocabulary and {were} skipped: {shown}", err=True)
+    if unknown:
+        n = sum(unknown.values())
+        total = len(ids) + n
+        are, were = ("is", "was") if n == 1 else ("are", "were")
+        click.echo(f"warning: {what}: {n:,} of {total:,} {unit}{'s' if total > 1 else ''} ({n / total:.1%}) {are} "
+                   f"not in the model's vocabulary and {were} skipped: {_some(unknown)}", err=True)
+    unk = vocab.read_as_unk(text) if text is not None else {}
+    if unk:
+        n = sum(unk.values())
+        are = "is" if n == 1 else "are"
+        click.echo(f"warning: {what}: {n:,} of {len(ids):,} {unit}s ({n / max(len(ids), 1):.1%}) {are} not in the "
+                   f"model's vocabulary and {are} read as its unknown token: {_some(unk)}", err=True)
+
+
+def _some(symbols):
+    """'a', 'b', 'c', 'd', 'e' and 7 more."""
+    shown = ", ".join(repr(u) for u in list(symbols)[:5])
+    return shown + (f" and {len(symbols) - 5:,} more" if len(symbols) > 5 else "")
 
 
 def decode_input(data, errors, name, has_errors_option=True):

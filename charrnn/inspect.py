@@ -105,7 +105,7 @@ def _read_text(file, errors):
 def _encode(vocab, text):
     """(ids (T,), the text the model reads): unknown symbols dropped with one warning."""
     ids, unknown = vocab.encode_known(text)
-    warn_unknown(vocab, ids, unknown, "the text")
+    warn_unknown(vocab, ids, unknown, "the text", text)
     if len(ids) == 0:
         raise CharrnnError("nothing to inspect: the text has no symbol the model knows")
     return ids, vocab.decode(ids)

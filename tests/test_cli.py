@@ -241,8 +241,12 @@ def test_word_level_prime_words_read_as_unknown_are_named(work):
                *SMALL).exit_code == 0
     r = CliRunner().invoke(cli, ["sample", "--prime", "red zyzzyva fox zyzzyva", "--length", "3", "--seed", "0"])
     assert r.exit_code == 0 and r.stdout.startswith("red \ufffd fox \ufffd")
-    assert r.stderr == ("warning: the prime: 2 of 7 tokens are not in the model's vocabulary and are read as its "
-                        "unknown token: 'zyzzyva'\n")
+    assert r.stderr == ("warning: the prime: 2 of 7 tokens (28.6%) are not in the model's vocabulary and are read "
+                        "as its unknown token: 'zyzzyva'\n")
+    (work / "zoo.txt").write_text("red zyzzyva fox aardvark the\n")
+    r = run("eval", "zoo.txt")
+    assert r.exit_code == 0 and r.stderr == ("warning: zoo.txt: 2 of 10 tokens (20.0%) are not in the model's "
+                                             "vocabulary and are read as its unknown token: 'zyzzyva', 'aardvark'\n")
 
 
 def test_stop_and_num_samples(trained):
