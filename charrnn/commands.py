@@ -97,8 +97,11 @@ def decode_input(data, errors, name, has_errors_option=True):
     from .text import UTF8_ADVICE, decode_bytes
     try:
         return decode_bytes(data, errors)
-    except BadBytes as e:  # only the --errors advice goes where there is no --errors
-        raise e.at(name, advice=None if e.advice == UTF8_ADVICE and not has_errors_option else "") from None
+    except BadBytes as e:
+        located = e.at(name)
+        if e.advice == UTF8_ADVICE and not has_errors_option:  # it says "use --errors replace"
+            located = located.without_advice()
+        raise located from None
 
 
 def hint_stdin():

@@ -16,14 +16,16 @@ class CheckpointError(CharrnnError):
 
 
 class BadBytes(CorpusError):
-    """Bytes that are not text: "<problem> at byte offset <offset><advice>", an offset into the
-    bytes read, which ``at`` turns into one naming the file (and, with advice=None, drops the
-    advice where a command has no --errors to follow it)."""
+    """Bytes that are not text: "<problem> at byte offset <offset><advice>", the offset into the
+    bytes read. ``at`` names the file (with the offset within it); ``without_advice`` drops the
+    advice, for a command that lacks the option it names."""
 
     def __init__(self, problem, offset, advice=""):
         self.problem, self.offset, self.advice = problem, offset, advice
         super().__init__(f"{problem} at byte offset {offset}{advice}")
 
-    def at(self, name, offset=None, advice=""):
-        advice = self.advice if advice == "" else (advice or "")
-        return BadBytes(f"{name}: {self.problem}", self.offset if offset is None else offset, advice)
+    def at(self, name, offset=None):
+        return BadBytes(f"{name}: {self.problem}", self.offset if offset is None else offset, self.advice)
+
+    def without_advice(self):
+        return BadBytes(self.problem, self.offset)
