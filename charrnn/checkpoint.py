@@ -254,13 +254,7 @@ def read_meta(path: str | os.PathLike) -> dict:
     name = os.fspath(path)
     try:
         with open(name, "rb") as f:
-            head = f.read(_HEADER.size)
-            size = os.fstat(f.fileno()).st_size
-            if len(head) < _HEADER.size or not head.startswith(MAGIC):
-                raise CheckpointError(f"{name}: not a charrnn checkpoint")
-            _, version, length = _HEADER.unpack(head)
-            if length > size - _HEADER.size:
-                raise CheckpointError(f"{name}: truncated or damaged checkpoint")
+            version, length = _parse_header(name, f.read(_HEADER.size), os.fstat(f.fileno()).st_size)
             return _parse_manifest(name, f.read(length), version)["meta"]
     except CheckpointError:
         raise
@@ -302,11 +296,23 @@ def _decode(path: str, data: bytes) -> tuple[dict[str, np.ndarray], dict]:
 def _split(path: str, data: memoryview) -> tuple[int, bytes, memoryview]:
     """Check the header; return (version, manifest bytes, payload view)."""
     size = len(data)
-    if not MAGIC.startswith(bytes(data[: len(MAGIC)])):
+    version, length = _parse_header(path, bytes(data[: _HEADER.size]), size)
+    manifest_end = _HEADER.size + length
+    payload_start = _align(manifest_end)
+    if payload_start > size:
+        raise CheckpointError(f"{path}: truncated checkpoint (ends inside the header padding)")
+    if any(data[manifest_end:payload_start]):
+        raise CheckpointError(f"{path}: damaged checkpoint (non-zero header padding)")
+    return version, bytes(data[_HEADER.size : manifest_end]), data[payload_start:]
+
+
+def _parse_header(path: str, head: bytes, size: int) -> tuple[int, int]:
+    """(format version, manifest length) from a file's first _HEADER.size bytes and its size."""
+    if not MAGIC.startswith(head[: len(MAGIC)]):
         raise CheckpointError(f"{path}: not a charrnn checkpoint")
     if size < _HEADER.size:
         raise CheckpointError(f"{path}: truncated checkpoint ({size} bytes, header incomplete)")
-    _, version, length = _HEADER.unpack_from(data)
+    _, version, length = _HEADER.unpack(head)
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: written by a newer charrnn (format {version}); upgrade charrnn to read it"
@@ -318,13 +324,7 @@ def _split(path: str, data: memoryview) -> tuple[int, bytes, memoryview]:
             f"{path}: truncated or damaged checkpoint "
             f"(manifest length {length} is larger than the file, {size} bytes)"
         )
-    manifest_end = _HEADER.size + length
-    payload_start = _align(manifest_end)
-    if payload_start > size:
-        raise CheckpointError(f"{path}: truncated checkpoint (ends inside the header padding)")
-    if any(data[manifest_end:payload_start]):
-        raise CheckpointError(f"{path}: damaged checkpoint (non-zero header padding)")
-    return version, bytes(data[_HEADER.size : manifest_end]), data[payload_start:]
+    return version, length
 
 
 def _reject_constant(name: str) -> None:

@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from . import bundle, labeled, rundir
-from .commands import Finite, InputFile, checkpoint_dir_option, decode_input, run_training
+from .commands import Finite, InputFile, checkpoint_dir_option, input_name, run_training
 from .config import ClassifyConfig
 from .core import cells, optim
 from .core.model import ModelConfig
@@ -79,7 +79,7 @@ def train(data, **o):
 
     from .train_setup import checked_run_name
 
-    name = getattr(data, "name", "<stdin>")
+    name = input_name(data)
     labels, texts = labeled.parse_tsv(data.read(), o["errors"], name)
     names, y = labeled.label_index(labels)
     ccfg = ClassifyConfig(**{k: o[k] for k in ClassifyConfig.__dataclass_fields__})
@@ -116,15 +116,16 @@ def train(data, **o):
 def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     """Write one label per line of FILE (- or none: stdin) to stdout."""
     from .classify_train import predict as predict_probs
+    from .text import decode_bytes
 
     b = bundle.load(bundle.resolve(ckpt, checkpoint_dir, "classifier"), kind="classifier")
     names = b.meta["labels"]
     max_len = int(b.meta.get("classify", {}).get("max_len", 400))
     data = file.read()
     if labeled_input:
-        truth, texts = labeled.parse_tsv(data, errors, getattr(file, "name", "<stdin>"), min_labels=1)
+        truth, texts = labeled.parse_tsv(data, errors, input_name(file), min_labels=1)
     else:
-        text = decode_input(data, errors, getattr(file, "name", "<stdin>"))
+        text = decode_bytes(data, errors, name=input_name(file))
         texts = [ln.removesuffix("\r") for ln in text.split("\n")]
         if texts and texts[-1] == "":
             texts.pop()  # the line break that ends the last line

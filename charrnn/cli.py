@@ -15,8 +15,7 @@ import numpy as np
 
 from . import __version__, blas, bundle, rundir
 from . import train_setup as setup
-from .commands import (Finite, InputFile, checkpoint_dir_option, decode_input, read_inputs, run_training,
-                       warn_unknown)
+from .commands import Finite, InputFile, checkpoint_dir_option, input_name, read_inputs, run_training, warn_unknown
 from .config import default_threads
 from .core import cells, optim
 from .core.model import num_params
@@ -30,9 +29,6 @@ LAZY_COMMANDS = {
     "plot": "charrnn.plot:plot",
     "score": "charrnn.score:score",
 }
-
-
-_NO_ARGS_IS_HELP = click.exceptions.NoArgsIsHelpError  # a group called without a command
 
 
 class CharrnnGroup(click.Group):
@@ -65,7 +61,7 @@ class CharrnnGroup(click.Group):
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
         except click.UsageError as e:
-            if isinstance(e, _NO_ARGS_IS_HELP):  # `charrnn` or `charrnn classify` alone: the help, as is
+            if isinstance(e, click.exceptions.NoArgsIsHelpError):  # `charrnn` (or a group) alone: its help
                 click.echo(e.format_message(), err=True)
                 sys.exit(2)
             _fail(e.format_message(), 2)
@@ -290,8 +286,8 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
                                    f"the single most likely continuation of --length tokens")
     b = bundle.load(bundle.resolve(ckpt, checkpoint_dir))  # after the usage errors, which need no model
     if prime_file is not None:
-        prime = decode_input(prime_file.read(), "strict", getattr(prime_file, "name", "<stdin>"),
-                             has_errors_option=False)
+        from .text import decode_bytes
+        prime = decode_bytes(prime_file.read(), name=input_name(prime_file), errors_option=False)
     prime_ids = _encode_prime(b.vocab, prime or "")
     out = sys.stdout.buffer
     rng = np.random.default_rng(seed)
@@ -351,15 +347,16 @@ def _encode_prime(vocab, text):
 def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     """Score a text: loss in nats per token, bits per character, perplexity."""
     from . import scoring
+    from .text import decode_bytes
 
     b = bundle.load(bundle.resolve(ckpt, checkpoint_dir))
+    name = input_name(file)
     with read_inputs([file]) as sources:  # scoring reads the whole text
-        text = decode_input(sources.read(), errors, "<stdin>" if file == "-" else file)
+        text = decode_bytes(sources.read(), errors, name=name)
     ids, unknown = b.vocab.encode_known(text)
-    warn_unknown(b.vocab, ids, unknown, "<stdin>" if file == "-" else file, text)
+    warn_unknown(b.vocab, ids, unknown, name, text)
     if len(ids) < 2:
-        raise CharrnnError(f"{'<stdin>' if file == '-' else file}: too short to score (needs at least 2 tokens "
-                           f"the model knows)")
+        raise CharrnnError(f"{name}: too short to score (needs at least 2 tokens the model knows)")
     nll, n = scoring.stream_nll(b.params, b.cfg, np.asarray(ids), batch=16, seq_len=100,
                                 workers=default_threads(16))
     chars = sum(len(b.vocab.tokens[i]) for i in ids[1:]) if b.vocab.level == "word" else n

@@ -1,6 +1,6 @@
 """What the commands share: the --checkpoint-dir option, a float option type that refuses nan
 and infinity, the rich console of a report on stderr, the warning for symbols a model does
-not know, reading inputs (files or standard
+not know, how an input is named, reading inputs (files or standard
 input) and running a trainer under the signal handlers that make Ctrl-C save and exit."""
 import math
 import signal
@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .errors import BadBytes, CharrnnError
+from .errors import CharrnnError
 
 CKPT_DIR_HELP = "Where runs live (env CHARRNN_CHECKPOINT_DIR)."
 
@@ -71,18 +71,18 @@ def warn_unknown(vocab, ids, unknown, what, text=None):
     are what it kept): how many occurrences of how many, and which. With the ``text``, a second
     for the words a word-level model reads as its unknown token."""
     unit = "character" if vocab.level == "char" else "token"
-    if unknown:
-        n = sum(unknown.values())
-        total = len(ids) + n
-        are, were = ("is", "was") if n == 1 else ("are", "were")
+
+    def warn(symbols, total, fate_one, fate_many):
+        n = sum(symbols.values())
+        are, fate = ("is", fate_one) if n == 1 else ("are", fate_many)
         click.echo(f"warning: {what}: {n:,} of {total:,} {unit}{'s' if total > 1 else ''} ({n / total:.1%}) {are} "
-                   f"not in the model's vocabulary and {were} skipped: {_some(unknown)}", err=True)
+                   f"not in the model's vocabulary and {fate}: {_some(symbols)}", err=True)
+
+    if unknown:
+        warn(unknown, len(ids) + sum(unknown.values()), "was skipped", "were skipped")
     unk = vocab.read_as_unk(text) if text is not None else {}
-    if unk:
-        n = sum(unk.values())
-        are = "is" if n == 1 else "are"
-        click.echo(f"warning: {what}: {n:,} of {len(ids):,} {unit}s ({n / max(len(ids), 1):.1%}) {are} not in the "
-                   f"model's vocabulary and {are} read as its unknown token: {_some(unk)}", err=True)
+    if unk:  # those are among ids
+        warn(unk, len(ids), "is read as its unknown token", "are read as its unknown token")
 
 
 def _some(symbols):
@@ -91,17 +91,10 @@ def _some(symbols):
     return shown + (f" and {len(symbols) - 5:,} more" if len(symbols) > 5 else "")
 
 
-def decode_input(data, errors, name, has_errors_option=True):
-    """decode_bytes(data, errors), with a bad byte's error naming ``name`` (and, for a command
-    without --errors, not advising it)."""
-    from .text import UTF8_ADVICE, decode_bytes
-    try:
-        return decode_bytes(data, errors)
-    except BadBytes as e:
-        located = e.at(name)
-        if e.advice == UTF8_ADVICE and not has_errors_option:  # it says "use --errors replace"
-            located = located.without_advice()
-        raise located from None
+def input_name(f):
+    """How messages name an input: a path, "-", or an open file; "<stdin>" for standard input."""
+    name = f if isinstance(f, str) else getattr(f, "name", "<stdin>")
+    return "<stdin>" if name == "-" else name
 
 
 def hint_stdin():

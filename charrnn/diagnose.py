@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from . import bundle
-from .commands import Finite, InputFile, checkpoint_dir_option, decode_input, report_console, warn_unknown
+from .commands import Finite, InputFile, checkpoint_dir_option, input_name, report_console, warn_unknown
 from .core import cells, gradflow, model
 from .errors import CharrnnError
 
@@ -109,9 +109,11 @@ def _checkpoint_run(ckpt, checkpoint_dir, text_file, T, B, rng, clip):
 
 def _windows_from_text(vocab, f, T, B):
     """Windows whose next token is the last token of a line: the first B lines with T tokens before that."""
-    text = decode_input(f.read(), "strict", f.name, has_errors_option=False)
+    from .text import decode_bytes
+    name = input_name(f)
+    text = decode_bytes(f.read(), name=name, errors_option=False)
     ids, unknown = vocab.encode_known(text)
-    warn_unknown(vocab, ids, unknown, f.name)
+    warn_unknown(vocab, ids, unknown, name)
     ids = np.asarray(ids, dtype=np.int64)
     nl = [i for i, t in enumerate(vocab.tokens) if t.endswith("\n")]
     ends = np.flatnonzero(np.isin(ids, nl)) - 1  # the last token of each line

@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from . import activations, bundle
-from .commands import checkpoint_dir_option, decode_input, read_inputs, report_console, warn_unknown
+from .commands import checkpoint_dir_option, input_name, read_inputs, report_console, warn_unknown
 from .display import SPARK
 from .errors import CharrnnError
 
@@ -98,8 +98,9 @@ def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, fin
 # --------------------------------------------------------------------------- input
 
 def _read_text(file, errors):
+    from .text import decode_bytes
     with read_inputs([file]) as sources:
-        return decode_input(sources.read(), errors, "<stdin>" if file == "-" else file)
+        return decode_bytes(sources.read(), errors, name=input_name(file))
 
 
 def _encode(vocab, text):

@@ -6,7 +6,7 @@ model reads a line).
 """
 import numpy as np
 
-from .errors import BadBytes, CorpusError
+from .errors import CorpusError
 from .text import Vocab, build_vocab, decode_bytes
 
 START = "\n"
@@ -15,10 +15,7 @@ START = "\n"
 def parse_tsv(data, errors="strict", name="input", min_labels=2):
     """(labels, texts) from the bytes of a ``label<TAB>text`` file; blank lines are skipped.
     Training needs two labels at least (min_labels); lines to predict may all share one."""
-    try:
-        text = decode_bytes(data, errors)
-    except BadBytes as e:
-        raise e.at(name) from None
+    text = decode_bytes(data, errors, name=name)
     labels, texts = [], []
     for n, line in enumerate(text.split("\n"), 1):
         line = line.removesuffix("\r")

@@ -44,11 +44,12 @@ def score(file, ckpt, checkpoint_dir, errors):
     if "\n" not in b.vocab.tokens and b.vocab.level == "char":
         raise CharrnnError(f"{path}: this model never saw a line break, so it cannot score lines")
     out = sys.stdout.buffer
+    crlf = ("\r" if b.vocab.level == "char" else "\r\n") in b.vocab.tokens  # does it read a CRLF line break
     unscorable, first_bad, n = 0, None, 0
     for raw_lines in _line_batches(file):
         texts, bad = _decode(raw_lines, n, errors)
         raw_lines = raw_lines[:len(texts)]  # the lines before an undecodable one are still scored
-        totals, counts = _score(b, texts) if texts else ([], [])
+        totals, counts = _score(b, texts, crlf) if texts else ([], [])
         for raw, total, count in zip(raw_lines, totals, counts):
             n += 1
             if not math.isfinite(total):
@@ -96,11 +97,10 @@ def _decode(raw_lines, before, errors):
     return texts, None
 
 
-def _score(b, texts):
+def _score(b, texts, crlf):
     """(totals, predicted characters) for a batch of lines (without their line breaks); -inf for a
     line with a symbol the model never saw."""
     vocab = b.vocab
-    crlf = ("\r" if vocab.level == "char" else "\r\n") in set(vocab.tokens)  # once: tokens is a tuple
     seqs, counts, slots = [], [], []
     for i, text in enumerate(texts):
         ids, chars = _encode_line(vocab, text, crlf)

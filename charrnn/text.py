@@ -120,14 +120,24 @@ class StreamDecoder:
         return text
 
 
-def decode_bytes(data: bytes, errors: str = "strict") -> str:
+def decode_bytes(data: bytes, errors: str = "strict", *, name: str | None = None,
+                 errors_option: bool = True) -> str:
     """Decode UTF-8 bytes to text: a leading BOM is dropped, CRLF kept, NUL refused.
 
     ``errors="strict"`` raises CorpusError at the first invalid sequence;
     ``errors="replace"`` turns invalid sequences into U+FFFD. A NUL byte anywhere is
-    refused in both modes (the earliest one is named).
+    refused in both modes (the earliest one is named). With ``name``, the error names the
+    input; without ``errors_option`` (a command that has no --errors) it does not advise one.
     """
-    return "".join(text for _, text in iter_decoded(data, errors, chunk_size=max(len(data), 4)))
+    try:
+        return "".join(text for _, text in iter_decoded(data, errors, chunk_size=max(len(data), 4)))
+    except BadBytes as e:
+        located = e if name is None else e.at(name)
+        if e.advice == UTF8_ADVICE and not errors_option:
+            located = located.without_advice()
+        if located is e:
+            raise
+        raise located from None
 
 
 # ----------------------------------------------------------------------------- words

@@ -274,6 +274,11 @@ def evaluate(params, cfg, x, y, state):
 
 # --------------------------------------------------------------------------- one step
 
+def _own(a, p):
+    """``a``, copied if it is one of the arrays of ``p`` (folded_input passes some through)."""
+    return a.copy() if a is not None and any(a is v for v in p.values()) else a
+
+
 class Stepper:
     """One token at a time for sampling: the cells' own step functions on reused buffers.
 
@@ -304,10 +309,12 @@ class Stepper:
         for l in range(cfg.layers):
             p = layer_params(params, l, False)
             one_hot = l == 0 and cfg.embed == 0
-            Wx, b = (None if a is None else a.copy() for a in layers.folded_input(p, cfg.cell, one_hot))
-            Wh = p["Wh"].copy() if pre is None else p["Wh"] * pre  # copies: the Stepper is a snapshot
+            Wx, b = layers.folded_input(p, cfg.cell, one_hot)
+            Wh = p["Wh"] if pre is None else p["Wh"] * pre
+            b = _own(b, p)  # a snapshot: no array of the parameters' own
             if one_hot or cfg.cell == "gru":
-                L = {"Wx": Wx, "b": b, "Wh": Wh, "bh": p.get("bh"), "blocks": products.plan(Wh, B)}
+                Wx, Wh = _own(Wx, p), _own(Wh, p)
+                L = {"Wx": Wx, "b": b, "Wh": Wh, "bh": _own(p.get("bh"), p), "blocks": products.plan(Wh, B)}
                 h = np.empty((B, H), dtype=dtype)  # (B,H)
             else:
                 D = Wx.shape[0]
