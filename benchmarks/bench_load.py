@@ -6,7 +6,7 @@
 1. Generates a seeded corpus of --mb MB (random words over a 26-letter alphabet with a Zipf-like
    frequency, lines of 4-15 words) in a temporary directory, and a 2 MB corpus from its first
    lines. Nothing is committed or downloaded.
-2. Encoding: `charrnn.data.load_corpus(Sources([path]))` (the files streamed in chunks, never
+2. Encoding: `charrnn.text.corpus.load_corpus(Sources([path]))` (the files streamed in chunks, never
    held whole) in a fresh subprocess with an empty CHARRNN_CACHE_DIR (cold: sha256 pass,
    vocabulary pass, encoding pass into the token cache), then once more (cached: the sha256 pass,
    check the cache, map it). MB/s is of corpus bytes. The OS page cache is warm in both runs
@@ -47,7 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1_000_000
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-MAX_VAL_TOKENS = 1 << 20  # charrnn.train: validation reads at most this many tokens
+MAX_VAL_TOKENS = 1 << 20  # charrnn.training.lm: validation reads at most this many tokens
 
 
 # --------------------------------------------------------------------------- corpus
@@ -101,7 +101,7 @@ def run(cmd, env, cwd):
 
 ENCODE = """
 import json, sys, time
-from charrnn.data import Sources, default_cache_dir, load_corpus
+from charrnn.text.corpus import Sources, default_cache_dir, load_corpus
 t = time.perf_counter()
 with Sources([sys.argv[1]]) as src:
     c = load_corpus(src, cache_dir=default_cache_dir())
@@ -111,7 +111,7 @@ print(json.dumps({"load_s": t_load, "tokens": int(len(c.tokens)), "vocab": len(c
 """
 
 BASELINE = "import charrnn.cli, numpy"  # what is subtracted
-BASELINE_FULL = "import numpy, charrnn.cli, charrnn.train, charrnn.display, charrnn.data"  # shown
+BASELINE_FULL = "import numpy, charrnn.cli, charrnn.training.lm, charrnn.ui.progress, charrnn.text.corpus"  # shown
 
 
 def encode(corpus, env, cwd):

@@ -217,7 +217,7 @@ cfg = ModelConfig(vocab_size=V, cell='lstm', layers=2, hidden=H)
 params = model.init_params(cfg, rng)
 pool, kids = None, {}
 if sys.argv[2] == 'processes':  # forced: train picks threads here (workers.worth_it)
-    from charrnn import workers
+    from charrnn.training import workers
     pool = workers.Workers(params, cfg, 2)
     params = pool.params
     kids = {p.pid: rss(p.pid) for p in pool._procs}  # a fresh fork maps the trainer's pages

@@ -26,11 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import charrnn  # noqa: E402,F401  (first: pins BLAS to one thread per worker before numpy loads)
 import numpy as np  # noqa: E402
-from charrnn import blas, workers  # noqa: E402
+from charrnn import blas
+from charrnn.training import workers  # noqa: E402
 from charrnn.core import model, optim, products  # noqa: E402
 from charrnn.core.model import ModelConfig  # noqa: E402
 from charrnn.core.sampling import Sampler  # noqa: E402
-from charrnn.data import Streams  # noqa: E402
+from charrnn.text.corpus import Streams  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpora" / "tinyshakespeare.txt"

@@ -74,7 +74,7 @@ def corename():
 
 def configure_products():
     """Set core/products.py's block limit for the BLAS loaded here; returns the limit (0: off)."""
-    from .core import products
+    from charrnn.core import products
 
     name = (corename() or "").lower()
     products.set_limit(SMALL_PRODUCT if name in UNPACKED_CORES else 0)

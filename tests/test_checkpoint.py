@@ -1,4 +1,4 @@
-"""Tests for charrnn.checkpoint: the pickle-free file format, atomic writes and run dirs."""
+"""Tests for charrnn.store.container: the pickle-free file format, atomic writes and run dirs."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn import checkpoint
-from charrnn.checkpoint import FORMAT_VERSION, MAGIC, load, save
-from charrnn.rundir import RunDir, resolve_checkpoint
+from charrnn.store import container
+from charrnn.store.container import FORMAT_VERSION, MAGIC, load, save
+from charrnn.store.rundir import RunDir, resolve_checkpoint
 from charrnn.errors import CheckpointError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -259,7 +259,7 @@ def test_unreadable_via_permission_error(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(checkpoint, "open", denied, raising=False)
+    monkeypatch.setattr(container, "open", denied, raising=False)
     expect_error(path, f"{path}: cannot read checkpoint: Permission denied")
 
 
@@ -531,7 +531,7 @@ def test_unexpected_errors_become_checkpoint_errors(tmp_path, monkeypatch):
     def boom(*args):
         raise TypeError("surprise\nsecond line")
 
-    monkeypatch.setattr(checkpoint, "_decode", boom)
+    monkeypatch.setattr(container, "_decode", boom)
     with pytest.raises(CheckpointError) as info:
         load(good)
     assert str(info.value) == (
@@ -546,7 +546,7 @@ def test_keyboard_interrupt_is_not_swallowed(tmp_path, monkeypatch):
     def interrupt(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoint, "_decode", interrupt)
+    monkeypatch.setattr(container, "_decode", interrupt)
     with pytest.raises(KeyboardInterrupt):
         load(good)
 
@@ -588,7 +588,7 @@ def test_planted_pickles_are_never_unpickled(tmp_path, request):
 
 
 def test_module_source_never_touches_pickle():
-    tree = ast.parse(inspect.getsource(checkpoint))
+    tree = ast.parse(inspect.getsource(container))
     forbidden_modules = {"pickle", "_pickle", "shelve", "marshal"}
     forbidden_attrs = {"load", "loads", "save", "savez", "savez_compressed", "Unpickler"}
     for node in ast.walk(tree):
@@ -850,7 +850,7 @@ def test_lock_is_held_by_another_process_until_it_dies(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        from charrnn.rundir import RunDir
+        from charrnn.store.rundir import RunDir
         with RunDir({str(path)!r}).lock():
             print("locked", flush=True)
             time.sleep(60)
@@ -964,7 +964,7 @@ def test_a_lock_taken_on_a_file_its_releaser_removed_is_taken_again(tmp_path):
 
 
 def test_read_meta_reads_the_manifest_alone_and_refuses_what_is_not_a_checkpoint(tmp_path):
-    from charrnn.checkpoint import read_meta
+    from charrnn.store.container import read_meta
     path = tmp_path / "m.ckpt"
     save(path, {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, {"kind": "lm", "step": 7})
     assert read_meta(path) == load(path)[1] == {"kind": "lm", "step": 7}

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import bundle
-from charrnn.classify_train import predict as predict_probs
+from charrnn.store import schema
+from charrnn.training.classify import predict as predict_probs
 from charrnn.cli import cli
-from charrnn.labeled import encode
+from charrnn.text.labeled import encode
 
 WORDS = ["red", "fox", "sees", "a", "blue", "cat", "under", "the", "moon", "and", "runs"]
 
@@ -63,7 +63,7 @@ def test_predict_writes_labels_and_probabilities_exactly(work):
     texts = ["the cat runs", "", "red moon and the a"]
     code, out, err = run("classify", "predict", "--probs", input="\n".join(texts) + "\n")
     assert code == 0 and err == "", err
-    b = bundle.load("checkpoints/data/best.ckpt", kind="classifier")
+    b = schema.load("checkpoints/data/best.ckpt", kind="classifier")
     assert b.meta["labels"] == ["animal", "other"]
     p = predict_probs(b.params, b.cfg, [encode(b.vocab, t, 400)[0] for t in texts])
     want = "".join(f"{b.meta['labels'][int(row.argmax())]}\tanimal:{row[0]:.4f}\tother:{row[1]:.4f}\n" for row in p)

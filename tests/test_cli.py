@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import bundle, rundir
+from charrnn.store import schema
+from charrnn.store import rundir
 from charrnn.cli import cli
 
 SMALL = ["--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16", "--eval-every", "4", "--quiet"]
@@ -40,7 +41,7 @@ def run(*args, input=None):
 
 
 def params_of(path):
-    return bundle.load(str(path)).params
+    return schema.load(str(path)).params
 
 
 def env_for(work):
@@ -64,7 +65,7 @@ def test_train_writes_latest_best_and_periodic_checkpoints(work):
     periodic = [n for n in names if n.startswith("step-")]
     assert [n[:12] for n in periodic] == ["step-0000004", "step-0000008", "step-0000012"]
     assert re.fullmatch(r"step-0000012-val-\d+\.\d{4}\.ckpt", periodic[-1])
-    b = bundle.load(str(work / "checkpoints" / "corpus" / "latest.ckpt"))
+    b = schema.load(str(work / "checkpoints" / "corpus" / "latest.ckpt"))
     assert b.step == 12 and b.train.steps == 12 and b.cfg.hidden == 16
     assert b.meta["corpus"]["sha256"] and set(b.meta["metrics"]) >= {"val_loss", "best_val_loss"}
 
@@ -77,7 +78,7 @@ def test_train_without_a_corpus_learns_the_default_corpus_and_sample_reads_it(wo
     built = os.listdir(work / "corpora")
     assert len(built) == 1 and built[0].startswith("python-3.") and built[0].endswith("-docs.txt")
     assert r.stderr.startswith(f"no corpus given: training on the default corpus corpora/{built[0]} ")
-    assert bundle.load(str(work / "checkpoints" / built[0][:-4] / "latest.ckpt")).step == 2
+    assert schema.load(str(work / "checkpoints" / built[0][:-4] / "latest.ckpt")).step == 2
     s = run("sample", "--length", "30", "--seed", "0")
     assert s.exit_code == 0 and s.stdout.strip()
 
@@ -128,7 +129,7 @@ def test_resume_points_past_a_damaged_latest_and_names_a_trainer_still_starting(
                   r.stderr)
     assert m, r.stderr
     r = run("train", "corpus.txt", "--resume", m.group(1), "--steps", "10", *SMALL)
-    assert r.exit_code == 0 and bundle.load("checkpoints/corpus/latest.ckpt").step == 10
+    assert r.exit_code == 0 and schema.load("checkpoints/corpus/latest.ckpt").step == 10
     with rundir.RunDir(work / "checkpoints" / "fresh").lock():  # a trainer that has not saved yet
         r = run("train", "corpus.txt", "--name", "fresh", "--resume", *SMALL)
     assert r.exit_code == 1 and r.stderr == ("charrnn: error: checkpoints/fresh: another charrnn train is already "
@@ -155,7 +156,7 @@ def test_force_replaces_the_old_run_at_its_first_save_not_before(work):
     assert sorted(p.name for p in run_dir.glob("step-*.ckpt")) == old  # failed before saving: all kept
     assert run("train", "corpus.txt", "--force", "--steps", "5", *SMALL).exit_code == 0
     assert [p.name[:12] for p in sorted(run_dir.glob("step-*.ckpt"))] == ["step-0000004", "step-0000005"]
-    assert bundle.load(str(run_dir / "latest.ckpt")).step == 5
+    assert schema.load(str(run_dir / "latest.ckpt")).step == 5
     assert not (set(p.name for p in run_dir.glob("step-*.ckpt")) & set(old[1:]))
 
 
@@ -168,7 +169,7 @@ def test_resume_on_another_corpus_needs_force(work):
                                          "on (another sha256); add --force to resume on it anyway")
     r = charrnn("train", "corpus.txt", "--steps", "8", "--resume", "--force", "--quiet", work=work)
     assert r.returncode == 0, r.stderr
-    assert bundle.load(str(work / "checkpoints" / "corpus" / "latest.ckpt")).step == 8
+    assert schema.load(str(work / "checkpoints" / "corpus" / "latest.ckpt")).step == 8
 
 
 def test_model_options_cannot_change_on_resume(work):
@@ -180,7 +181,7 @@ def test_model_options_cannot_change_on_resume(work):
 
 def test_forget_bias_is_a_model_option_that_travels_in_the_checkpoint(work):
     assert run("train", "corpus.txt", "--steps", "2", "--forget-bias", "1", *SMALL).exit_code == 0
-    b = bundle.load(str(work / "checkpoints" / "corpus" / "latest.ckpt"))
+    b = schema.load(str(work / "checkpoints" / "corpus" / "latest.ckpt"))
     assert b.cfg.forget_bias == 1.0
     assert json.loads(run("info", "--json").stdout)["model"]["forget_bias"] == 1.0
     r = charrnn("train", "corpus.txt", "--steps", "4", "--resume", "--forget-bias", "0", work=work)
@@ -360,7 +361,7 @@ def test_non_finite_numbers_are_refused_in_one_line(work, args):
 def test_huge_finite_limits_train_to_the_step_limit(work, args):
     r = run(*args, "--steps", "3", *SMALL)
     assert r.exit_code == 0, r.stderr
-    assert bundle.load("checkpoints/corpus/latest.ckpt").step == 3
+    assert schema.load("checkpoints/corpus/latest.ckpt").step == 3
 
 
 def test_errors_replace_goes_on(work):
@@ -475,7 +476,7 @@ def test_signal_saves_at_a_step_boundary_and_resume_matches(work, sig, code):
     out, err = p.communicate(timeout=60)
     assert p.returncode == code, err
     assert out == b"" and err.decode().startswith(signal.Signals(sig).name + ": finishing this step and saving")
-    cut = bundle.load(str(first))
+    cut = schema.load(str(first))
     assert 0 < cut.step < 600
     r = charrnn("train", "corpus.txt", "--name", "cut", "--resume", *base, work=work)
     assert r.returncode == 0, r.stderr

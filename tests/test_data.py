@@ -1,4 +1,4 @@
-"""Tests for charrnn.data and charrnn.default_corpus: reading, caching, batching."""
+"""Tests for charrnn.text.corpus and charrnn.text.default_corpus: reading, caching, batching."""
 
 import hashlib
 import io
@@ -11,21 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import charrnn.data as data_mod
-from charrnn.data import (
-    Corpus,
-    Sources,
-    Streams,
-    default_cache_dir,
-    load_corpus,
-    read_sources,
-    split_train_val,
-)
-from charrnn.default_corpus import (
-    STDLIB_MODULES,
-    build_default_corpus,
-    default_corpus_dir,
-)
+import charrnn.text.corpus as data_mod
+from charrnn.text.corpus import Corpus, Sources, Streams, default_cache_dir, load_corpus, read_sources, split_train_val
+from charrnn.text.default_corpus import STDLIB_MODULES, build_default_corpus, default_corpus_dir
 from charrnn.errors import CorpusError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"

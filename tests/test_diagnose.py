@@ -66,14 +66,15 @@ def test_options_that_do_not_go_together_are_usage_errors(args, msg):
 
 def test_a_checkpoint_is_measured_on_lines_of_a_file(tmp_path):
     """A checkpoint and --file: the loss sits at each line's last character."""
-    from charrnn import bundle, checkpoint
-    from charrnn.text import build_vocab
+    from charrnn.store import schema
+    from charrnn.store import container
+    from charrnn.text.vocab import build_vocab
     text = "".join(f"line {i:03d} of the file ends in {'xyz'[i % 3]}\n" for i in range(40))
     vocab = build_vocab(text, "char")
     cfg = ModelConfig(vocab_size=len(vocab), cell="lstm", layers=2, hidden=12)
     params = model.init_params(cfg, np.random.default_rng(0))
-    arrays, meta = bundle.pack(params, cfg, vocab, {"kind": "lm", "step": 0})
-    checkpoint.save(tmp_path / "m.ckpt", arrays, meta)
+    arrays, meta = schema.pack(params, cfg, vocab, {"kind": "lm", "step": 0})
+    container.save(tmp_path / "m.ckpt", arrays, meta)
     (tmp_path / "t.txt").write_text(text, encoding="utf-8")
     code, out, err = run("--checkpoint", str(tmp_path / "m.ckpt"), "--file", str(tmp_path / "t.txt"),
                          "--length", "50", "--batch", "5", "--json")

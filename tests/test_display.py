@@ -6,8 +6,8 @@ import sys
 import pytest
 from rich.console import Console
 
-from charrnn import display
-from charrnn.config import TrainConfig
+from charrnn.ui import progress
+from charrnn.training.config import TrainConfig
 from charrnn.core.model import ModelConfig
 
 
@@ -45,7 +45,7 @@ def script(rep):
 
 def test_plain_lines_exact():
     out = io.StringIO()
-    script(display.PlainReporter(out, every=1, min_interval=0))
+    script(progress.PlainReporter(out, every=1, min_interval=0))
     assert out.getvalue().splitlines() == [
         "resuming from checkpoints/tiny/latest.ckpt at step 199",
         "training lstm 2x256 (one-hot input), 823,361 params, vocab 65, 1,003,854 train tokens, "
@@ -65,7 +65,7 @@ def test_plain_lines_exact():
 
 def test_plain_every_and_unbounded_steps():
     out = io.StringIO()
-    rep = display.PlainReporter(out, every=100, min_interval=0)
+    rep = progress.PlainReporter(out, every=100, min_interval=0)
     rep.start(info(max_steps=math.inf))
     for s in range(1, 301):
         rep.step(step_m(s))
@@ -76,7 +76,7 @@ def test_plain_every_and_unbounded_steps():
 def test_plain_time_trigger():
     t = [0.0]
     out = io.StringIO()
-    rep = display.PlainReporter(out, clock=lambda: t[0])  # default: one line per ~2 s
+    rep = progress.PlainReporter(out, clock=lambda: t[0])  # default: one line per ~2 s
     rep.start(info())
     for s in range(1, 11):
         t[0] += 0.5
@@ -86,7 +86,7 @@ def test_plain_time_trigger():
 
 def test_plain_interrupted_and_sample_escaping():
     out = io.StringIO()
-    rep = display.PlainReporter(out, every=1, min_interval=0)
+    rep = progress.PlainReporter(out, every=1, min_interval=0)
     rep.sample(5, "a\x1b[31mb" + "x" * 300)
     rep.finish({"step": 420, "best_val_loss": None, "elapsed": 5.0, "interrupted": 2,
                 "latest": "checkpoints/tiny/latest.ckpt"})
@@ -95,26 +95,26 @@ def test_plain_interrupted_and_sample_escaping():
     assert sample.startswith("sample step 5: a\\x1b[31mb")
     assert len(sample) == len("sample step 5: ") + 120 and sample.endswith("…")
     assert done == "interrupted at step 420 (SIGINT), saved checkpoints/tiny/latest.ckpt"
-    assert display.finish_line({"step": 3, "best_val_loss": None, "elapsed": 4, "interrupted": 0,
+    assert progress.finish_line({"step": 3, "best_val_loss": None, "elapsed": 4, "interrupted": 0,
                                 "latest": None}) == "done: step 3, best val -, 4s, latest (no checkpoint)"
 
 
 def test_model_summary_variants():
     m = ModelConfig(vocab_size=10, cell="rnn", activation="relu", layers=1, hidden=64, embed=32, dropout=0.2)
-    assert display.model_summary(m) == "rnn/relu 1x64 (embed 32, dropout 0.2)"
+    assert progress.model_summary(m) == "rnn/relu 1x64 (embed 32, dropout 0.2)"
 
 
 @pytest.mark.parametrize("secs,text", [(0, "0s"), (45, "45s"), (59.4, "59s"), (60, "1m00s"),
                                        (192, "3m12s"), (3599, "59m59s"), (3720, "1h02m"),
                                        (90000, "25h00m"), (None, "-"), (math.inf, "-")])
 def test_format_duration(secs, text):
-    assert display.format_duration(secs) == text
+    assert progress.format_duration(secs) == text
 
 
 def test_sparkline():
-    assert display.sparkline([]) == ""
-    assert display.sparkline([1.0, 1.0]) == "▄▄"
-    line = display.sparkline([0.1, 1.0, 10.0, 1000.0])  # log scale: 1.0 and 10.0 evenly spaced
+    assert progress.sparkline([]) == ""
+    assert progress.sparkline([1.0, 1.0]) == "▄▄"
+    line = progress.sparkline([0.1, 1.0, 10.0, 1000.0])  # log scale: 1.0 and 10.0 evenly spaced
     assert line[0] == "▁" and line[-1] == "█" and line[1:3] in ("▂▄", "▃▄", "▂▅", "▃▅")
 
 
@@ -126,7 +126,7 @@ def live_console():
 def test_live_shows_key_figures_and_leaves_stdout_alone(capsys):
     buf, console = live_console()
     stdout_before = sys.stdout
-    rep = display.LiveReporter(console=console)
+    rep = progress.LiveReporter(console=console)
     with rep:
         rep.start(info())
         assert sys.stdout is stdout_before
@@ -151,14 +151,14 @@ def test_live_shows_key_figures_and_leaves_stdout_alone(capsys):
                    "4,210 chars/s", "eta 3m12s", "step 57: 12.31", "1x", "First Citizen:",
                    "lstm 2x256 (one-hot input)", "823,361 params", "checkpoints/tiny"]:
         assert figure in rendered, figure
-    assert any(ch in rendered for ch in display.SPARK)
+    assert any(ch in rendered for ch in progress.SPARK)
     assert "eval step 200: val 1.6021 nats (2.311 bits/char) best" in out
     assert out.rstrip().endswith("done: step 200, best val 1.6021, 12s, latest checkpoints/tiny/latest.ckpt")
 
 
 @pytest.mark.parametrize("width", [60, 100, 120])
 def test_a_long_sample_line_never_cuts_the_labels(width):
-    rep = display.LiveReporter(console=Console(file=io.StringIO(), force_terminal=True, width=width))
+    rep = progress.LiveReporter(console=Console(file=io.StringIO(), force_terminal=True, width=width))
     with rep:
         rep.start(info())
         rep.step(step_m(200, grad_norm=0.7))
@@ -175,7 +175,7 @@ def test_a_long_sample_line_never_cuts_the_labels(width):
 
 def test_live_close_is_idempotent_and_stops_on_exception():
     buf, console = live_console()
-    rep = display.LiveReporter(console=console)
+    rep = progress.LiveReporter(console=console)
     with pytest.raises(RuntimeError):
         with rep:
             rep.start(info(max_steps=math.inf, max_seconds=600.0))
@@ -184,7 +184,7 @@ def test_live_close_is_idempotent_and_stops_on_exception():
     assert not rep.live.is_started
     rep.close()
     rep.close()
-    display.LiveReporter(console=console).close()  # never started
+    progress.LiveReporter(console=console).close()  # never started
     assert "50.0% of the time limit" in buf.getvalue()
 
 
@@ -194,17 +194,17 @@ class FakeTTY(io.StringIO):
 
 
 def test_make_reporter(monkeypatch):
-    assert isinstance(display.make_reporter(False, io.StringIO()), display.PlainReporter)
-    assert isinstance(display.make_reporter(True, io.StringIO()), display.SilentReporter)
-    assert not isinstance(display.make_reporter(True, FakeTTY()), (display.PlainReporter, display.LiveReporter))
+    assert isinstance(progress.make_reporter(False, io.StringIO()), progress.PlainReporter)
+    assert isinstance(progress.make_reporter(True, io.StringIO()), progress.SilentReporter)
+    assert not isinstance(progress.make_reporter(True, FakeTTY()), (progress.PlainReporter, progress.LiveReporter))
     monkeypatch.setenv("TERM", "xterm-256color")
-    assert isinstance(display.make_reporter(False, FakeTTY()), display.LiveReporter)
+    assert isinstance(progress.make_reporter(False, FakeTTY()), progress.LiveReporter)
     monkeypatch.setenv("TERM", "dumb")
-    assert isinstance(display.make_reporter(False, FakeTTY()), display.PlainReporter)
+    assert isinstance(progress.make_reporter(False, FakeTTY()), progress.PlainReporter)
 
 
 def test_silent_reporter_prints_nothing(capsys):
-    with display.make_reporter(True) as rep:
+    with progress.make_reporter(True) as rep:
         script(rep)
     assert capsys.readouterr() == ("", "")
 
@@ -215,7 +215,7 @@ class ClosedPipe(io.StringIO):
 
 
 def test_a_progress_reader_that_goes_away_does_not_stop_training():
-    rep = display.PlainReporter(stream=ClosedPipe(), min_interval=0)
+    rep = progress.PlainReporter(stream=ClosedPipe(), min_interval=0)
     rep.start(info())
     rep.step(step_m(1))  # no exception: the reporter falls silent
     assert rep.stream is None
@@ -223,7 +223,7 @@ def test_a_progress_reader_that_goes_away_does_not_stop_training():
 
 
 def test_a_log_that_cannot_be_written_warns_once_and_is_dropped():
-    from charrnn.train import write_log
+    from charrnn.training.lm import write_log
     said = []
     rep = type("R", (), {"message": lambda self, text: said.append(text)})()
     assert write_log(ClosedPipe(), {"event": "step"}, rep) is None

@@ -226,14 +226,14 @@ def test_evaluate_sums_the_negative_log_likelihood():
 
 @pytest.mark.parametrize("n", [2, 3, 17, 101, 250])
 def test_stream_nll_scores_every_token_after_the_first(n):
-    from charrnn import scoring
+    from charrnn.analysis import likelihood
     cfg = CONFIGS[4]
     r = np.random.default_rng(7)
     params = model.init_params(cfg, r, np.float64)
     tokens = r.integers(0, cfg.vocab_size, n)
-    nll, count = scoring.stream_nll(params, cfg, tokens, batch=4, seq_len=10, workers=2)
+    nll, count = likelihood.stream_nll(params, cfg, tokens, batch=4, seq_len=10, workers=2)
     assert count == n - 1
-    one, _ = scoring.stream_nll(params, cfg, tokens, batch=1, seq_len=1000)  # one stream, full context
+    one, _ = likelihood.stream_nll(params, cfg, tokens, batch=1, seq_len=1000)  # one stream, full context
     assert 0.5 * one < nll < 1.5 * one
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import bundle
+from charrnn.store import schema
 from charrnn.cli import cli
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGKILL, flock and /proc/self/fd")
@@ -52,8 +52,9 @@ rundir = os.path.realpath(plan["dir"])
 real = {name: getattr(os, name) for name in ("fsync", "replace", "link", "remove")}
 events, saves = [], [0]
 
-from charrnn import atomic, cli
-from charrnn import rundir as run_dirs
+from charrnn.store import atomic
+from charrnn import cli
+from charrnn.store import rundir as run_dirs
 
 
 def role(path):
@@ -215,7 +216,7 @@ def periodic(d):
 
 def load_all(d):
     """Every checkpoint under a final name loads (a partial file would not: size, checksum)."""
-    return {n: bundle.load(str(Path(d) / n)) for n in finals(d)}
+    return {n: schema.load(str(Path(d) / n)) for n in finals(d)}
 
 
 def resume_source(d):
@@ -344,7 +345,7 @@ def test_sigkill_at_random_moments(lab):
         trials += 1
         inside_a_write += bool(temps(lab.dir(name)))
         source = resume_source(lab.dir(name))
-        starts.add(bundle.load(str(lab.dir(name) / source)).step if source else 0)
+        starts.add(schema.load(str(lab.dir(name) / source)).step if source else 0)
         assert_recovers(lab, name, recipe, lab.dir("random-ref"), total=total, eval_every=1, why=name)
     assert trials == 10
     assert len(starts) >= 3, starts  # the kills were spread over the run
@@ -386,11 +387,11 @@ def test_write_error_during_a_save_keeps_the_previous_checkpoint(lab, disk_runs,
     lab.copy("disk-base", name)
     d = lab.dir(name)
     before = {n: (d / n).read_bytes() for n in finals(d)}
-    assert bundle.load(str(d / "latest.ckpt")).step == 4
+    assert schema.load(str(d / "latest.ckpt")).step == 4
     code, out, stderr = lab.run(name, [*DISK_RECIPE, "--resume"], plan={"at": at, "action": "fail", "errno": err})
     if survives:
         assert code == 0 and stderr == "", stderr
-        assert bundle.load(str(d / "latest.ckpt")).step == 8
+        assert schema.load(str(d / "latest.ckpt")).step == 8
     else:
         assert code == 1 and out == ""
         assert "Traceback" not in stderr and stderr.count("\n") == 1, stderr
@@ -434,7 +435,7 @@ def test_signal_saves_at_a_step_boundary_and_resume_is_bitwise(lab, cell, sig, c
     assert p.returncode == code, err
     assert out == b"" and err.decode() == (f"{sig.name}: finishing this step and saving "
                                            "(Ctrl-C again to quit at once)\n")
-    cut = bundle.load(str(latest))
+    cut = schema.load(str(latest))
     steps = steps_in_log(log)
     assert 50 <= cut.step < 500 and steps == list(range(1, cut.step + 1))  # saved right after the last step
     assert cut.train.threads == 2 and cut.cfg.dropout == 0.2 and cut.cfg.cell == cell
@@ -442,7 +443,7 @@ def test_signal_saves_at_a_step_boundary_and_resume_is_bitwise(lab, cell, sig, c
     code_, out_ = lab.train(name, [*recipe, "--resume"])
     assert code_ == 0, out_
     assert lab.train(f"{name}-whole", recipe)[0] == 0
-    same_training_state(bundle.load(str(latest)), bundle.load(str(lab.dir(f"{name}-whole") / "latest.ckpt")))
+    same_training_state(schema.load(str(latest)), schema.load(str(lab.dir(f"{name}-whole") / "latest.ckpt")))
     assert temps(lab.dir(name)) == []
 
 
@@ -511,7 +512,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_good_checkpoints(lab, case
     assert temps(d) == []
     assert {b.step for b in load_all(d).values()} == {2, 4}
     assert lab.train(name, ["--steps", "8", "--resume", "--quiet"])[0] == 0  # the good one resumes
-    assert bundle.load(str(d / "latest.ckpt")).step == 8
+    assert schema.load(str(d / "latest.ckpt")).step == 8
 
 
 def test_divergence_without_a_validation_split_keeps_the_good_checkpoints(lab):

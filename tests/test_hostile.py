@@ -1,10 +1,10 @@
 """Hostile inputs, end to end: damaged and lying checkpoints, and text built to break things.
 
 Checkpoints. Real ones, written by a real tiny `charrnn train` (lstm with an embedding, gru,
-relu rnn), go through the FULL loader `bundle.load` (container, then the model schema):
+relu rnn), go through the FULL loader `schema.load` (container, then the model schema):
 byte damage of every kind (each truncation and each bit of the header and manifest
 exhaustively), manifests that lie but are re-signed with a correct sha256 (so they pass the
-checksum and reach the layout checks), and well-formed files written with checkpoint.save whose
+checksum and reach the layout checks), and well-formed files written with container.save whose
 arrays or meta are wrong (so they reach bundle's semantic checks). The contract for every input:
 a model that actually works (info, sample and a resumed training step run on it) or one
 CheckpointError whose message is a single line, and nothing else, within a deadline and, for
@@ -36,7 +36,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn import bundle, checkpoint
+from charrnn.store import schema
+from charrnn.store import container
 from charrnn.cli import cli
 from charrnn.errors import CheckpointError
 
@@ -129,9 +130,9 @@ def write(path, data):
 
 
 def refused(path):
-    """The message if bundle.load refuses the file with one CheckpointError line, else None."""
+    """The message if schema.load refuses the file with one CheckpointError line, else None."""
     try:
-        bundle.load(str(path))
+        schema.load(str(path))
     except CheckpointError as e:
         msg = str(e)
         assert msg and "\n" not in msg and "\r" not in msg, repr(msg)
@@ -140,10 +141,10 @@ def refused(path):
 
 
 def outcome(path):
-    """bundle.load's result: a Bundle, or None after one single-line CheckpointError.
+    """schema.load's result: a Bundle, or None after one single-line CheckpointError.
     Any other exception propagates and fails the test."""
     try:
-        return bundle.load(str(path))
+        return schema.load(str(path))
     except CheckpointError as e:
         msg = str(e)
         assert msg and "\n" not in msg and "\r" not in msg, repr(msg)
@@ -152,7 +153,7 @@ def outcome(path):
 
 def assert_usable(b, path, lab, resume=True):
     """A file that loads must be a model every command can use, not a delayed traceback."""
-    assert {k: v.shape for k, v in b.params.items()} == bundle.param_shapes(b.cfg)
+    assert {k: v.shape for k, v in b.params.items()} == schema.param_shapes(b.cfg)
     assert all(np.isfinite(v).all() for v in b.params.values())
     assert len(b.vocab) == b.cfg.vocab_size
     for args in (["info", path], ["info", path, "--json"]):
@@ -180,22 +181,22 @@ HEADER = struct.Struct("<8sIQ")
 
 
 def split(data):
-    """(version, manifest dict, payload bytes) of a well-formed checkpoint."""
+    """(version, manifest dict, payload bytes) of a well-formed container."""
     _, version, length = HEADER.unpack_from(data)
     manifest = json.loads(data[HEADER.size:HEADER.size + length])
     start = -(-(HEADER.size + length) // ALIGN) * ALIGN
     return version, manifest, data[start:]
 
 
-def resign(manifest, payload, version=checkpoint.FORMAT_VERSION, raw=None):
+def resign(manifest, payload, version=container.FORMAT_VERSION, raw=None):
     """A file whose sha256 is right for ``manifest`` (any JSON value) and ``payload``."""
     if isinstance(manifest, dict):
         body = {k: v for k, v in manifest.items() if k != "sha256"}
-        h = hashlib.sha256(checkpoint.canonical_json(body))
+        h = hashlib.sha256(container.canonical_json(body))
         h.update(payload)
         manifest = dict(body, sha256=h.hexdigest())
-    mb = raw if raw is not None else checkpoint.canonical_json(manifest)
-    head = HEADER.pack(checkpoint.MAGIC, version, len(mb)) + mb
+    mb = raw if raw is not None else container.canonical_json(manifest)
+    head = HEADER.pack(container.MAGIC, version, len(mb)) + mb
     return head + bytes(-len(head) % ALIGN) + payload
 
 
@@ -213,15 +214,15 @@ def test_pristine_checkpoints_load_and_work(lab):
 # --------------------------------------------------------------------------- exhaustive damage
 
 def sweep(monkeypatch, variants):
-    """bundle.load on each byte string (the file read served from memory: thousands per second);
+    """schema.load on each byte string (the file read served from memory: thousands per second);
     every one must be refused with one CheckpointError line. Returns how many."""
     current = {}
-    monkeypatch.setattr(checkpoint, "_read_file", lambda path: current["data"])
+    monkeypatch.setattr(container, "_read_file", lambda path: current["data"])
     n = 0
     for label, data in variants:
         current["data"] = data
         try:
-            bundle.load("sweep.ckpt")
+            schema.load("sweep.ckpt")
         except CheckpointError as e:
             assert "\n" not in str(e), repr(str(e))
         else:
@@ -337,7 +338,7 @@ def lie(data, draw):
         entry[draw(st.sampled_from(["dtype", "shape", "offset", "nbytes"]))] = draw(LYING_VALUES)
     elif op == "consistent":  # shape and nbytes agree with each other, not with the file
         shape = draw(st.lists(st.sampled_from([0, 1, 2, 3, 15, 16, 48, 2**20, 2**31, 2**40]), max_size=4))
-        dtype = draw(st.sampled_from(sorted(checkpoint.ALLOWED_DTYPES)))
+        dtype = draw(st.sampled_from(sorted(container.ALLOWED_DTYPES)))
         entry.update(shape=shape, dtype=dtype, nbytes=math.prod(shape) * np.dtype(dtype).itemsize)
     elif op == "drop_field":
         del entry[draw(st.sampled_from(sorted(entry)))]
@@ -371,7 +372,7 @@ def lie(data, draw):
         return good[:12] + struct.pack("<Q", length) + good[20:]
     elif op == "duplicate_key":  # JSON with a key twice: the last one wins in json.loads
         good = resign(manifest, payload, version)
-        raw = checkpoint.canonical_json(split(good)[1])
+        raw = container.canonical_json(split(good)[1])
         raw = raw[:-1] + b',"format":1}'
         return resign(None, payload, version, raw=raw)
     elif op == "deep":  # nesting deep enough to overflow a recursive parser
@@ -396,14 +397,14 @@ def test_lying_manifests_are_refused_or_harmless(lab, data):
 
 def edit(lab, cell, arrays_fn=None, meta_fn=None, stem="semantic"):
     """A real checkpoint re-saved (correct checksum) after editing its arrays and/or meta."""
-    arrays, meta = checkpoint.load(write(lab.path(cell), lab.ckpts[cell]))
+    arrays, meta = container.load(write(lab.path(cell), lab.ckpts[cell]))
     meta = copy.deepcopy(meta)
     if arrays_fn:
         arrays_fn(arrays)
     if meta_fn:
         meta_fn(meta)
     path = lab.path(stem)
-    checkpoint.save(path, arrays, meta)
+    container.save(path, arrays, meta)
     return path
 
 
@@ -504,7 +505,7 @@ SEMANTIC = {  # name: (cell, arrays edit, meta edit, expected words in the messa
 def test_well_formed_but_wrong_checkpoints_are_refused(lab, case):
     cell, arrays_fn, meta_fn, words = SEMANTIC[case]
     path = edit(lab, cell, arrays_fn, meta_fn)
-    assert checkpoint.load(path)  # the container is fine: this is bundle's business
+    assert container.load(path)  # the container is fine: this is bundle's business
     msg = refused(path)
     assert msg is not None, f"{case}: loaded"
     assert msg.startswith(f"{path}: not a valid charrnn model") and words in msg, msg
@@ -578,12 +579,12 @@ def mutate_semantics(arrays, meta, draw):
 @given(st.data())
 def test_fuzzed_models_are_refused_or_work(lab, data):
     cell = data.draw(st.sampled_from(sorted(lab.ckpts)), label="cell")
-    arrays, meta = checkpoint.load(write(lab.root / "files" / f"src-{cell}.ckpt", lab.ckpts[cell]))
+    arrays, meta = container.load(write(lab.root / "files" / f"src-{cell}.ckpt", lab.ckpts[cell]))
     meta = copy.deepcopy(meta)
     mutate_semantics(arrays, meta, data.draw)
     path = lab.root / "files" / "fuzzed.ckpt"
     try:
-        checkpoint.save(path, arrays, meta)
+        container.save(path, arrays, meta)
     except ValueError:
         return  # save itself refuses (e.g. an unsupported dtype): nothing to load
     b = outcome(path)
@@ -594,11 +595,11 @@ def test_fuzzed_models_are_refused_or_work(lab, data):
 
 def test_a_model_whose_finite_weights_overflow_is_refused_by_sample_in_one_line(lab):
     """Finite weights load; a relu RNN with Wh[0,0] = 3e38 then overflows within a few steps."""
-    arrays, meta = checkpoint.load(write(lab.root / "files" / "src-rnn.ckpt", lab.ckpts["rnn"]))
+    arrays, meta = container.load(write(lab.root / "files" / "src-rnn.ckpt", lab.ckpts["rnn"]))
     arrays["param/layers.0.Wh"] = arrays["param/layers.0.Wh"].copy()
     arrays["param/layers.0.Wh"].flat[0] = 3e38
     path = lab.root / "files" / "overflowing.ckpt"
-    checkpoint.save(path, arrays, meta)
+    container.save(path, arrays, meta)
     assert outcome(path) is not None
     r = invoke("sample", "--checkpoint", path, "--length", 50, "--seed", 0, work=lab.root)
     assert r.exit_code == 1
@@ -612,14 +613,14 @@ PROBE = textwrap.dedent("""
     import json, resource, sys, time, tracemalloc
     limit = 3 << 30  # a lying size that were believed would die here instead of taking the machine
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from charrnn import bundle
+    from charrnn.store import schema
     from charrnn.errors import CheckpointError
-    bundle.load(sys.argv[1])  # warm up: imports and first-use caches are not the file's doing
+    schema.load(sys.argv[1])  # warm up: imports and first-use caches are not the file's doing
     for path in sys.argv[2:]:
         tracemalloc.start()
         t = time.perf_counter()
         try:
-            bundle.load(path)
+            schema.load(path)
             result = "loaded"
         except CheckpointError as e:
             result = str(e)
@@ -655,10 +656,10 @@ def huge_cases(lab):
     lying("nbytes 2**62", entry(last, nbytes=2**62))
 
     def meta_case(name, key, value):
-        arrays, meta = checkpoint.load(write(lab.path("gru"), data))
+        arrays, meta = container.load(write(lab.path("gru"), data))
         meta["model" if key != "batch" else "train"][key] = value
         path = lab.path("huge")
-        checkpoint.save(path, arrays, meta)
+        container.save(path, arrays, meta)
         cases[name] = path.read_bytes()
 
     meta_case("layers 10**12", "layers", 10**12)
@@ -811,7 +812,7 @@ def round_trip(work, run, text, eval_file=None):
     """What was learned comes back exactly: vocabulary = the text's alphabet, samples decode as
     UTF-8 and stay inside it, eval scores the text."""
     alphabet = set(text)
-    b = bundle.load(str(run / "latest.ckpt"))
+    b = schema.load(str(run / "latest.ckpt"))
     assert set(b.vocab.tokens) == alphabet and len(b.vocab.tokens) == len(alphabet)
     assert info_json(run, work)["vocab_size"] == len(alphabet)
     sampled = sample_text(run, work)
@@ -843,7 +844,7 @@ def test_invalid_utf8_is_refused_with_its_offset_or_replaced(work):
     run = trained(work, "bad", data, "--errors", "replace", "--force")
     text = data.decode("utf-8", "replace")
     assert "\ufffd" in text
-    b = bundle.load(str(run / "latest.ckpt"))
+    b = schema.load(str(run / "latest.ckpt"))
     assert set(b.vocab.tokens) == set(text)
     assert set(sample_text(run, work)) <= set(text)
     eval_json(run, work, "bad.txt", "--errors", "replace")
@@ -894,7 +895,7 @@ def test_one_repeated_character_trains_without_nan(work, cell):
     assert len(steps) == 6
     assert all(math.isfinite(e["loss"]) and math.isfinite(e["grad_norm"]) for e in steps), steps
     assert all(e["loss"] == 0.0 for e in steps)  # one symbol: certainty, exactly
-    b = bundle.load(str(run / "latest.ckpt"))  # would refuse NaN parameters
+    b = schema.load(str(run / "latest.ckpt"))  # would refuse NaN parameters
     assert b.vocab.tokens == ("a",)
     assert info_json(run, work)["val_loss"] == 0.0
     assert sample_text(run, work, length=50) == "a" * 50
@@ -937,7 +938,7 @@ def test_a_byte_order_mark_is_dropped_never_learned(work):
     (work / "b.txt").write_bytes(data)
     r = charrnn("train", "a.txt", "b.txt", "--name", "both", "--steps", 2, "--eval-every", 2, *SMALL, work=work)
     assert r.returncode == 0, r.stderr.decode()
-    assert "\ufeff" not in bundle.load(str(work / "checkpoints" / "both" / "latest.ckpt")).vocab.tokens
+    assert "\ufeff" not in schema.load(str(work / "checkpoints" / "both" / "latest.ckpt")).vocab.tokens
     # a BOM-only file is an empty corpus: refused with one line
     r, _ = corpus_run(work, "only-bom", b"\xef\xbb\xbf")
     assert_one_line_failure(r, contains="empty")

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import activations, bundle, checkpoint
-from charrnn import inspect as insp
+from charrnn.analysis import activations
+from charrnn.store import schema
+from charrnn.store import container
+from charrnn.cli import inspect as insp
 from charrnn.cli import cli
 from charrnn.core import model
 from charrnn.core.model import ModelConfig
-from charrnn.text import build_vocab
+from charrnn.text.vocab import build_vocab
 
 # every character the planted checkpoint knows, HTML's special ones and control characters included
 ALPHABET = 'abcdx "(){}[]<>&\'\n\t\x1b'
@@ -25,8 +27,8 @@ def run(*args, input=None):
 
 
 def save(path, cfg, params, vocab):
-    arrays, meta = bundle.pack(params, cfg, vocab, {"kind": "lm", "step": 0})
-    checkpoint.save(path, arrays, meta)
+    arrays, meta = schema.pack(params, cfg, vocab, {"kind": "lm", "step": 0})
+    container.save(path, arrays, meta)
     return str(path)
 
 
@@ -315,7 +317,7 @@ def test_a_word_level_model_is_coloured_but_find_is_refused(tmp_path):
 
 
 def test_activations_module_is_pure_and_the_cli_lists_inspect():
-    code = ("import sys, charrnn.activations; "
+    code = ("import sys, charrnn.analysis.activations; "
             "assert not {'click', 'rich'} & set(sys.modules), sorted({'click', 'rich'} & set(sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode == 0
     assert "inspect" in cli.list_commands(None)

@@ -99,9 +99,10 @@ def test_diagnose_shows_the_trained_rnn_gradient_vanish_where_the_lstm_keeps_it(
     line): ‖dL/dh‖ 50 steps back over 1 step back is orders of magnitude smaller for the RNN."""
     from click.testing import CliRunner
 
-    from charrnn import bundle, checkpoint
+    from charrnn.store import schema
+    from charrnn.store import container
     from charrnn.cli import cli
-    from charrnn.text import build_vocab
+    from charrnn.text.vocab import build_vocab
 
     r = np.random.default_rng(7)
     (tmp_path / "recall.txt").write_text("".join(make_line(r) for _ in range(60)), encoding="utf-8")
@@ -110,8 +111,8 @@ def test_diagnose_shows_the_trained_rnn_gradient_vanish_where_the_lstm_keeps_it(
         params, cfg = trained(cell)
         vocab = build_vocab(VOCAB, "char")
         assert "".join(vocab.tokens) == VOCAB
-        arrays, meta = bundle.pack(params, cfg, vocab, {"kind": "lm", "step": STEPS})
-        checkpoint.save(tmp_path / f"{cell}.ckpt", arrays, meta)
+        arrays, meta = schema.pack(params, cfg, vocab, {"kind": "lm", "step": STEPS})
+        container.save(tmp_path / f"{cell}.ckpt", arrays, meta)
         res = CliRunner().invoke(cli, ["diagnose", "--checkpoint", str(tmp_path / f"{cell}.ckpt"),
                                        "--file", str(tmp_path / "recall.txt"), "--json"])
         assert res.exit_code == 0, res.stderr

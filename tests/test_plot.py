@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from charrnn import chart
+from charrnn.ui import chart
 from charrnn.cli import cli
-from charrnn.plot import read_log, training_time
+from charrnn.cli.plot import read_log, training_time
 
 SVG = "{http://www.w3.org/2000/svg}"
 ANSI = re.compile(r"\x1b\[")

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import bundle, checkpoint
+from charrnn.store import schema
+from charrnn.store import container
 from charrnn.cli import cli
 from charrnn.core import layers, model
 from charrnn.core.model import ModelConfig
-from charrnn.text import build_vocab
+from charrnn.text.vocab import build_vocab
 
 from .test_cli import make_corpus
 
@@ -26,8 +27,8 @@ def ckpt(tmp_path_factory):
     vocab = build_vocab(ALPHABET, "char")
     cfg = ModelConfig(vocab_size=len(vocab), cell="gru", layers=2, hidden=16)
     params = model.init_params(cfg, np.random.default_rng(1))
-    arrays, meta = bundle.pack(params, cfg, vocab, {"kind": "lm", "step": 0})
-    checkpoint.save(d / "m.ckpt", arrays, meta)
+    arrays, meta = schema.pack(params, cfg, vocab, {"kind": "lm", "step": 0})
+    container.save(d / "m.ckpt", arrays, meta)
     return str(d / "m.ckpt"), params, cfg, vocab
 
 
@@ -76,7 +77,7 @@ def save_model(path, text, level, **vocab_kw):
     vocab = build_vocab(text, level, **vocab_kw)
     cfg = ModelConfig(vocab_size=len(vocab), cell="lstm", layers=1, hidden=8, embed=4 if level == "word" else 0)
     params = model.init_params(cfg, np.random.default_rng(2))
-    checkpoint.save(path, *bundle.pack(params, cfg, vocab, {"kind": "lm", "step": 0}))
+    container.save(path, *schema.pack(params, cfg, vocab, {"kind": "lm", "step": 0}))
     return params, cfg, vocab
 
 

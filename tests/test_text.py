@@ -1,4 +1,4 @@
-"""Tests for charrnn.text: decoding, vocabularies, encoding round trips."""
+"""Tests for charrnn.text.vocab: decoding, vocabularies, encoding round trips."""
 
 import json
 
@@ -8,16 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charrnn.errors import CorpusError
-from charrnn.text import (
-    UNK_TOKEN,
-    StreamDecoder,
-    Vocab,
-    build_vocab,
-    decode_bytes,
-    iter_decoded,
-    split_words,
-    word_chunks,
-)
+from charrnn.text.vocab import UNK_TOKEN, StreamDecoder, Vocab, build_vocab, decode_bytes, iter_decoded, split_words, word_chunks
 
 # any text (no surrogates), rich in CRLF, astral characters, CJK and combining marks
 ANY_TEXT = st.lists(

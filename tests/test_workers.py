@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from charrnn import workers
+from charrnn.training import workers
 from charrnn.core import model, optim
 from charrnn.core.model import ModelConfig
 
@@ -131,7 +131,7 @@ def test_sigterm_to_the_whole_group_finishes_the_step_saves_and_exits_143(tmp_pa
 
 
 def test_a_worker_killed_mid_run_is_one_line_and_the_steps_done_are_saved(tmp_path):
-    from charrnn import bundle
+    from charrnn.store import schema
     p, kids = start_trainer(tmp_path, "--eval-every", "100000")
     os.kill(min(kids), signal.SIGKILL)
     _, err = p.communicate(timeout=60)
@@ -143,4 +143,4 @@ def test_a_worker_killed_mid_run_is_one_line_and_the_steps_done_are_saved(tmp_pa
         "at step " in last and last.endswith(", which is saved"), last
     step = int(last.split("at step ")[1].split(",")[0])
     (latest,) = (tmp_path / "ck").glob("*/latest.ckpt")
-    assert bundle.load(latest).meta["step"] == step >= 5
+    assert schema.load(latest).meta["step"] == step >= 5

@@ -25,19 +25,9 @@ from typing import BinaryIO, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from charrnn import atomic
+from charrnn.store import atomic
 from charrnn.errors import BadBytes, CorpusError
-from charrnn.text import (
-    BOM,
-    NUL_ADVICE,
-    Vocab,
-    char_vocab,
-    StreamDecoder,
-    seen_codepoints,
-    word_chunks,
-    word_counts,
-    word_vocab,
-)
+from charrnn.text.vocab import BOM, NUL_ADVICE, Vocab, char_vocab, StreamDecoder, seen_codepoints, word_chunks, word_counts, word_vocab
 
 tqdm.monitor_interval = 0  # no monitor thread: train forks its workers (charrnn/workers.py)
 

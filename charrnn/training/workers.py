@@ -29,8 +29,8 @@ import sys
 
 import numpy as np
 
-from .core import cells, model
-from .errors import CharrnnError
+from charrnn.core import cells, model
+from charrnn.errors import CharrnnError
 
 _ALIGN = 64
 

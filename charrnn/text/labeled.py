@@ -6,8 +6,8 @@ model reads a line).
 """
 import numpy as np
 
-from .errors import CorpusError
-from .text import Vocab, build_vocab, decode_bytes
+from charrnn.errors import CorpusError
+from charrnn.text.vocab import Vocab, build_vocab, decode_bytes
 
 START = "\n"
 

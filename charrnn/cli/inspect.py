@@ -16,10 +16,11 @@ import unicodedata
 import click
 import numpy as np
 
-from . import activations, bundle
-from .commands import checkpoint_dir_option, input_name, read_inputs, report_console, warn_unknown
-from .display import SPARK
-from .errors import CharrnnError
+from charrnn.analysis import activations
+from charrnn.store import schema
+from charrnn.cli.common import checkpoint_dir_option, input_name, read_inputs, report_console, warn_unknown
+from charrnn.ui.progress import SPARK
+from charrnn.errors import CharrnnError
 
 NEWLINE_MARK = "↵"  # the line break is a character the model reads; its value is shown here
 PLAIN_WIDTH = 100  # columns per plain line, so the value line stays under its text
@@ -70,8 +71,8 @@ def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, fin
         raise click.UsageError("--find picks the units itself; drop --unit, or drop --find to show one unit")
     if as_json and html_path == "-":
         raise click.UsageError("--json and --html - both write to stdout; give one of them")
-    path = bundle.resolve(ckpt, checkpoint_dir)
-    b = bundle.load(path)
+    path = schema.resolve(ckpt, checkpoint_dir)
+    b = schema.load(path)
     cfg = b.cfg
     state = state or ("c" if cfg.cell == "lstm" else "h")
     if state == "c" and cfg.cell != "lstm":
@@ -98,7 +99,7 @@ def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, fin
 # --------------------------------------------------------------------------- input
 
 def _read_text(file, errors):
-    from .text import decode_bytes
+    from charrnn.text.vocab import decode_bytes
     with read_inputs([file]) as sources:
         return decode_bytes(sources.read(), errors, name=input_name(file))
 
@@ -130,7 +131,7 @@ class View:
         return f"layer {layer}, unit {unit} ({'tanh(c)' if self.state == 'c' else 'h'})"
 
     def model(self):
-        from .display import model_summary
+        from charrnn.ui.progress import model_summary
         return model_summary(self.b.cfg)
 
 

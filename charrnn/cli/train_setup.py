@@ -8,16 +8,16 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import bundle
-from .config import TrainConfig, default_threads
-from .core.model import ModelConfig
-from .errors import CharrnnError, CheckpointError
+from charrnn.store import schema
+from charrnn.training.config import TrainConfig, default_threads
+from charrnn.core.model import ModelConfig
+from charrnn.errors import CharrnnError, CheckpointError
 
 PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
 
 
 def default_corpus(quiet):
-    from .default_corpus import build_default_corpus, default_corpus_dir
+    from charrnn.text.default_corpus import build_default_corpus, default_corpus_dir
     path = build_default_corpus(default_corpus_dir())
     if not quiet:
         click.echo(f"no corpus given: training on the default corpus {path} "
@@ -43,7 +43,7 @@ def run_name(paths):
 
 def refuse_corpus_as_checkpoint(path):
     """`charrnn train --resume notes.txt` reads notes.txt as --resume's PATH: say how to mean the corpus."""
-    from .checkpoint import MAGIC
+    from charrnn.store.container import MAGIC
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such checkpoint")  # before any default corpus is built
     try:
@@ -65,7 +65,7 @@ def load_resume(o, run):
     if os.path.isdir(path):
         path = os.path.join(path, "latest.ckpt")
     try:
-        b = bundle.load(path)
+        b = schema.load(path)
     except CheckpointError as e:
         good = None if o["resume"] and not os.path.isdir(o["resume"]) else _earlier_good(run, path)
         if good is None:
@@ -83,7 +83,7 @@ def _earlier_good(run, bad):
         if p is None or not os.path.exists(p) or (os.path.exists(bad) and os.path.samefile(p, bad)):
             continue
         try:
-            bundle.load(p)
+            schema.load(p)
         except CheckpointError:
             continue
         return p
@@ -127,7 +127,7 @@ def check_model_unchanged(cfg, o, given):
 
 def read_corpus(sources, tcfg, quiet, resume):
     """The corpus's tokens (through the token cache), in a resumed model's vocabulary."""
-    from .data import default_cache_dir, load_corpus
+    from charrnn.text.corpus import default_cache_dir, load_corpus
     progress = not quiet and sys.stderr.isatty() and sources.size > PROGRESS_BYTES
     try:
         corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),

@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from . import bundle
-from .core import classifier, model, optim
-from .errors import CharrnnError
-from .train import NullReporter, Stop, write_log
+from charrnn.store import schema
+from charrnn.core import classifier, model, optim
+from charrnn.errors import CharrnnError
+from charrnn.training.lm import NullReporter, Stop, write_log
 
 VAL_BATCH = 256
 
@@ -122,7 +122,7 @@ class ClassifyTrainer:
                 "metrics": {"val_loss": val, "val_acc": acc, "best_val_acc": None if self.best[0] < 0 else
                             self.best[0]},
                 "saved_at": time.time()}
-        arrays, meta = bundle.pack(self.params, self.mcfg, self.vocab, meta)
+        arrays, meta = schema.pack(self.params, self.mcfg, self.vocab, meta)
         path = self.rundir.write(arrays, meta, step=self.step, val_loss=val, is_best=is_best or acc is None)
         m = {"step": self.step, "val_loss": val, "val_acc": acc, "best": is_best,
              "best_val_loss": None if math.isinf(self.best[1]) else self.best[1], "path": path}

@@ -13,9 +13,10 @@ import sys
 import click
 import numpy as np
 
-from . import bundle, scoring
-from .commands import InputFile, checkpoint_dir_option
-from .errors import CharrnnError
+from charrnn.store import schema
+from charrnn.analysis import likelihood
+from charrnn.cli.common import InputFile, checkpoint_dir_option
+from charrnn.errors import CharrnnError
 
 READ = 1 << 16  # bytes asked of the input at a time; whatever arrives is scored at once
 MAX_LINES = 64  # lines scored side by side
@@ -37,8 +38,8 @@ def score(file, ckpt, checkpoint_dir, errors):
     \b
       charrnn score lines.txt | sort -g | head       # the 10 most surprising lines
     """
-    path = bundle.resolve(ckpt, checkpoint_dir)
-    b = bundle.load(path)
+    path = schema.resolve(ckpt, checkpoint_dir)
+    b = schema.load(path)
     if b.cfg.bidirectional:
         raise CharrnnError(f"{path}: a bidirectional model does not assign probabilities to text")
     if "\n" not in b.vocab.tokens and b.vocab.level == "char":
@@ -110,7 +111,7 @@ def _score(b, texts, crlf):
             slots.append(i)
     totals = np.full(len(texts), -np.inf)
     if seqs:
-        totals[slots] = scoring.sequence_logprobs(b.params, b.cfg, seqs)
+        totals[slots] = likelihood.sequence_logprobs(b.params, b.cfg, seqs)
     return totals, counts
 
 

@@ -12,7 +12,7 @@ quotes, a closing one is outside again.
 """
 import numpy as np
 
-from .core import cells, model
+from charrnn.core import cells, model
 
 STATES = ("h", "c")  # h: every cell's output; c: the LSTM's cell state (shown as tanh(c))
 FEATURES = ("inside_quotes", "inside_brackets", "line_position", "word_start")

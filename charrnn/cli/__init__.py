@@ -13,21 +13,24 @@ import sys
 import click
 import numpy as np
 
-from . import __version__, blas, bundle, rundir
-from . import train_setup as setup
-from .commands import Finite, InputFile, checkpoint_dir_option, input_name, read_inputs, run_training, warn_unknown
-from .config import default_threads
-from .core import cells, optim
-from .core.model import num_params
-from .errors import CharrnnError
+from charrnn import __version__
+from charrnn import blas
+from charrnn.store import schema
+from charrnn.store import rundir
+from charrnn.cli import train_setup as setup
+from charrnn.cli.common import Finite, InputFile, checkpoint_dir_option, input_name, read_inputs, run_training, warn_unknown
+from charrnn.training.config import default_threads
+from charrnn.core import cells, optim
+from charrnn.core.model import num_params
+from charrnn.errors import CharrnnError
 
 # commands that live in their own modules, imported only when used: name -> "module:attribute"
 LAZY_COMMANDS = {
-    "classify": "charrnn.classify:classify",
-    "inspect": "charrnn.inspect:inspect",
-    "diagnose": "charrnn.diagnose:diagnose",
-    "plot": "charrnn.plot:plot",
-    "score": "charrnn.score:score",
+    "classify": "charrnn.cli.classify:classify",
+    "inspect": "charrnn.cli.inspect:inspect",
+    "diagnose": "charrnn.cli.diagnose:diagnose",
+    "plot": "charrnn.cli.plot:plot",
+    "score": "charrnn.cli.score:score",
 }
 
 
@@ -166,8 +169,8 @@ def cli():
 @click.pass_context
 def train(ctx, corpus, **o):
     """Learn a language model from CORPUS files (- for stdin; none: the default corpus)."""
-    from . import display
-    from .train import Stop, Trainer
+    from charrnn.ui import progress
+    from charrnn.training.lm import Stop, Trainer
 
     if o["bidirectional"]:
         raise click.UsageError("a bidirectional language model would see the future it must predict; "
@@ -195,7 +198,7 @@ def train(ctx, corpus, **o):
         mcfg = setup.check_model_unchanged(resume.cfg, o, given)
     else:
         mcfg = setup.model_config(o, len(corpus_obj.vocab), tcfg.level)
-    reporter = display.make_reporter(o["quiet"])
+    reporter = progress.make_reporter(o["quiet"])
     stop = Stop()
     with run.lock():
         if resume is None and run.resume_path() and not o["force"]:
@@ -242,7 +245,7 @@ def train(ctx, corpus, **o):
 def sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
            seed, beam, threads):
     """Stream text from a trained model to stdout."""
-    from .core.sampling import NonFiniteOutput
+    from charrnn.core.sampling import NonFiniteOutput
 
     try:
         # a non-finite output is reported below, not warned about
@@ -270,8 +273,8 @@ def _sampling_threads():
 
 def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file, length, num_samples, stop_text,
             seed, beam):
-    from .core import model
-    from .core.sampling import Sampler, beam_search, context
+    from charrnn.core import model
+    from charrnn.core.sampling import Sampler, beam_search, context
 
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
@@ -284,9 +287,9 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
         if ignored:
             raise click.UsageError(f"--beam cannot be combined with {', '.join(ignored)}: beam search takes "
                                    f"the single most likely continuation of --length tokens")
-    b = bundle.load(bundle.resolve(ckpt, checkpoint_dir))  # after the usage errors, which need no model
+    b = schema.load(schema.resolve(ckpt, checkpoint_dir))  # after the usage errors, which need no model
     if prime_file is not None:
-        from .text import decode_bytes
+        from charrnn.text.vocab import decode_bytes
         prime = decode_bytes(prime_file.read(), name=input_name(prime_file), errors_option=False)
     prime_ids = _encode_prime(b.vocab, prime or "")
     out = sys.stdout.buffer
@@ -346,10 +349,10 @@ def _encode_prime(vocab, text):
               help="What to do with invalid UTF-8.")
 def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     """Score a text: loss in nats per token, bits per character, perplexity."""
-    from . import scoring
-    from .text import decode_bytes
+    from charrnn.analysis import likelihood
+    from charrnn.text.vocab import decode_bytes
 
-    b = bundle.load(bundle.resolve(ckpt, checkpoint_dir))
+    b = schema.load(schema.resolve(ckpt, checkpoint_dir))
     name = input_name(file)
     with read_inputs([file]) as sources:  # scoring reads the whole text
         text = decode_bytes(sources.read(), errors, name=name)
@@ -357,10 +360,10 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     warn_unknown(b.vocab, ids, unknown, name, text)
     if len(ids) < 2:
         raise CharrnnError(f"{name}: too short to score (needs at least 2 tokens the model knows)")
-    nll, n = scoring.stream_nll(b.params, b.cfg, np.asarray(ids), batch=16, seq_len=100,
+    nll, n = likelihood.stream_nll(b.params, b.cfg, np.asarray(ids), batch=16, seq_len=100,
                                 workers=default_threads(16))
     chars = sum(len(b.vocab.tokens[i]) for i in ids[1:]) if b.vocab.level == "word" else n
-    r = {**scoring.summary(nll, n, chars), "skipped": sum(unknown.values())}  # skipped: not in the vocabulary
+    r = {**likelihood.summary(nll, n, chars), "skipped": sum(unknown.values())}  # skipped: not in the vocabulary
     if as_json:
         click.echo(json.dumps(r))
     else:
@@ -378,8 +381,8 @@ def info(path, checkpoint_dir, as_json):
     """Describe a checkpoint: model, training recipe, step, validation loss, vocabulary.
 
     PATH is a checkpoint file or a run directory [default: the latest run]."""
-    resolved = bundle.resolve(path, checkpoint_dir, kind=None)
-    b = bundle.load(resolved, kind=None)
+    resolved = schema.resolve(path, checkpoint_dir, kind=None)
+    b = schema.load(resolved, kind=None)
     metrics = b.meta.get("metrics", {})
     d = {"path": resolved, "model": b.cfg.to_json(), "train": b.train.to_json() if b.train else None,
          "params": num_params(b.params), "step": b.step, "epoch": b.meta.get("epoch"),

@@ -9,12 +9,14 @@ import sys
 import click
 import numpy as np
 
-from . import bundle, labeled, rundir
-from .commands import Finite, InputFile, checkpoint_dir_option, input_name, run_training
-from .config import ClassifyConfig
-from .core import cells, optim
-from .core.model import ModelConfig
-from .errors import CharrnnError
+from charrnn.store import schema
+from charrnn.text import labeled
+from charrnn.store import rundir
+from charrnn.cli.common import Finite, InputFile, checkpoint_dir_option, input_name, run_training
+from charrnn.training.config import ClassifyConfig
+from charrnn.core import cells, optim
+from charrnn.core.model import ModelConfig
+from charrnn.errors import CharrnnError
 
 
 @click.group()
@@ -73,11 +75,11 @@ def classify():
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def train(data, **o):
     """Learn to label texts from DATA: lines of label<TAB>text (- = stdin)."""
-    from . import display
-    from .classify_train import ClassifyTrainer
-    from .train import Stop
+    from charrnn.ui import progress
+    from charrnn.training.classify import ClassifyTrainer
+    from charrnn.training.lm import Stop
 
-    from .train_setup import checked_run_name
+    from charrnn.cli.train_setup import checked_run_name
 
     name = input_name(data)
     labels, texts = labeled.parse_tsv(data.read(), o["errors"], name)
@@ -92,7 +94,7 @@ def train(data, **o):
                        forget_bias=o["forget_bias"], labels=len(names))
     run_name = checked_run_name(o["name"], ["-" if name == "<stdin>" else name])
     run = rundir.RunDir(os.path.join(o["checkpoint_dir"], run_name))
-    reporter = display.make_reporter(o["quiet"])
+    reporter = progress.make_reporter(o["quiet"])
     stop = Stop()
     with run.lock():
         if run.resume_path() and not o["force"]:
@@ -115,10 +117,10 @@ def train(data, **o):
 @click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True)
 def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     """Write one label per line of FILE (- or none: stdin) to stdout."""
-    from .classify_train import predict as predict_probs
-    from .text import decode_bytes
+    from charrnn.training.classify import predict as predict_probs
+    from charrnn.text.vocab import decode_bytes
 
-    b = bundle.load(bundle.resolve(ckpt, checkpoint_dir, "classifier"), kind="classifier")
+    b = schema.load(schema.resolve(ckpt, checkpoint_dir, "classifier"), kind="classifier")
     names = b.meta["labels"]
     max_len = int(b.meta.get("classify", {}).get("max_len", 400))
     data = file.read()

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from charrnn import atomic
-from charrnn.checkpoint import is_temp_name, replicate, save
+from charrnn.store import atomic
+from charrnn.store.container import is_temp_name, replicate, save
 from charrnn.errors import CheckpointError
 
 try:

@@ -1,6 +1,6 @@
 """What a checkpoint holds, and the validation of it on load.
 
-checkpoint.py is the container (arrays + JSON, atomic, checksummed); this module is the
+container.py is the container (arrays + JSON, atomic, checksummed); this module is the
 schema inside it:
     arrays  param/<key>        model parameters (keys as in core.model)
             opt/<key>          optimizer state ("t", "m.<param>", "v.<param>", ...)
@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__, checkpoint, rundir
-from .config import TrainConfig
-from .core import cells, optim
-from .core.model import ModelConfig
-from .errors import CheckpointError
-from .text import Vocab
+from charrnn import __version__
+from charrnn.store import container
+from charrnn.store import rundir
+from charrnn.training.config import TrainConfig
+from charrnn.core import cells, optim
+from charrnn.core.model import ModelConfig
+from charrnn.errors import CheckpointError
+from charrnn.text.vocab import Vocab
 
 
 @dataclass
@@ -56,7 +58,7 @@ def param_shapes(cfg):
 
 
 def pack(params, cfg, vocab, meta, opt_state=None, state=None):
-    """(arrays, meta) as checkpoint.save and RunDir.write take them."""
+    """(arrays, meta) as container.save and RunDir.write take them."""
     arrays = {f"param/{k}": v for k, v in params.items()}
     for k, v in (opt_state or {}).items():
         arrays[f"opt/{k}"] = v
@@ -73,7 +75,7 @@ def resolve(path, checkpoint_dir, kind="lm"):
     trained last does not hide the language model trained before it."""
     def accept(p):
         try:
-            meta = checkpoint.read_meta(p)  # the manifest only: the chosen file is loaded in full later
+            meta = container.read_meta(p)  # the manifest only: the chosen file is loaded in full later
         except CheckpointError:
             return True  # load() then says what is wrong with it
         return (meta.get("kind") == "classifier") == (kind == "classifier")
@@ -90,13 +92,13 @@ def load(path, kind="lm"):
     """A validated Bundle, or CheckpointError naming what is wrong.
 
     kind "lm" takes language models only, "classifier" sequence classifiers only, None either."""
-    arrays, meta = checkpoint.load(path)
+    arrays, meta = container.load(path)
     try:
         b = _validate(arrays, meta)
     except (KeyError, TypeError, ValueError) as e:
         msg = e.args[0] if e.args else type(e).__name__
         raise CheckpointError(f"{path}: not a valid charrnn model: {' '.join(str(msg).split())}") from None
-    except Exception as e:  # the boundary, as in checkpoint.load: nothing else may escape
+    except Exception as e:  # the boundary, as in container.load: nothing else may escape
         detail = " ".join(str(e).split())
         raise CheckpointError(f"{path}: not a valid charrnn model ({type(e).__name__}: {detail})") from e
     if kind == "lm" and b.cfg.labels:

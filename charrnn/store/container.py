@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from charrnn import atomic
+from charrnn.store import atomic
 from charrnn.errors import CheckpointError
 
 __all__ = [

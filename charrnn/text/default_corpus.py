@@ -12,7 +12,7 @@ import os
 import sys
 import sysconfig
 
-from charrnn import atomic
+from charrnn.store import atomic
 
 # Single-file pure-Python modules present in every CPython 3.10-3.13 install
 # (paths relative to the stdlib directory, without ".py"). Any that a distribution

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import click
 import numpy as np
 
-from .errors import CharrnnError
+from charrnn.errors import CharrnnError
 
 MAX_WIDTH = 120  # a wider chart gets no easier to read
 SVG_SIZE = (800, 450)
@@ -100,7 +100,7 @@ def _time_unit(seconds):
 def _read_bytes(path):
     if path == "-":
         return click.get_binary_stream("stdin").read()
-    from .data import open_input  # the corpus reader's one-line errors: no such file, a directory, ...
+    from charrnn.text.corpus import open_input  # the corpus reader's one-line errors: no such file, a directory, ...
     with open_input(path) as f:
         return f.read()
 
@@ -236,8 +236,8 @@ def plot(log, x_axis, log_y, raw, first, last, run_no, svg_path, width, height, 
       charrnn plot run.jsonl --x time --from 1000
       charrnn plot run.jsonl --svg run.svg -q
     """
-    from . import chart
-    from .commands import report_console
+    from charrnn.ui import chart
+    from charrnn.cli.common import report_console
 
     if first is not None and last is not None and first > last:
         raise click.UsageError(f"--from {first} is after --to {last}")
@@ -288,7 +288,7 @@ def plot(log, x_axis, log_y, raw, first, last, run_no, svg_path, width, height, 
 
 def _summary(c):
     """The numbers a user looks for under the picture: where the run ended, its best."""
-    from .display import format_duration
+    from charrnn.ui.progress import format_duration
 
     last, seconds, eval_steps, evals = c.recs[-1], c.seconds, c.eval_steps, c.evals
     where = f"step {c.steps[-1]:,}"

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .errors import CharrnnError
+from charrnn.errors import CharrnnError
 
 CKPT_DIR_HELP = "Where runs live (env CHARRNN_CHECKPOINT_DIR)."
 
@@ -39,7 +39,7 @@ class InputFile(click.File):
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and value != "-":
-            from .data import open_input
+            from charrnn.text.corpus import open_input
             open_input(value).close()  # CorpusError in charrnn's words, before click's own
         elif value == "-":
             hint_stdin()
@@ -108,7 +108,7 @@ def read_inputs(paths, spool_in_cache=False):
     spooled to a temporary file (in the token cache directory when training): a
     ``data.Sources``, read in chunks. Closing it removes the spool; so does the end of the
     command, whatever happens before."""
-    from .data import Sources, default_cache_dir
+    from charrnn.text.corpus import Sources, default_cache_dir
     if "-" in paths:
         hint_stdin()
     sources = Sources(paths, sys.stdin.buffer if "-" in paths else None,

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bundle, scoring, workers
-from .core import model, optim
-from .core.sampling import Sampler, start_token
-from .data import Streams, split_train_val
-from .errors import CharrnnError
+from charrnn.store import schema
+from charrnn.analysis import likelihood
+from charrnn.training import workers
+from charrnn.core import model, optim
+from charrnn.core.sampling import Sampler, start_token
+from charrnn.text.corpus import Streams, split_train_val
+from charrnn.errors import CharrnnError
 
 MAX_VAL_TOKENS = 1 << 20  # validation reads at most the first 1,048,576 tokens of its split
 PREVIEW_CHARS = 200
@@ -179,7 +181,7 @@ class Trainer:
     def validate(self):
         if len(self.val_tok) < 2:
             return None, None
-        nll, n = scoring.stream_nll(self.params, self.mcfg, self.val_tok, self.tcfg.batch,
+        nll, n = likelihood.stream_nll(self.params, self.mcfg, self.val_tok, self.tcfg.batch,
                                     self.tcfg.seq_len, MAX_VAL_TOKENS, workers=self.tcfg.threads)
         if n == 0:
             return None, None
@@ -200,7 +202,7 @@ class Trainer:
         if val is not None and not val <= self.loss_ceiling:
             self.diverged(self.step, f"the validation loss is {val:.4g} nats")
         if val is None:  # nothing else scores the parameters about to be saved: one window does
-            nll, n = scoring.stream_nll(self.params, self.mcfg, self.streams.tokens[:self.tcfg.seq_len + 1], 1,
+            nll, n = likelihood.stream_nll(self.params, self.mcfg, self.streams.tokens[:self.tcfg.seq_len + 1], 1,
                                         self.tcfg.seq_len)
             if n and not nll / n <= self.loss_ceiling:
                 self.diverged(self.step, f"the loss is {nll / n:.4g} nats")
@@ -216,7 +218,7 @@ class Trainer:
                         "best_val_loss": _finite(self.best)},
             "saved_at": time.time(),
         }
-        arrays, meta = bundle.pack(self.params, self.mcfg, self.corpus.vocab, meta, self.opt_state, self.state)
+        arrays, meta = schema.pack(self.params, self.mcfg, self.corpus.vocab, meta, self.opt_state, self.state)
         path = self.rundir.write(arrays, meta, step=self.step, val_loss=val, is_best=is_best)
         m = {"step": self.step, "val_loss": val, "val_bpc": bpc, "best": is_best,
              "best_val_loss": _finite(self.best), "path": path}

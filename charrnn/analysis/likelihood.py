@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from .core import classifier, layers, model
-from .core.parallel import thread_map
+from charrnn.core import classifier, layers, model
+from charrnn.core.parallel import thread_map
 
 
 def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1):

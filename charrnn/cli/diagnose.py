@@ -10,10 +10,10 @@ import math
 import click
 import numpy as np
 
-from . import bundle
-from .commands import Finite, InputFile, checkpoint_dir_option, input_name, report_console, warn_unknown
-from .core import cells, gradflow, model
-from .errors import CharrnnError
+from charrnn.store import schema
+from charrnn.cli.common import Finite, InputFile, checkpoint_dir_option, input_name, report_console, warn_unknown
+from charrnn.core import cells, gradflow, model
+from charrnn.errors import CharrnnError
 
 FRESH_VOCAB = 64  # fresh cells read random tokens of a 64-symbol alphabet, one-hot
 SHOWN = (1, 10, 25, 50, 100)  # the distances the table prints
@@ -94,8 +94,8 @@ def _fresh_run(kind, H, L, act, forget_bias, gain, T, B, rng, clip):
 
 
 def _checkpoint_run(ckpt, checkpoint_dir, text_file, T, B, rng, clip):
-    path = bundle.resolve(ckpt, checkpoint_dir)
-    b = bundle.load(path)
+    path = schema.resolve(ckpt, checkpoint_dir)
+    b = schema.load(path)
     if b.cfg.bidirectional:
         raise CharrnnError(f"{path}: a bidirectional model has no single direction of time to measure")
     if text_file is not None:
@@ -109,7 +109,7 @@ def _checkpoint_run(ckpt, checkpoint_dir, text_file, T, B, rng, clip):
 
 def _windows_from_text(vocab, f, T, B):
     """Windows whose next token is the last token of a line: the first B lines with T tokens before that."""
-    from .text import decode_bytes
+    from charrnn.text.vocab import decode_bytes
     name = input_name(f)
     text = decode_bytes(f.read(), name=name, errors_option=False)
     ids, unknown = vocab.encode_known(text)
@@ -162,7 +162,7 @@ def _num(x):
 def _draw(report):
     from rich.table import Table
 
-    from .chart import line_chart
+    from charrnn.ui.chart import line_chart
 
     console = report_console(highlight=False)
     color = console.is_terminal
