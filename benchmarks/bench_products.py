@@ -72,16 +72,15 @@ def main():
     ap.add_argument("--shapes", nargs="*", default=SHAPES)
     ap.add_argument("--rounds", type=int, default=9)
     a = ap.parse_args()
-    limit = blas.configure_products()
-    if not limit:
-        products.set_limit(blas.SMALL_PRODUCT)
+    limit = blas.product_limit()
+    lim = limit or blas.SMALL_PRODUCT  # measured either way
     print(f"OpenBLAS kernels {blas.corename()}; charrnn's product blocks {'on' if limit else 'off'} "
-          f"(limit R·K·w ≤ {products.limit():,}); one thread; one product's time / blocks' time, "
+          f"(limit R·K·w ≤ {lim:,}); one thread; one product's time / blocks' time, "
           f"* = the plan's width", file=sys.stderr)
     with blas.threads(1):
         for shape in a.shapes:
             R, K, N = map(int, shape.split("x"))
-            plan = products.plan(np.empty((K, N), np.float32), R)
+            plan = products.plan(np.empty((K, N), np.float32), R, lim)
             pick = N if plan is None else plan[0].shape[1]
             t = measure(R, K, N, a.rounds, extra=(pick,))
             flops = 2 * R * K * N

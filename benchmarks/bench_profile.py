@@ -42,6 +42,7 @@ from charrnn.core.model import ModelConfig  # noqa: E402
 import bench_speed  # noqa: E402
 
 V = 65  # tinyshakespeare's symbols
+LIMIT = blas.product_limit()  # the recurrent product's column blocks, as the charrnn command takes them
 
 
 def gemm_peak(threads, n=1024, seconds=2.0):
@@ -106,7 +107,7 @@ def profile_step(cell, L, H, B, T, reps=5):
     state = model.zero_state(cfg, B)
 
     def whole():
-        _, g, _ = model.loss_and_grads(params, cfg, x, y, state)
+        _, g, _ = model.loss_and_grads(params, cfg, x, y, state, limit=LIMIT)
         optim.clip_global_norm(g, 5.0)
         opt.step(params, g, ost, 1e-9)
 
@@ -118,7 +119,7 @@ def profile_step(cell, L, H, B, T, reps=5):
     for l in range(L):
         p = model.layer_params(params, l, False)
         st = state[l]
-        hs, _, _ = layers.recurrent_forward(p, inp, st, cell)
+        hs, _, _ = layers.recurrent_forward(p, inp, st, cell, limit=LIMIT)
         W, b = layers.folded_input(p, cell, one_hot=l == 0)
         xp = W[inp] if l == 0 else (inp.reshape(T * B, -1) @ W + b).reshape(T, B, -1)
         G = xp.shape[-1]
@@ -126,7 +127,7 @@ def profile_step(cell, L, H, B, T, reps=5):
         h, a, dh = np.zeros((B, H), f32), np.empty((B, G), f32), np.empty((B, H), f32)
         dxp, WhT = rng.standard_normal((T, B, G)).astype(f32), np.ascontiguousarray(p["Wh"].T)
         dhs = rng.standard_normal((T, B, H)).astype(f32)
-        blocks_f, blocks_b = products.plan(Whs, B), products.plan(WhT, B)  # as the cells cut them
+        blocks_f, blocks_b = products.plan(Whs, B, LIMIT), products.plan(WhT, B, LIMIT)  # as the cells cut them
 
         def rec_fwd():
             for t in range(T):
@@ -136,12 +137,12 @@ def profile_step(cell, L, H, B, T, reps=5):
             for t in range(T):
                 products.matmul(dxp[t], WhT, blocks_b, dh)
 
-        t_layer_f = timeit(lambda: layers.recurrent_forward(p, inp, st, cell), reps)
-        t_cell_f = timeit(lambda: cells.cell_forward(cell, xp, st, p), reps)
+        t_layer_f = timeit(lambda: layers.recurrent_forward(p, inp, st, cell, limit=LIMIT), reps)
+        t_cell_f = timeit(lambda: cells.cell_forward(cell, xp, st, p, limit=LIMIT), reps)
         t_layer_b = timeit(lambda c: layers.recurrent_backward(dhs, None, c), reps,
-                           fresh=lambda: layers.recurrent_forward(p, inp, st, cell)[2])
+                           fresh=lambda: layers.recurrent_forward(p, inp, st, cell, limit=LIMIT)[2])
         t_cell_b = timeit(lambda c: cells.cell_backward(dhs, None, c), reps,
-                          fresh=lambda: cells.cell_forward(cell, xp, st, p)[2])
+                          fresh=lambda: cells.cell_forward(cell, xp, st, p, limit=LIMIT)[2])
         t_rec = timeit(rec_fwd, reps) + timeit(rec_bwd, reps)
         t_dWh = timeit(lambda: cells._dWh(hs, st[0], dxp), reps)
         ph["recurrent products"] += t_rec
@@ -218,7 +219,7 @@ params = model.init_params(cfg, rng)
 pool, kids = None, {}
 if sys.argv[2] == 'processes':  # forced: train picks threads here (workers.worth_it)
     from charrnn.training import workers
-    pool = workers.Workers(params, cfg, 2)
+    pool = workers.Workers(params, cfg, 2)  # 2x512 at 32 rows: no blocks either way
     params = pool.params
     kids = {p.pid: rss(p.pid) for p in pool._procs}  # a fresh fork maps the trainer's pages
 opt = optim.make_optimizer('adam'); ost = opt.init_state(params)
@@ -266,7 +267,7 @@ def main():
     ap.add_argument("--no-memory", action="store_true")
     a = ap.parse_args()
     err = sys.stderr
-    limit = blas.configure_products()  # as the charrnn command does
+    limit = LIMIT
     print(f"OpenBLAS kernels {blas.corename()}, recurrent product blocks {'on' if limit else 'off'}", file=err)
     peak1, peak2 = gemm_peak(1), gemm_peak(2)
     print(f"float32 matmul peak (1024^3): {peak1:.1f} GFLOP/s one thread, {peak2:.1f} two threads", file=err)

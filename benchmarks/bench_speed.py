@@ -56,12 +56,11 @@ class Ours:
     is the product block limit its workers run with (core/products.py)."""
 
     def __init__(self, cell, layers, hidden, batch, seq_len, data, V, n, processes=True, limit=None):
-        self.n, self.limit = n, products.limit() if limit is None else limit
-        products.set_limit(self.limit)  # before the fork: worker processes keep it
+        self.n, self.limit = n, blas.product_limit() if limit is None else limit
         self.cfg = ModelConfig(vocab_size=V, cell=cell, layers=layers, hidden=hidden, embed=0)
         self.params = model.init_params(self.cfg, np.random.default_rng(0))
         use = workers.worth_it(self.cfg, batch, n) if processes == "auto" else processes and n > 1
-        self.pool = workers.Workers(self.params, self.cfg, n) if use and workers.available() else None
+        self.pool = workers.Workers(self.params, self.cfg, n, self.limit) if use and workers.available() else None
         if self.pool is not None:
             self.params = self.pool.params
         self.opt = optim.make_optimizer("adam")
@@ -70,7 +69,6 @@ class Ours:
         self.k, self.state = 0, model.zero_state(self.cfg, batch)
 
     def step(self):
-        products.set_limit(self.limit)  # for this process's own slice (and worker threads)
         if self.k >= self.streams.windows_per_epoch:
             self.k, self.state = 0, model.zero_state(self.cfg, self.streams.batch)
         x, y = self.streams.window(self.k)
@@ -78,7 +76,8 @@ class Ours:
         if self.pool is not None:
             _, grads, self.state = self.pool.loss_and_grads(x, y, self.state)
         else:
-            _, grads, self.state = model.loss_and_grads(self.params, self.cfg, x, y, self.state, workers=self.n)
+            _, grads, self.state = model.loss_and_grads(self.params, self.cfg, x, y, self.state, workers=self.n,
+                                                        limit=self.limit)
         optim.clip_global_norm(grads, 5.0)
         self.opt.step(self.params, grads, self.ost, 2e-3, workers=self.n)
 
@@ -217,7 +216,7 @@ def main():
         import torch
         torch.set_num_threads(a.threads)
     data, V = load_corpus()
-    limit = blas.configure_products()  # as the charrnn command does
+    limit = blas.product_limit()  # as the charrnn command takes it
     print(f"numpy {np.__version__}, torch {'absent' if ref is None else __import__('torch').__version__}, "
           f"{a.threads} threads, {a.rounds} rounds x {a.window_sec}s, OpenBLAS kernels {blas.corename()}, "
           f"product blocks {'on' if limit else 'off'}", file=sys.stderr)

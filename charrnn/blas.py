@@ -13,9 +13,10 @@ returns the count it replaces, but sets it for every thread), so only a command 
 makes all its BLAS calls from one thread, like ``sample``, changes it. Any other BLAS, an
 older OpenBLAS, or a system without /proc: nothing changes and ``threads`` says so.
 
-``configure_products`` turns on core/products.py's column blocks for the recurrent product
-when OpenBLAS runs its AVX-512 (SkylakeX-family) kernels, which multiply small products
-straight from their operands; with any other kernel it leaves them off.
+``product_limit`` is the column-block limit for core/products.py's recurrent product that
+this BLAS gains from: SMALL_PRODUCT when OpenBLAS runs its AVX-512 (SkylakeX-family) kernels,
+which multiply small products straight from their operands; 0 (one product) with any other.
+Callers pass it down to the core explicitly.
 """
 import contextlib
 import ctypes
@@ -72,13 +73,11 @@ def corename():
     return None
 
 
-def configure_products():
-    """Set core/products.py's block limit for the BLAS loaded here; returns the limit (0: off)."""
-    from charrnn.core import products
-
+@functools.lru_cache(maxsize=1)
+def product_limit():
+    """core/products.py's block limit for the BLAS loaded here (0: one product)."""
     name = (corename() or "").lower()
-    products.set_limit(SMALL_PRODUCT if name in UNPACKED_CORES else 0)
-    return products.limit()
+    return SMALL_PRODUCT if name in UNPACKED_CORES else 0
 
 
 @contextlib.contextmanager

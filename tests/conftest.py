@@ -35,14 +35,3 @@ def pickle_forbidden(monkeypatch):
             assert not np.dtype(dtype).hasobject, "object array decoded"
             return _real(*args, **kwargs)
         monkeypatch.setattr(np, name, guarded)
-
-
-@pytest.fixture(autouse=True)
-def one_product_unless_a_test_says_otherwise():
-    """The CLI's group callback turns the recurrent product's column blocks on process-wide
-    (charrnn/blas.py); every test starts from the core's default, whatever an in-process CLI
-    call before it did. tests/test_products.py proves the blocks give the same results."""
-    from charrnn.core import products
-    products.set_limit(0)
-    yield
-    products.set_limit(0)

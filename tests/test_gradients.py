@@ -44,7 +44,7 @@ def test_recurrent_layer_gradients(kind, act):
         return float((hs * dhs).sum() + sum((a * d).sum() for a, d in zip(sT, dsT)))
 
     _, _, cache = layers.recurrent_forward(p, x, s0, kind, act)
-    dx, ds0, grads = layers.recurrent_backward(dhs, dsT, cache)
+    dx, ds0, grads, _ = layers.recurrent_backward(dhs, dsT, cache)
     for k in p:
         assert rel_error(grads[k], numeric_grad(loss, p[k])) < TOL, k
     assert rel_error(dx, numeric_grad(loss, x)) < TOL
@@ -65,7 +65,7 @@ def test_bidirectional_gradients(kind):
         return float((out * dout).sum())
 
     _, _, cache = layers.bidirectional_forward(p, x, s0, kind)
-    dx, ds0, grads = layers.bidirectional_backward(dout, None, cache)
+    dx, ds0, grads, _ = layers.bidirectional_backward(dout, None, cache)
     for d in ("fwd", "bwd"):
         for k in p[d]:
             assert rel_error(grads[d][k], numeric_grad(loss, p[d][k])) < TOL, (d, k)

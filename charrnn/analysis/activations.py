@@ -12,7 +12,7 @@ quotes, a closing one is outside again.
 """
 import numpy as np
 
-from charrnn.core import cells, model
+from charrnn.core import model
 
 STATES = ("h", "c")  # h: every cell's output; c: the LSTM's cell state (shown as tanh(c))
 FEATURES = ("inside_quotes", "inside_brackets", "line_position", "word_start")
@@ -34,9 +34,8 @@ def run(params, cfg, ids, window=256):
     c = np.empty((L, T, H), dtype=dtype) if cfg.cell == "lstm" else None  # (L,T,H)
     state = model.zero_state(cfg, 1, dtype)
     for s in range(0, T, window):
-        _, state, (_, caches, _, _) = model.forward(params, cfg, ids[s:s + window, None], state)
-        for l, ((_, _, cell_cache), _) in enumerate(caches):
-            hs, cs = cells.cached_states(cell_cache)  # (t,1,H) each
+        _, state, cache = model.forward(params, cfg, ids[s:s + window, None], state)
+        for l, (hs, cs) in enumerate(model.layer_states(cache)):  # (t,1,H) each
             h[l, s:s + window] = hs[:, 0]
             if c is not None:
                 c[l, s:s + window] = cs[:, 0]

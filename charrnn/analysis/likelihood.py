@@ -12,11 +12,11 @@ from charrnn.core import classifier, layers, model
 from charrnn.core.parallel import thread_map
 
 
-def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1):
+def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1, limit=0):
     """(summed NLL in nats, number of predicted tokens) over ``tokens`` (1-D int array).
 
     Every token after the first is scored: the B streams take (n-1)//B tokens each and
-    one short extra stream the few left over.
+    one short extra stream the few left over. limit: core/products.py's block limit.
     """
     n = len(tokens) if max_tokens is None else min(len(tokens), max_tokens)
     if n < 2:
@@ -34,7 +34,7 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
         total = 0.0
         for s in range(0, L, seq_len):
             y = rows[s + 1:s + seq_len + 1, lo:hi]
-            nll, state = model.evaluate(params, cfg, rows[s:s + len(y), lo:hi], y, state)
+            nll, state = model.evaluate(params, cfg, rows[s:s + len(y), lo:hi], y, state, limit)
             total += nll
         return total
 
@@ -42,7 +42,7 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
     total, count = sum(totals), L * B
     rest = n - 1 - count  # tokens past the B equal streams: one more short stream scores them
     if rest > 0:
-        nll, _ = stream_nll(params, cfg, np.asarray(tokens[count:n]), 1, seq_len)
+        nll, _ = stream_nll(params, cfg, np.asarray(tokens[count:n]), 1, seq_len, limit=limit)
         total, count = total + nll, count + rest
     return total, count
 
@@ -58,7 +58,7 @@ def summary(nll, tokens, chars):
     }
 
 
-def sequence_logprobs(params, cfg, seqs, window=128):
+def sequence_logprobs(params, cfg, seqs, window=128, limit=0):
     """log p(s_1 … s_n | s_0) in nats for each sequence s (1-D int arrays, n ≥ 1), from a zero state.
 
     The sequences are scored side by side: padded to the longest into a (T,B) batch, read in
@@ -71,7 +71,7 @@ def sequence_logprobs(params, cfg, seqs, window=128):
     total = np.zeros(B)  # (B,)
     for s in range(0, T, window):
         x, y = ids[s:s + window], ids[s + 1:s + window + 1]
-        logits, state, _ = model.forward(params, cfg, x[:len(y)], state)
+        logits, state, _ = model.forward(params, cfg, x[:len(y)], state, limit=limit)
         nll, _, _ = layers.token_nll(logits, y)
         total -= np.where(valid[s:s + len(y)], nll.reshape(y.shape), 0.0).sum(axis=0, dtype=np.float64)
     return total

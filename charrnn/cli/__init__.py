@@ -101,7 +101,6 @@ def cli():
       charrnn sample --temp 0.8         # stream text from the latest run
       cat *.txt | charrnn train - --name mine
     """
-    blas.configure_products()  # the recurrent product's column blocks, where this BLAS gains from them
 
 
 # --------------------------------------------------------------------------- train
@@ -211,7 +210,7 @@ def train(ctx, corpus, **o):
         def make(log):
             if resume is not None:
                 reporter.message(f"resuming {run.path} at step {resume.step}")
-            return Trainer(corpus_obj, mcfg, tcfg, run, reporter, resume, log, stop)
+            return Trainer(corpus_obj, mcfg, tcfg, run, reporter, resume, log, stop, blas.product_limit())
 
         run_training(make, reporter, o["log_path"], stop)
 
@@ -302,7 +301,7 @@ def _sample(ckpt, checkpoint_dir, temp, top_k, top_p, argmax, prime, prime_file,
         out.write(text_so_far.encode("utf-8"))
         out.flush()
         if beam:
-            toks, _ = beam_search(b.params, b.cfg, start, length, beam)
+            toks, _ = beam_search(b.params, b.cfg, start, length, beam, blas.product_limit())
             piece = b.vocab.decode(toks)
             out.write(piece.encode("utf-8"))
             text_so_far += piece
@@ -361,7 +360,7 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     if len(ids) < 2:
         raise CharrnnError(f"{name}: too short to score (needs at least 2 tokens the model knows)")
     nll, n = likelihood.stream_nll(b.params, b.cfg, np.asarray(ids), batch=16, seq_len=100,
-                                workers=default_threads(16))
+                                workers=default_threads(16), limit=blas.product_limit())
     chars = sum(len(b.vocab.tokens[i]) for i in ids[1:]) if b.vocab.level == "word" else n
     r = {**likelihood.summary(nll, n, chars), "skipped": sum(unknown.values())}  # skipped: not in the vocabulary
     if as_json:

@@ -13,6 +13,7 @@ import sys
 import click
 import numpy as np
 
+from charrnn import blas
 from charrnn.store import schema
 from charrnn.analysis import likelihood
 from charrnn.cli.common import InputFile, checkpoint_dir_option
@@ -111,7 +112,7 @@ def _score(b, texts, crlf):
             slots.append(i)
     totals = np.full(len(texts), -np.inf)
     if seqs:
-        totals[slots] = likelihood.sequence_logprobs(b.params, b.cfg, seqs)
+        totals[slots] = likelihood.sequence_logprobs(b.params, b.cfg, seqs, limit=blas.product_limit())
     return totals, counts
 
 

@@ -7,18 +7,55 @@ computed for all T·B rows in one matrix product (see layers.py); only the
 recurrent product ``h·Wh`` stays inside the time loop. Arrays are time-major,
 so ``hs[t]`` is one contiguous (B, H) block that the matrix product writes into.
 
-    forward(xp, state, p)      -> hs, state, cache
-    backward(dhs, dstate, cache) -> dxp, dstate0, grads    (grads: dWh, and dbh for gru)
+    forward(xp, state, p, limit)   -> hs, state, cache     (cache: RNNCache, LSTMCache, GRUCache)
+    backward(dhs, dstate, cache)   -> dxp, dstate0, grads  (grads: dWh, and dbh for gru)
 
 The per-step functions are shared by the window forward and by ``step`` (sampling),
 so stepping one token at a time computes exactly what the window computes. The recurrent
-products go through products.matmul, which at a few rows may cut Wh into column blocks.
+products go through products.matmul, which at a few rows may cut Wh into column blocks of
+at most ``limit`` (products.plan; 0, the default, is one product).
 """
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
 from . import products
+
+
+class RNNCache(NamedTuple):
+    """What rnn_backward reads: every h_t (T,B,H), h_0 and Wh."""
+    act: str
+    hs: np.ndarray
+    h0: np.ndarray
+    Wh: np.ndarray
+    limit: int = 0
+
+    cs = None  # no cell state
+
+
+class LSTMCache(NamedTuple):
+    """The activated gates i f g o (T,B,4H), c_t, tanh(c_t), h_t (T,B,H) each, the initial state, Wh."""
+    acts: np.ndarray
+    cs: np.ndarray
+    tcs: np.ndarray
+    hs: np.ndarray
+    h0: np.ndarray
+    c0: np.ndarray
+    Wh: np.ndarray
+    limit: int = 0
+
+
+class GRUCache(NamedTuple):
+    """The gates z r n (T,B,3H), Whn·h + bh and h_t (T,B,H) each, h_0, Wh."""
+    acts: np.ndarray
+    hns: np.ndarray
+    hs: np.ndarray
+    h0: np.ndarray
+    Wh: np.ndarray
+    limit: int = 0
+
+    cs = None  # no cell state
 
 KINDS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
@@ -55,25 +92,25 @@ def rnn_activate(out, act):
     return out
 
 
-def rnn_forward(xp, state, p, act="tanh"):
+def rnn_forward(xp, state, p, act="tanh", limit=0):
     (h0,) = state
     T, B, H = xp.shape
     Wh = p["Wh"]
     hs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
     h = h0
-    blocks = products.plan(Wh, B)
+    blocks = products.plan(Wh, B, limit)
     for t in range(T):
         h = rnn_step(xp[t], h, Wh, act, hs[t], blocks)
-    return hs, (h.copy(),), ("rnn", act, hs, h0, Wh)
+    return hs, (h.copy(),), RNNCache(act, hs, h0, Wh, limit)
 
 
 def rnn_backward(dhs, dstate, cache):
-    _, act, hs, h0, Wh = cache
+    act, hs, h0, Wh = cache.act, cache.hs, cache.h0, cache.Wh
     T, B, H = hs.shape
     dxp = np.empty_like(hs)  # (T,B,H)
     dh = dstate[0].copy() if dstate is not None else np.zeros_like(h0)  # (B,H) reused every step
     WhT = np.ascontiguousarray(Wh.T)
-    blocks = products.plan(WhT, B)
+    blocks = products.plan(WhT, B, cache.limit)
     for t in reversed(range(T)):
         dh += dhs[t]
         h = hs[t]
@@ -143,7 +180,7 @@ def lstm_activate(a, c, c_out, tc_out, h_out, tmp):
     return h_out, c_out
 
 
-def lstm_forward(xps, state, p):
+def lstm_forward(xps, state, p, limit=0):
     """The window forward; xps = (x·Wx + b) ⊙ input_scale, as the layer computes it."""
     h0, c0 = state
     T, B, G = xps.shape
@@ -155,16 +192,16 @@ def lstm_forward(xps, state, p):
     hs = np.empty((T, B, H), dtype=xps.dtype)  # (T,B,H)
     tmp = np.empty((B, H), dtype=xps.dtype)  # (B,H)
     h, c = h0, c0
-    blocks = products.plan(Whs, B)
+    blocks = products.plan(Whs, B, limit)
     for t in range(T):
         h, c = lstm_step(xps[t], h, c, Whs, acts[t], cs[t], tcs[t], hs[t], tmp, blocks)
-    return hs, (h.copy(), c.copy()), ("lstm", acts, cs, tcs, hs, h0, c0, p["Wh"])
+    return hs, (h.copy(), c.copy()), LSTMCache(acts, cs, tcs, hs, h0, c0, p["Wh"], limit)
 
 
 def lstm_backward(dhs, dstate, cache):
     """Consumes the cache: each step's activated gates are overwritten by their gradients, which
     become the returned dxp (no (T,B,4H) array is allocated); a cache serves one backward."""
-    _, acts, cs, tcs, hs, h0, c0, Wh = cache
+    acts, cs, tcs, hs, h0, c0, Wh = cache.acts, cache.cs, cache.tcs, cache.hs, cache.h0, cache.c0, cache.Wh
     T, B, G = acts.shape
     H = G // 4
     K = np.multiply(tcs, tcs)  # (T,B,H) once over all rows, in place:
@@ -175,7 +212,7 @@ def lstm_backward(dhs, dstate, cache):
     else:
         dh, dc = dstate[0].copy(), dstate[1].copy()
     WhT = np.ascontiguousarray(Wh.T)
-    blocks = products.plan(WhT, B)
+    blocks = products.plan(WhT, B, cache.limit)
     raw = np.empty((B, 4, H), dtype=acts.dtype)  # (B,4,H) dL/d(gate) after the nonlinearity
     raw2 = raw.reshape(B, G)
     d = np.empty((B, G), dtype=acts.dtype)  # (B,4H) the nonlinearities' derivatives
@@ -232,7 +269,7 @@ def gru_step(xp_t, h, Wh, bh, a, hn_out, h_out, blocks=None):
     return h_out
 
 
-def gru_forward(xp, state, p):
+def gru_forward(xp, state, p, limit=0):
     (h0,) = state
     T, B, G = xp.shape
     H = G // 3
@@ -241,21 +278,21 @@ def gru_forward(xp, state, p):
     hns = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H) Whn·h + bh
     hs = np.empty((T, B, H), dtype=xp.dtype)  # (T,B,H)
     h = h0
-    blocks = products.plan(Wh, B)
+    blocks = products.plan(Wh, B, limit)
     for t in range(T):
         h = gru_step(xp[t], h, Wh, bh, acts[t], hns[t], hs[t], blocks)
-    return hs, (h.copy(),), ("gru", acts, hns, hs, h0, Wh)
+    return hs, (h.copy(),), GRUCache(acts, hns, hs, h0, Wh, limit)
 
 
 def gru_backward(dhs, dstate, cache):
-    _, acts, hns, hs, h0, Wh = cache
+    acts, hns, hs, h0, Wh = cache.acts, cache.hns, cache.hs, cache.h0, cache.Wh
     T, B, G = acts.shape
     H = G // 3
     dxp = np.empty_like(acts)  # (T,B,3H) grads of the input pre-activations
     dhp = np.empty_like(acts)  # (T,B,3H) grads of h·Wh (differs from dxp in the n block)
     dh = dstate[0].copy() if dstate is not None else np.zeros_like(h0)
     WhT = np.ascontiguousarray(Wh.T)
-    blocks = products.plan(WhT, B)
+    blocks = products.plan(WhT, B, cache.limit)
     tmp = np.empty((B, H), dtype=acts.dtype)  # (B,H)
     for t in reversed(range(T)):
         dh += dhs[t]
@@ -300,19 +337,18 @@ def _dWh(hs, h0, dxp):
     return dWh
 
 
-def cell_forward(kind, xp, state, p, act="tanh"):
+def cell_forward(kind, xp, state, p, act="tanh", limit=0):
     if kind == "lstm":
-        return lstm_forward(xp, state, p)
+        return lstm_forward(xp, state, p, limit)
     if kind == "gru":
-        return gru_forward(xp, state, p)
-    return rnn_forward(xp, state, p, act)
+        return gru_forward(xp, state, p, limit)
+    return rnn_forward(xp, state, p, act, limit)
 
 
 def cell_backward(dhs, dstate, cache):
-    kind = cache[0]
-    if kind == "lstm":
+    if isinstance(cache, LSTMCache):
         return lstm_backward(dhs, dstate, cache)
-    if kind == "gru":
+    if isinstance(cache, GRUCache):
         return gru_backward(dhs, dstate, cache)
     return rnn_backward(dhs, dstate, cache)
 
@@ -325,28 +361,20 @@ def hidden_grads(dhs, dstate, dxp, cache):
         gru:        dL/dh_t = dhs_t + z_{t+1} ⊙ dL/dh_{t+1} + [dz dr r⊙dn]_{t+1}·Whᵀ
     with dstate standing in for step T. For diagnostics only: training never needs it.
     """
-    kind, Wh = cache[0], cache[-1]
+    Wh = cache.Wh
     T, B, H = dhs.shape
     dH = np.empty_like(dhs)  # (T,B,H)
     dH[-1] = dhs[-1] if dstate is None else dhs[-1] + dstate[0]
-    if kind != "gru":
+    if not isinstance(cache, GRUCache):
         dH[:-1] = dhs[:-1] + (dxp[1:].reshape((T - 1) * B, -1) @ Wh.T).reshape(T - 1, B, H)
         return dH
-    acts = cache[1]
+    acts = cache.acts
     for t in reversed(range(T - 1)):
         z, r = acts[t + 1, :, :H], acts[t + 1, :, H:2 * H]
         dp = dxp[t + 1].copy()  # (B,3H) the gradient of h·Wh at t+1
         dp[:, 2 * H:] *= r
         dH[t] = dhs[t] + z * dH[t + 1] + dp @ Wh.T
     return dH
-
-
-def cached_states(cache):
-    """(hs, cs) a window forward stored, (T,B,H) each; cs is None but for the LSTM."""
-    kind = cache[0]
-    if kind == "lstm":
-        return cache[4], cache[2]
-    return (cache[3] if kind == "gru" else cache[2]), None
 
 
 def zero_state(kind, B, H, dtype=np.float32):

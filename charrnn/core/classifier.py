@@ -12,39 +12,42 @@ Sequences are padded at the end to T; the features are read at each one's own la
 the padding never reaches them (a bidirectional layer reverses each sequence within its length).
 Parameters are the language model's, keys and all, with out.V (H',K) and out.c (K,).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from . import layers, model
 
 
+class Cache(NamedTuple):
+    """What ``forward`` keeps for ``backward``: ids, lengths, the stack's output shape, its
+    layer caches (model.stack_forward) and the features the output layer read."""
+    ids: np.ndarray
+    lengths: np.ndarray
+    shape: tuple
+    layers: list
+    feat: np.ndarray
+
+
 def forward(params, cfg, ids, lengths, masks=None):
-    """Label logits (B,K) for padded sequences ids (T,B) of the given lengths (B,), and the cache."""
+    """Label logits (B,K) for padded sequences ids (T,B) of the given lengths (B,), and the Cache."""
     T, B = ids.shape
     lengths = np.asarray(lengths)
     x = layers.embedding_forward(params["embed.W"], ids) if cfg.embed > 0 else ids
     state = model.zero_state(cfg, B, params["out.V"].dtype)
-    caches = []
-    for l in range(cfg.layers):
-        p = model.layer_params(params, l, cfg.bidirectional)
-        if cfg.bidirectional:
-            hs, _, c = layers.bidirectional_forward(p, x, state[l], cfg.cell, cfg.activation, lengths)
-        else:
-            hs, _, c = layers.recurrent_forward(p, x, state[l], cfg.cell, cfg.activation)
-        mask = masks[l] if masks is not None else None
-        x = layers.dropout_forward(hs, mask)
-        caches.append((c, mask))
+    x, _, caches = model.stack_forward(params, cfg, x, state, masks, lengths)
     rows = np.arange(B)
     H = cfg.hidden
     feat = x[lengths - 1, rows]  # (B,H') the forward direction's last real step
     if cfg.bidirectional:
         feat = np.concatenate([feat[:, :H], x[0, :, H:]], axis=1)  # (B,2H) h← has read all by t = 0
     logits = feat @ params["out.V"] + params["out.c"]  # (B,K)
-    return logits, (ids, lengths, x.shape, caches, feat)
+    return logits, Cache(ids, lengths, x.shape, caches, feat)
 
 
 def backward(dlogits, cache, cfg, params):
     """Gradients of every parameter, keys as in params."""
-    ids, lengths, shape, caches, feat = cache
+    ids, lengths, shape, feat = cache.ids, cache.lengths, cache.shape, cache.feat
     B = len(lengths)
     H = cfg.hidden
     grads = {"out.V": feat.T @ dlogits, "out.c": dlogits.sum(axis=0)}
@@ -54,12 +57,8 @@ def backward(dlogits, cache, cfg, params):
     dx[lengths - 1, rows, :H] = dfeat[:, :H]
     if cfg.bidirectional:
         dx[0, :, H:] = dfeat[:, H:]
-    for l in reversed(range(cfg.layers)):
-        c, mask = caches[l]
-        dhs = layers.dropout_backward(dx, mask)
-        bwd = layers.bidirectional_backward if cfg.bidirectional else layers.recurrent_backward
-        dx, _, g = bwd(dhs, None, c)
-        grads.update(model.flatten_grads(l, g, cfg.bidirectional))
+    dx, _, g, _ = model.stack_backward(dx, cache.layers, cfg)
+    grads.update(g)
     if cfg.embed > 0:
         grads["embed.W"] = layers.embedding_backward(dx, ids, cfg.vocab_size)
     return grads

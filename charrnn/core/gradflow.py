@@ -13,7 +13,7 @@ Everything runs in float64, so a gradient of 1e-30 is still measured, not rounde
 """
 import numpy as np
 
-from . import cells, layers, model
+from . import layers, model
 
 
 def last_step_dlogits(logits, y):
@@ -41,22 +41,13 @@ def gradient_flow(params, cfg, ids, y, clip=0.0):
     dlogits = last_step_dlogits(logits, y)  # per sequence: each row is its own L_b's gradient
     loss = float(layers.token_nll(logits[-1], y)[0].mean())
 
-    _, caches, out, out_cache = cache
-    # one backward gives both: the hidden-state norms on the way down, and every parameter's
-    # gradient of sum_b L_b (the mean's, which --clip sees, is 1/B of it)
-    dx, g = layers.output_backward(dlogits, out_cache, out)
-    grads = {"out.V": g["V"], "out.c": g["c"]}
+    # one backward gives both: dL/dh of every layer, and every parameter's gradient of
+    # sum_b L_b (the mean's, which --clip sees, is 1/B of it)
+    grads, _, dH = model.backward(dlogits, cache, cfg, hidden=True)
     norms = np.empty((cfg.layers, T))  # (L,D)
-    for l in reversed(range(cfg.layers)):
-        (x, Wx, cell_cache), _ = caches[l]
-        dxp, _, g = cells.cell_backward(dx, None, cell_cache)
-        dH = cells.hidden_grads(dx, None, dxp, cell_cache)  # (T,B,H)
-        n = np.linalg.norm(dH, axis=2)  # (T,B)
+    for l, d in enumerate(dH):
+        n = np.linalg.norm(d, axis=2)  # (T,B)
         norms[l] = np.exp(np.log(np.maximum(n, 1e-300)).mean(axis=1))[::-1]  # geometric mean, by distance
-        dx, gx = layers.input_backward(dxp, x, Wx)  # to the layer below
-        grads.update(model.flatten_grads(l, {**g, **gx}, False))
-    if cfg.embed > 0:
-        grads["embed.W"] = layers.embedding_backward(dx, ids, cfg.vocab_size)
     grad_norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))) / B
     scale = min(1.0, clip / grad_norm) if clip > 0 and grad_norm > 0 else 1.0
     return {"norms": norms, "loss": loss, "grad_norm": grad_norm, "clip_scale": scale}

@@ -7,10 +7,27 @@ Each layer is a pair of pure functions, parameters in a dict ``p``:
     backward(dout, dstate, cache) -> dx, dstate0, grads      (grads keyed like p)
 Every time-independent product runs once over all N rows; only cells loop over time.
 """
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from . import cells
 from .cells import cell_backward, cell_forward
+
+
+class RecurrentCache(NamedTuple):
+    """The layer's input x (token ids or (T,B,D) floats), its Wx, and the cell's own cache."""
+    x: np.ndarray
+    Wx: np.ndarray
+    cell: NamedTuple
+
+
+class BidirectionalCache(NamedTuple):
+    """Each direction's RecurrentCache, the hidden width H, and the time reversal used."""
+    fwd: RecurrentCache
+    bwd: RecurrentCache
+    H: int
+    rev: Callable
 
 
 # --------------------------------------------------------------------------- embedding
@@ -40,8 +57,8 @@ def embedding_backward(dx, ids, V):
 
 # --------------------------------------------------------------------------- recurrent layer
 
-def recurrent_forward(p, x, state, kind, act="tanh"):
-    """xp = x·Wx + b for all N rows at once, then the cell's time loop.
+def recurrent_forward(p, x, state, kind, act="tanh", limit=0):
+    """xp = x·Wx + b for all N rows at once, then the cell's time loop (limit: cells.py).
 
     Any per-column scale the cell wants (cells.input_scale) is folded into Wx and b here.
     ``x`` is (T,B,D) floats, or (T,B) token ids for a one-hot first layer, where
@@ -56,8 +73,8 @@ def recurrent_forward(p, x, state, kind, act="tanh"):
         T, B, D = x.shape
         xp = (x.reshape(T * B, D) @ W).reshape(T, B, -1)  # (T,B,G)
         xp += b
-    hs, state, cell_cache = cell_forward(kind, xp, state, p, act)
-    return hs, state, (x, Wx, cell_cache)
+    hs, state, cell_cache = cell_forward(kind, xp, state, p, act, limit)
+    return hs, state, RecurrentCache(x, Wx, cell_cache)
 
 
 def folded_input(p, kind, one_hot):
@@ -75,12 +92,14 @@ def folded_input(p, kind, one_hot):
     return p["Wx"] * scale, p["b"] * scale
 
 
-def recurrent_backward(dhs, dstate, cache):
-    x, Wx, cell_cache = cache
-    dxp, dstate0, grads = cell_backward(dhs, dstate, cell_cache)
-    dx, g = input_backward(dxp, x, Wx)
+def recurrent_backward(dhs, dstate, cache, hidden=False):
+    """(dx, dstate0, grads, dH): with ``hidden``, dH is dL/dh_t for every t (cells.hidden_grads,
+    for diagnostics), else None."""
+    dxp, dstate0, grads = cell_backward(dhs, dstate, cache.cell)
+    dH = cells.hidden_grads(dhs, dstate, dxp, cache.cell) if hidden else None
+    dx, g = input_backward(dxp, cache.x, cache.Wx)
     grads.update(g)
-    return dx, dstate0, grads
+    return dx, dstate0, grads, dH
 
 
 def input_backward(dxp, x, Wx):
@@ -98,7 +117,7 @@ def input_backward(dxp, x, Wx):
 
 # --------------------------------------------------------------------------- bidirectional
 
-def bidirectional_forward(p, x, state, kind, act="tanh", lengths=None):
+def bidirectional_forward(p, x, state, kind, act="tanh", lengths=None, limit=0):
     """out_t = [h→_t ; h←_t]: a forward pass and a pass over the time-reversed input.
 
     ``p`` holds two parameter dicts, p["fwd"] and p["bwd"]; ``state`` is (state_fwd, state_bwd).
@@ -107,10 +126,10 @@ def bidirectional_forward(p, x, state, kind, act="tanh", lengths=None):
     h← starts at its last real token and the padding stays behind the real steps.
     """
     rev = reversal(x.shape[:2], lengths)
-    hf, sf, cf = recurrent_forward(p["fwd"], x, state[0], kind, act)
-    hb, sb, cb = recurrent_forward(p["bwd"], rev(x), state[1], kind, act)
+    hf, sf, cf = recurrent_forward(p["fwd"], x, state[0], kind, act, limit)
+    hb, sb, cb = recurrent_forward(p["bwd"], rev(x), state[1], kind, act, limit)
     out = np.concatenate([hf, rev(hb)], axis=-1)  # (T,B,2H)
-    return out, (sf, sb), (cf, cb, hf.shape[-1], rev)
+    return out, (sf, sb), BidirectionalCache(cf, cb, hf.shape[-1], rev)
 
 
 def reversal(shape, lengths=None):
@@ -128,13 +147,16 @@ def reversal(shape, lengths=None):
     return lambda a: a[idx, cols]
 
 
-def bidirectional_backward(dout, dstate, cache):
-    cf, cb, H, rev = cache
+def bidirectional_backward(dout, dstate, cache, hidden=False):
+    """As recurrent_backward; dH is not measured through a bidirectional layer (always None)."""
+    if hidden:
+        raise ValueError("hidden-state gradients are measured for unidirectional layers only")
+    H, rev = cache.H, cache.rev
     dsf, dsb = dstate if dstate is not None else (None, None)
-    dxf, d0f, gf = recurrent_backward(np.ascontiguousarray(dout[..., :H]), dsf, cf)
-    dxb, d0b, gb = recurrent_backward(np.ascontiguousarray(rev(dout[..., H:])), dsb, cb)
+    dxf, d0f, gf, _ = recurrent_backward(np.ascontiguousarray(dout[..., :H]), dsf, cache.fwd)
+    dxb, d0b, gb, _ = recurrent_backward(np.ascontiguousarray(rev(dout[..., H:])), dsb, cache.bwd)
     dx = None if dxf is None else dxf + rev(dxb)
-    return dx, (d0f, d0b), {"fwd": gf, "bwd": gb}
+    return dx, (d0f, d0b), {"fwd": gf, "bwd": gb}, None
 
 
 # --------------------------------------------------------------------------- dropout

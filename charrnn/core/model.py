@@ -22,6 +22,7 @@ Initialisation (documented, deterministic given the Generator):
     embed.W ~ N(0, 1); out.V ~ U(-1/√H', 1/√H'); out.c = 0.
 """
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -151,47 +152,87 @@ def zero_state(cfg, B, dtype=np.float32):
 
 # --------------------------------------------------------------------------- window
 
-def forward(params, cfg, ids, state, masks=None):
-    """Logits for every position of a (T,B) window of token ids, from a carried state.
+class LayerCache(NamedTuple):
+    """One layer of the stack: its own cache (layers.RecurrentCache or BidirectionalCache) and
+    the dropout mask applied to its output (None: no dropout)."""
+    layer: NamedTuple
+    mask: np.ndarray | None
 
-    masks: optional dropout masks, one (T,B,H') array per layer output (None = no dropout).
-    Returns logits (T,B,V), the final state, and the cache for ``backward``.
+
+class Cache(NamedTuple):
+    """What ``forward`` keeps for ``backward``: the token ids, every layer's cache, the output
+    layer's weights and its input (the top layer's output after dropout)."""
+    ids: np.ndarray
+    layers: list
+    out: dict
+    top: np.ndarray
+
+
+def stack_forward(params, cfg, x, state, masks=None, lengths=None, limit=0):
+    """The recurrent layers, dropout between: (top output (T,B,H'), final states, [LayerCache]).
+
+    lengths (B,) are the sequences' own lengths, for a bidirectional stack over padded ones.
     """
-    x = layers.embedding_forward(params["embed.W"], ids) if cfg.embed > 0 else ids
     caches, new_state = [], []
     for l in range(cfg.layers):
         p = layer_params(params, l, cfg.bidirectional)
-        fwd = layers.bidirectional_forward if cfg.bidirectional else layers.recurrent_forward
-        hs, s, c = fwd(p, x, state[l], cfg.cell, cfg.activation)
+        if cfg.bidirectional:
+            hs, s, c = layers.bidirectional_forward(p, x, state[l], cfg.cell, cfg.activation, lengths, limit)
+        else:
+            hs, s, c = layers.recurrent_forward(p, x, state[l], cfg.cell, cfg.activation, limit)
         mask = masks[l] if masks is not None else None
         x = layers.dropout_forward(hs, mask)
-        caches.append((c, mask))
+        caches.append(LayerCache(c, mask))
         new_state.append(s)
+    return x, new_state, caches
+
+
+def stack_backward(dx, caches, cfg, dstate=None, hidden=False):
+    """Back through stack_forward: (dx of its input, [dstate0 per layer], grads, [dL/dh per layer]
+    bottom first when ``hidden``, else None)."""
+    grads, dstate0, dH = {}, [None] * cfg.layers, [None] * cfg.layers
+    bwd = layers.bidirectional_backward if cfg.bidirectional else layers.recurrent_backward
+    for l in reversed(range(cfg.layers)):
+        c = caches[l]
+        dhs = layers.dropout_backward(dx, c.mask)
+        dx, dstate0[l], g, dH[l] = bwd(dhs, None if dstate is None else dstate[l], c.layer, hidden)
+        grads.update(flatten_grads(l, g, cfg.bidirectional))
+    return dx, dstate0, grads, (dH if hidden else None)
+
+
+def forward(params, cfg, ids, state, masks=None, limit=0):
+    """Logits for every position of a (T,B) window of token ids, from a carried state.
+
+    masks: optional dropout masks, one (T,B,H') array per layer output (None = no dropout).
+    limit: the recurrent product's column-block limit (core/products.py; 0 = one product).
+    Returns logits (T,B,V), the final state, and the Cache for ``backward``.
+    """
+    x = layers.embedding_forward(params["embed.W"], ids) if cfg.embed > 0 else ids
+    top, new_state, caches = stack_forward(params, cfg, x, state, masks, limit=limit)
     out = {"V": params["out.V"], "c": params["out.c"]}
-    logits, out_cache = layers.output_forward(out, x)
-    return logits, new_state, (ids, caches, out, out_cache)
+    logits, _ = layers.output_forward(out, top)
+    return logits, new_state, Cache(ids, caches, out, top)
 
 
-def backward(dlogits, cache, cfg, dstate=None):
+def backward(dlogits, cache, cfg, dstate=None, hidden=False):
     """Gradients of every parameter (keys as in params) and of the initial state.
 
     dstate: gradient flowing into the final state (None for truncated BPTT, where the
-    carried state is treated as a constant).
+    carried state is treated as a constant). With ``hidden``, also dL/dh_t of every layer
+    (a list of (T,B,H), bottom first; for diagnostics): (grads, dstate0, dH).
     """
-    ids, caches, out, out_cache = cache
-    grads = {}
-    dx, g = layers.output_backward(dlogits, out_cache, out)
+    dx, g = layers.output_backward(dlogits, cache.top, cache.out)
+    dx, dstate0, grads, dH = stack_backward(dx, cache.layers, cfg, dstate, hidden)
     grads["out.V"], grads["out.c"] = g["V"], g["c"]
-    dstate0 = [None] * cfg.layers
-    for l in reversed(range(cfg.layers)):
-        c, mask = caches[l]
-        dhs = layers.dropout_backward(dx, mask)
-        bwd = layers.bidirectional_backward if cfg.bidirectional else layers.recurrent_backward
-        dx, dstate0[l], g = bwd(dhs, None if dstate is None else dstate[l], c)
-        grads.update(flatten_grads(l, g, cfg.bidirectional))
     if cfg.embed > 0:
-        grads["embed.W"] = layers.embedding_backward(dx, ids, cfg.vocab_size)
-    return grads, dstate0
+        grads["embed.W"] = layers.embedding_backward(dx, cache.ids, cfg.vocab_size)
+    return (grads, dstate0, dH) if hidden else (grads, dstate0)
+
+
+def layer_states(cache):
+    """Per layer (hs, cs): the states a window forward stored, (T,B,H) each; cs is None but for
+    the LSTM. Unidirectional models only."""
+    return [(c.layer.cell.hs, c.layer.cell.cs) for c in cache.layers]
 
 
 def make_masks(cfg, T, B, rng, dtype=np.float32):
@@ -201,21 +242,22 @@ def make_masks(cfg, T, B, rng, dtype=np.float32):
     return [layers.dropout_mask((T, B, cfg.out_width), cfg.dropout, rng, dtype) for _ in range(cfg.layers)]
 
 
-def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1, weights=None):
+def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1, weights=None, limit=0):
     """One truncated-BPTT window: mean loss over all T·B positions, gradients, final state.
 
     The final state is returned as a plain array: the caller carries it into the next
     window without gradient. workers > 1 splits the B streams between threads (data
     parallel, one BLAS thread each works best); the gradient is the streams-weighted sum,
     deterministic for a given split. weights: optional (T,B) per-position loss weights.
+    limit: as in ``forward``.
     """
     T, B = x.shape
     masks = make_masks(cfg, T, B, rng, params["out.V"].dtype) if rng is not None else None
     n = min(workers, B)
     if n <= 1 or weights is not None:
-        return window_loss_and_grads(params, cfg, x, y, state, masks, weights)
+        return window_loss_and_grads(params, cfg, x, y, state, masks, weights, limit)
     jobs, bounds = split_jobs(cfg, x, y, state, masks, n)
-    return merge(thread_map(lambda a: window_loss_and_grads(params, *a), jobs), bounds, cfg)
+    return merge(thread_map(lambda a: window_loss_and_grads(params, *a, limit=limit), jobs), bounds, cfg)
 
 
 def split_jobs(cfg, x, y, state, masks, n):
@@ -249,9 +291,9 @@ def merge(results, bounds, cfg):
     return loss, grads, new_state
 
 
-def window_loss_and_grads(params, cfg, x, y, state, masks, weights=None):
+def window_loss_and_grads(params, cfg, x, y, state, masks, weights=None, limit=0):
     """loss_and_grads on one thread, with the dropout masks given."""
-    logits, new_state, cache = forward(params, cfg, x, state, masks)
+    logits, new_state, cache = forward(params, cfg, x, state, masks, limit)
     loss, dlogits = layers.softmax_cross_entropy(logits, y, weights)
     grads, _ = backward(dlogits, cache, cfg)
     return loss, grads, new_state
@@ -261,13 +303,13 @@ def _slice_state(state, lo, hi):
     return [tuple(a[lo:hi] for a in s) for s in state]
 
 
-def evaluate(params, cfg, x, y, state):
+def evaluate(params, cfg, x, y, state, limit=0):
     """Summed negative log-likelihood (nats) of a (T,B) window, and the carried state.
 
     -log p(y_t) = logsumexp(z_t) - z_t[y_t], row by row in the logits' own dtype (no
     float64 copy of the (T,B,V) logits); the sum over rows is taken in float64.
     """
-    logits, new_state, _ = forward(params, cfg, x, state)
+    logits, new_state, _ = forward(params, cfg, x, state, limit=limit)
     nll, _, _ = layers.token_nll(logits, y)
     return float(nll.sum(dtype=np.float64)), new_state
 
@@ -297,7 +339,7 @@ class Stepper:
     bidirectional layer needs the whole sequence).
     """
 
-    def __init__(self, params, cfg, B=1, state=None):
+    def __init__(self, params, cfg, B=1, state=None, limit=0):
         if cfg.bidirectional:
             raise ValueError("a bidirectional model cannot be stepped one token at a time")
         self.params, self.cfg = params, cfg
@@ -314,12 +356,12 @@ class Stepper:
             b = _own(b, p)  # a snapshot: no array of the parameters' own
             if one_hot or cfg.cell == "gru":
                 Wx, Wh = _own(Wx, p), _own(Wh, p)
-                L = {"Wx": Wx, "b": b, "Wh": Wh, "bh": _own(p.get("bh"), p), "blocks": products.plan(Wh, B)}
+                L = {"Wx": Wx, "b": b, "Wh": Wh, "bh": _own(p.get("bh"), p), "blocks": products.plan(Wh, B, limit)}
                 h = np.empty((B, H), dtype=dtype)  # (B,H)
             else:
                 D = Wx.shape[0]
                 W = np.concatenate([Wx, Wh])  # (D+H,G) [Wx; Wh]
-                L = {"W": W, "b": b, "D": D, "blocks": products.plan(W, B)}
+                L = {"W": W, "b": b, "D": D, "blocks": products.plan(W, B, limit)}
                 L["xh"] = np.empty((B, D + H), dtype=dtype)  # (B,D+H) [x_t, h_{t-1}]
                 h = L["xh"][:, D:]  # the state is a view: the product reads it in place
             h[...] = start[l][0]

@@ -11,42 +11,28 @@ there, its backward (16,1024)·(1024,256) as eight 32 columns wide 1.2–1.5×, 
 4 rows 3× (benchmarks/bench_products.py, with both cores busy); one row (sampling) is a
 matrix-vector product that reads W unpacked already, and blocks only slow it. Where the BLAS
 packs every product, blocks only add calls (0.84–0.98× with OpenBLAS's Haswell kernels), so
-the limit is 0 (one product) until the shell sets it for the BLAS it has loaded
-(charrnn/blas.py). The blocks sum each output in the same order up to the BLAS's kernel
-choice, so they change results by float rounding at most.
+the limit is a property of the loaded BLAS (charrnn/blas.py's product_limit) that callers pass
+down explicitly; 0, the default everywhere, means one product. The blocks sum each output in
+the same order up to the BLAS's kernel choice, so they change results by float rounding at most.
 """
 import numpy as np
 
 MAX_ROWS = 16  # above this the packed product amortises its copy (32 rows: no gain measured)
 MIN_WIDTH = 32  # narrower blocks lose more to per-call overhead than packing costs
-_limit = 0  # R·K·w at most this per block; 0: one product (set_limit)
 
 
-def set_limit(n):
-    """Set the largest R·K·w one block may have (0 turns blocks off); returns the previous one.
-
-    A property of the BLAS, like its thread count: the shell sets it once per process.
-    """
-    global _limit
-    previous, _limit = _limit, int(n)
-    return previous
-
-
-def limit():
-    return _limit
-
-
-def plan(W, rows):
+def plan(W, rows, limit=0):
     """W (K,N) as contiguous column blocks (K,w) for products with ``rows`` rows, or None.
 
-    w is the widest power of two with rows·K·w within the limit (the last block takes what is
-    left); None when one product is better: blocks off, one row or more than MAX_ROWS, w below
-    MIN_WIDTH, or the whole product within the limit.
+    ``limit`` is the largest R·K·w one block may have (0: blocks off). w is the widest power of
+    two with rows·K·w within it (the last block takes what is left); None when one product is
+    better: blocks off, one row or more than MAX_ROWS, w below MIN_WIDTH, or the whole product
+    within the limit.
     """
     K, N = W.shape
-    if not _limit or not 1 < rows <= MAX_ROWS or rows * K * MIN_WIDTH > _limit or rows * K * N <= _limit:
+    if not limit or not 1 < rows <= MAX_ROWS or rows * K * MIN_WIDTH > limit or rows * K * N <= limit:
         return None
-    w = 1 << (_limit // (rows * K)).bit_length() - 1
+    w = 1 << (limit // (rows * K)).bit_length() - 1
     if w >= N:
         return None
     return [np.ascontiguousarray(W[:, j:j + w]) for j in range(0, N, w)]  # (K,w) each, the last ≤ w

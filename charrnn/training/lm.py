@@ -48,8 +48,9 @@ class NullReporter:
 
 
 class Trainer:
-    def __init__(self, corpus, mcfg, tcfg, rundir, reporter=None, resume=None, log=None, stop=None):
+    def __init__(self, corpus, mcfg, tcfg, rundir, reporter=None, resume=None, log=None, stop=None, limit=0):
         self.corpus, self.mcfg, self.tcfg, self.rundir = corpus, mcfg, tcfg, rundir
+        self.limit = limit  # core/products.py's block limit for this BLAS (blas.product_limit)
         self.reporter = reporter or NullReporter()
         self.log, self.stop = log, stop or Stop()
         train_tok, self.val_tok = split_train_val(corpus.tokens, tcfg.val_frac)
@@ -91,7 +92,7 @@ class Trainer:
         pool = None
         n = min(self.tcfg.threads, self.tcfg.batch)  # a worker without a stream would idle
         if workers.worth_it(self.mcfg, self.tcfg.batch, n):
-            pool = workers.Workers(self.params, self.mcfg, n)
+            pool = workers.Workers(self.params, self.mcfg, n, self.limit)
             self.params = pool.params  # shared: the optimizer's in-place update reaches every worker
         try:
             with np.errstate(all="ignore"):  # non-finite values are checked for explicitly below
@@ -128,7 +129,7 @@ class Trainer:
                     raise workers.WorkerError(f"{e}; training stopped {where}") from None
             else:
                 loss, grads, new_state = model.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng,
-                                                              workers=t.threads)
+                                                              workers=t.threads, limit=self.limit)
             if t.clip_value > 0:
                 optim.clip_values(grads, t.clip_value)
             norm, clipped = optim.clip_global_norm(grads, t.clip)
@@ -182,7 +183,7 @@ class Trainer:
         if len(self.val_tok) < 2:
             return None, None
         nll, n = likelihood.stream_nll(self.params, self.mcfg, self.val_tok, self.tcfg.batch,
-                                    self.tcfg.seq_len, MAX_VAL_TOKENS, workers=self.tcfg.threads)
+                                    self.tcfg.seq_len, MAX_VAL_TOKENS, workers=self.tcfg.threads, limit=self.limit)
         if n == 0:
             return None, None
         return nll / n, nll / (self.chars_of_val(n) * math.log(2))

@@ -80,8 +80,8 @@ class Workers:
     does) and every worker sees the update.
     """
 
-    def __init__(self, params, cfg, n):
-        self.cfg, self.n = cfg, n
+    def __init__(self, params, cfg, n, limit=0):
+        self.cfg, self.n, self.limit = cfg, n, limit
         offsets, size = _layout(params)
         self._maps = [mmap.mmap(-1, size) for _ in range(n)]  # anonymous, MAP_SHARED
         self.params = _views(self._maps[0], params, offsets)
@@ -97,7 +97,8 @@ class Workers:
             for i in range(1, n):
                 mine, theirs = ctx.Pipe()
                 p = ctx.Process(target=_serve, args=(theirs, self._conns + [mine], parent, self.params,
-                                                     self._grads[i - 1], cfg), daemon=True, name=f"charrnn-worker-{i}")
+                                                     self._grads[i - 1], cfg, limit), daemon=True,
+                                name=f"charrnn-worker-{i}")
                 p.start()
                 theirs.close()
                 self._conns.append(mine)
@@ -106,7 +107,7 @@ class Workers:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def loss_and_grads(self, x, y, state, rng=None):
-        """As model.loss_and_grads(self.params, cfg, x, y, state, rng, workers=n).
+        """As model.loss_and_grads(self.params, cfg, x, y, state, rng, workers=n, limit=limit).
 
         A slice that fails in a worker raises WorkerError after every worker has answered, so
         the pool stays in step; a worker that died leaves the pool broken for good."""
@@ -126,7 +127,7 @@ class Workers:
                 raise self._died(sent + 1) from None
             sent += 1
         try:
-            results = [model.window_loss_and_grads(self.params, *jobs[0])]  # this process's own slice
+            results = [model.window_loss_and_grads(self.params, *jobs[0], limit=self.limit)]  # its own slice
         except BaseException:
             self._collect(sent)  # their replies must not be read as the next window's
             raise
@@ -178,17 +179,17 @@ class Workers:
         self.close()
 
 
-def _serve(conn, parent_ends, parent, params, grads, cfg):
+def _serve(conn, parent_ends, parent, params, grads, cfg, limit):
     """A worker's life: it leaves by os._exit, so buffers it inherited from the trainer (stderr,
     the --log file) are never flushed a second time, and no lock a trainer thread held at the
     fork can stall its exit."""
     try:
-        _work(conn, parent_ends, parent, params, grads, cfg)
+        _work(conn, parent_ends, parent, params, grads, cfg, limit)
     finally:
         os._exit(0)
 
 
-def _work(conn, parent_ends, parent, params, grads, cfg):
+def _work(conn, parent_ends, parent, params, grads, cfg, limit):
     """A slice in, its gradient into shared memory, (loss, state) out, until told to stop."""
     for c in parent_ends:  # the trainer's ends, inherited by the fork: a dead trainer must mean EOF here
         c.close()
@@ -210,7 +211,7 @@ def _work(conn, parent_ends, parent, params, grads, cfg):
             if job is None:
                 return
             try:
-                loss, g, state = model.window_loss_and_grads(params, cfg, *job)
+                loss, g, state = model.window_loss_and_grads(params, cfg, *job, limit=limit)
                 for k, v in g.items():
                     grads[k][...] = v
                 conn.send(("ok", loss, state))
