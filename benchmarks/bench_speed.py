@@ -31,7 +31,7 @@ from charrnn.training import workers  # noqa: E402
 from charrnn.core import model, optim, products  # noqa: E402
 from charrnn.core.model import ModelConfig  # noqa: E402
 from charrnn.core.sampling import Sampler  # noqa: E402
-from charrnn.text.corpus import Streams  # noqa: E402
+from charrnn.text.windows import Streams  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpora" / "tinyshakespeare.txt"

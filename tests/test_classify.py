@@ -64,9 +64,9 @@ def test_predict_writes_labels_and_probabilities_exactly(work):
     code, out, err = run("classify", "predict", "--probs", input="\n".join(texts) + "\n")
     assert code == 0 and err == "", err
     b = schema.load("checkpoints/data/best.ckpt", kind="classifier")
-    assert b.meta["labels"] == ["animal", "other"]
+    assert b.labels == ["animal", "other"]
     p = predict_probs(b.params, b.cfg, [encode(b.vocab, t, 400)[0] for t in texts])
-    want = "".join(f"{b.meta['labels'][int(row.argmax())]}\tanimal:{row[0]:.4f}\tother:{row[1]:.4f}\n" for row in p)
+    want = "".join(f"{b.labels[int(row.argmax())]}\tanimal:{row[0]:.4f}\tother:{row[1]:.4f}\n" for row in p)
     assert out == want
     assert run("classify", "predict")[1] == ""  # no input, no output
     code, out, _ = run("classify", "predict", input="the cat\nthe moon")  # no final line break

@@ -67,7 +67,7 @@ def test_train_writes_latest_best_and_periodic_checkpoints(work):
     assert re.fullmatch(r"step-0000012-val-\d+\.\d{4}\.ckpt", periodic[-1])
     b = schema.load(str(work / "checkpoints" / "corpus" / "latest.ckpt"))
     assert b.step == 12 and b.train.steps == 12 and b.cfg.hidden == 16
-    assert b.meta["corpus"]["sha256"] and set(b.meta["metrics"]) >= {"val_loss", "best_val_loss"}
+    assert b.corpus["sha256"] and set(b.metrics) >= {"val_loss", "best_val_loss"}
 
 
 def test_train_without_a_corpus_learns_the_default_corpus_and_sample_reads_it(work, monkeypatch):

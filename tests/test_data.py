@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import charrnn.text.corpus as data_mod
-from charrnn.text.corpus import Corpus, Sources, Streams, default_cache_dir, load_corpus, read_sources, split_train_val
+from charrnn.text.corpus import Corpus, Sources, default_cache_dir, load_corpus, read_sources
+from charrnn.text.windows import Streams, split_train_val
 from charrnn.text.default_corpus import STDLIB_MODULES, build_default_corpus, default_corpus_dir
 from charrnn.errors import CorpusError
 
@@ -377,7 +378,7 @@ def test_split_train_val_takes_the_tail():
 def test_streams_windows_by_hand():
     # n = 23, B = 2, T = 3: L = (23-1)//2 = 11 tokens per stream, 11//3 = 3 windows
     s = Streams(np.arange(100, 123, dtype=np.int32), batch=2, seq_len=3)
-    assert s.stream_len == 11 and s.windows_per_epoch == 3 and len(s) == 3
+    assert s.stream_len == 11 and s.windows_per_epoch == 3
     x, y = s.window(0)
     assert x.dtype == np.int32 and x.shape == (3, 2) and x.flags.c_contiguous
     assert x.tolist() == [[100, 111], [101, 112], [102, 113]]
@@ -385,7 +386,7 @@ def test_streams_windows_by_hand():
     x, y = s.window(2)
     assert x.tolist() == [[106, 117], [107, 118], [108, 119]]
     assert y.tolist() == [[107, 118], [108, 119], [109, 120]]
-    assert [w[0].tolist() for w in s][1] == [[103, 114], [104, 115], [105, 116]]
+    assert s.window(1)[0].tolist() == [[103, 114], [104, 115], [105, 116]]
     with pytest.raises(IndexError):
         s.window(3)
 
@@ -408,7 +409,7 @@ def test_streams_on_a_memmap(tmp_path):
     assert isinstance(c.tokens, np.memmap)
     s = Streams(c.tokens, batch=4, seq_len=16)
     ref = Streams(np.array(c.tokens), batch=4, seq_len=16)
-    for k in (0, len(s) - 1):
+    for k in (0, s.windows_per_epoch - 1):
         for a, b in zip(s.window(k), ref.window(k)):
             assert type(a) is np.ndarray and np.array_equal(a, b)
 

@@ -73,7 +73,7 @@ def test_a_checkpoint_is_measured_on_lines_of_a_file(tmp_path):
     vocab = build_vocab(text, "char")
     cfg = ModelConfig(vocab_size=len(vocab), cell="lstm", layers=2, hidden=12)
     params = model.init_params(cfg, np.random.default_rng(0))
-    arrays, meta = schema.pack(params, cfg, vocab, {"kind": "lm", "step": 0})
+    arrays, meta = schema.pack(schema.Checkpoint(cfg, params, vocab))
     container.save(tmp_path / "m.ckpt", arrays, meta)
     (tmp_path / "t.txt").write_text(text, encoding="utf-8")
     code, out, err = run("--checkpoint", str(tmp_path / "m.ckpt"), "--file", str(tmp_path / "t.txt"),

@@ -223,7 +223,7 @@ def test_a_progress_reader_that_goes_away_does_not_stop_training():
 
 
 def test_a_log_that_cannot_be_written_warns_once_and_is_dropped():
-    from charrnn.training.lm import write_log
+    from charrnn.training.loop import write_log
     said = []
     rep = type("R", (), {"message": lambda self, text: said.append(text)})()
     assert write_log(ClosedPipe(), {"event": "step"}, rep) is None

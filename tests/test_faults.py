@@ -231,7 +231,7 @@ def resume_source(d):
 
 def same_training_state(a, b):
     """Bitwise: parameters, optimizer state, carried hidden state, step and RNG."""
-    assert a.step == b.step and a.meta["rng"] == b.meta["rng"]
+    assert a.step == b.step and a.rng == b.rng
     for x, y in ((a.params, b.params), (a.opt_state, b.opt_state)):
         assert x.keys() == y.keys()
         for k in x:

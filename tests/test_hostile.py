@@ -141,7 +141,7 @@ def refused(path):
 
 
 def outcome(path):
-    """schema.load's result: a Bundle, or None after one single-line CheckpointError.
+    """schema.load's result: a Checkpoint, or None after one single-line CheckpointError.
     Any other exception propagates and fails the test."""
     try:
         return schema.load(str(path))
@@ -166,7 +166,7 @@ def assert_usable(b, path, lab, resume=True):
         FUZZED["sampling refused a model whose weights overflow"] += 1
     text = r.stdout_bytes.decode("utf-8")
     assert set(text) <= set("".join(b.vocab.tokens)) | {"\n"}
-    if resume and b.train is not None and b.opt_state and b.meta.get("kind") == "lm":
+    if resume and b.train is not None and b.opt_state and b.kind == "lm":
         lab.n += 1
         r = invoke("train", lab.root / "corpus.txt", "--resume", path, "--steps", b.step + 1, "--force", "--quiet",
                    "--name", f"resume-{lab.n}", "--checkpoint-dir", lab.root / "resumed", work=lab.root)

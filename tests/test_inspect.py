@@ -27,7 +27,7 @@ def run(*args, input=None):
 
 
 def save(path, cfg, params, vocab):
-    arrays, meta = schema.pack(params, cfg, vocab, {"kind": "lm", "step": 0})
+    arrays, meta = schema.pack(schema.Checkpoint(cfg, params, vocab))
     container.save(path, arrays, meta)
     return str(path)
 

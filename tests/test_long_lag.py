@@ -111,7 +111,7 @@ def test_diagnose_shows_the_trained_rnn_gradient_vanish_where_the_lstm_keeps_it(
         params, cfg = trained(cell)
         vocab = build_vocab(VOCAB, "char")
         assert "".join(vocab.tokens) == VOCAB
-        arrays, meta = schema.pack(params, cfg, vocab, {"kind": "lm", "step": STEPS})
+        arrays, meta = schema.pack(schema.Checkpoint(cfg, params, vocab, step=STEPS))
         container.save(tmp_path / f"{cell}.ckpt", arrays, meta)
         res = CliRunner().invoke(cli, ["diagnose", "--checkpoint", str(tmp_path / f"{cell}.ckpt"),
                                        "--file", str(tmp_path / "recall.txt"), "--json"])

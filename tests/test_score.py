@@ -27,7 +27,7 @@ def ckpt(tmp_path_factory):
     vocab = build_vocab(ALPHABET, "char")
     cfg = ModelConfig(vocab_size=len(vocab), cell="gru", layers=2, hidden=16)
     params = model.init_params(cfg, np.random.default_rng(1))
-    arrays, meta = schema.pack(params, cfg, vocab, {"kind": "lm", "step": 0})
+    arrays, meta = schema.pack(schema.Checkpoint(cfg, params, vocab))
     container.save(d / "m.ckpt", arrays, meta)
     return str(d / "m.ckpt"), params, cfg, vocab
 
@@ -77,7 +77,7 @@ def save_model(path, text, level, **vocab_kw):
     vocab = build_vocab(text, level, **vocab_kw)
     cfg = ModelConfig(vocab_size=len(vocab), cell="lstm", layers=1, hidden=8, embed=4 if level == "word" else 0)
     params = model.init_params(cfg, np.random.default_rng(2))
-    container.save(path, *schema.pack(params, cfg, vocab, {"kind": "lm", "step": 0}))
+    container.save(path, *schema.pack(schema.Checkpoint(cfg, params, vocab)))
     return params, cfg, vocab
 
 

@@ -169,7 +169,8 @@ def cli():
 def train(ctx, corpus, **o):
     """Learn a language model from CORPUS files (- for stdin; none: the default corpus)."""
     from charrnn.ui import progress
-    from charrnn.training.lm import Stop, Trainer
+    from charrnn.training.lm import LanguageModelTask
+    from charrnn.training.loop import Loop, Stop
 
     if o["bidirectional"]:
         raise click.UsageError("a bidirectional language model would see the future it must predict; "
@@ -191,7 +192,7 @@ def train(ctx, corpus, **o):
                    f"on, but no longer bit for bit as the run would have without the interruption", err=True)
     corpus_obj = setup.read_corpus(sources, tcfg, o["quiet"], resume)  # streams the files, removes a stdin spool
     if resume is not None:
-        if resume.meta.get("corpus", {}).get("sha256") != corpus_obj.sha256 and not o["force"]:
+        if resume.corpus.get("sha256") != corpus_obj.sha256 and not o["force"]:
             raise CharrnnError("this corpus differs from the one the checkpoint was trained on "
                                "(another sha256); add --force to resume on it anyway")
         mcfg = setup.check_model_unchanged(resume.cfg, o, given)
@@ -210,7 +211,8 @@ def train(ctx, corpus, **o):
         def make(log):
             if resume is not None:
                 reporter.message(f"resuming {run.path} at step {resume.step}")
-            return Trainer(corpus_obj, mcfg, tcfg, run, reporter, resume, log, stop, blas.product_limit())
+            task = LanguageModelTask(corpus_obj, mcfg, tcfg, resume, blas.product_limit())
+            return Loop(task, tcfg, run, reporter, log, stop)
 
         run_training(make, reporter, o["log_path"], stop)
 
@@ -382,14 +384,15 @@ def info(path, checkpoint_dir, as_json):
     PATH is a checkpoint file or a run directory [default: the latest run]."""
     resolved = schema.resolve(path, checkpoint_dir, kind=None)
     b = schema.load(resolved, kind=None)
-    metrics = b.meta.get("metrics", {})
+    metrics = b.metrics
     d = {"path": resolved, "model": b.cfg.to_json(), "train": b.train.to_json() if b.train else None,
-         "params": num_params(b.params), "step": b.step, "epoch": b.meta.get("epoch"),
+         "params": num_params(b.params), "step": b.step, "epoch": b.epoch,
          "val_loss": metrics.get("val_loss"), "best_val_loss": metrics.get("best_val_loss"),
-         "vocab_size": len(b.vocab), "level": b.vocab.level, "corpus_sha256": b.meta.get("corpus", {}).get("sha256"),
-         "charrnn": b.meta.get("charrnn"), "kind": "classifier" if b.cfg.labels else "lm"}
+         "vocab_size": len(b.vocab), "level": b.vocab.level, "corpus_sha256": b.corpus.get("sha256"),
+         "charrnn": b.version, "kind": b.kind}
     if b.cfg.labels:
-        d.update(labels=b.meta["labels"], val_acc=metrics.get("val_acc"), classify=b.meta.get("classify"))
+        d.update(labels=b.labels, val_acc=metrics.get("val_acc"),
+                 classify=None if b.classify is None else b.classify.to_json())
     if as_json:
         click.echo(json.dumps(d))
         return

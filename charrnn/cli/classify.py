@@ -55,6 +55,8 @@ def classify():
               help="Steps of linear learning-rate warm-up.")
 @click.option("--clip", type=Finite(min=0), default=5.0, show_default=True,
               help="Clip the global gradient norm to this; 0 = off.")
+@click.option("--clip-value", type=Finite(min=0), default=0.0,
+              help="Also clip each gradient element to [-F, F], as char-rnn does; 0 = off.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Total steps of the run.")
 @click.option("--epochs", type=Finite(min=0, min_open=True), default=None,
               help="Passes over the training lines; with none of --steps/--epochs/--minutes: 10.")
@@ -76,8 +78,8 @@ def classify():
 def train(data, **o):
     """Learn to label texts from DATA: lines of label<TAB>text (- = stdin)."""
     from charrnn.ui import progress
-    from charrnn.training.classify import ClassifyTrainer
-    from charrnn.training.lm import Stop
+    from charrnn.training.classify import ClassifierTask
+    from charrnn.training.loop import Loop, Stop
 
     from charrnn.cli.train_setup import checked_run_name
 
@@ -102,8 +104,8 @@ def train(data, **o):
                                "start another")
         run.clean_stale_temps()
         data_split = ([seqs[i] for i in tr], y[tr], [seqs[i] for i in va], y[va])
-        run_training(lambda log: ClassifyTrainer(data_split, mcfg, ccfg, run, names, vocab, reporter, log, stop),
-                     reporter, o["log_path"], stop)
+        task = ClassifierTask(data_split, mcfg, ccfg, names, vocab)
+        run_training(lambda log: Loop(task, ccfg, run, reporter, log, stop), reporter, o["log_path"], stop)
 
 
 @classify.command("predict")
@@ -121,8 +123,8 @@ def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     from charrnn.text.vocab import decode_bytes
 
     b = schema.load(schema.resolve(ckpt, checkpoint_dir, "classifier"), kind="classifier")
-    names = b.meta["labels"]
-    max_len = int(b.meta.get("classify", {}).get("max_len", 400))
+    names = b.labels
+    max_len = b.classify.max_len if b.classify is not None else ClassifyConfig.max_len
     data = file.read()
     if labeled_input:
         truth, texts = labeled.parse_tsv(data, errors, input_name(file), min_labels=1)

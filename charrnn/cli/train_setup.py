@@ -71,7 +71,7 @@ def load_resume(o, run):
         if good is None:
             raise
         raise CheckpointError(f"{e}; resume from an earlier checkpoint with --resume {good}") from None
-    if b.meta.get("kind") != "lm" or b.train is None or not b.opt_state:
+    if b.kind != "lm" or b.train is None or not b.opt_state:
         raise CharrnnError(f"{path}: not a language-model training checkpoint, cannot resume from it")
     return b
 

@@ -1,12 +1,18 @@
-"""What a checkpoint holds, and the validation of it on load.
+"""What a checkpoint holds: the one declaration of its fields, and their validation on load.
 
-container.py is the container (arrays + JSON, atomic, checksummed); this module is the
-schema inside it:
+store/container.py is the file (arrays + a JSON manifest, atomic, checksummed); this module is
+the schema inside it. ``Checkpoint`` declares every field; ``pack`` turns one into the
+container's (arrays, meta) and ``load`` turns those back, checking every field before use:
+
     arrays  param/<key>        model parameters (keys as in core.model)
             opt/<key>          optimizer state ("t", "m.<param>", "v.<param>", ...)
             state/<l>/<i>      the carried hidden state (layer l, i = 0 h, 1 c)
-    meta    kind "lm" or "classifier" (then also labels: the K label names), charrnn version, model and training config, vocabulary, step,
-            epoch, data position, RNG state, corpus sha256, metrics
+    meta    format "charrnn", charrnn (the version that wrote it), kind, model, vocab, step,
+            epoch, and by kind:
+              lm          position, train, rng, corpus {sha256, tokens, paths}, metrics
+                          {train_loss, val_loss, val_bpc, best_val_loss}
+              classifier  labels, classify, metrics {val_loss, val_acc, best_val_acc}
+            saved_at (seconds since the epoch)
 """
 import math
 from dataclasses import dataclass, field
@@ -14,28 +20,39 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from charrnn import __version__
-from charrnn.store import container
-from charrnn.store import rundir
-from charrnn.training.config import TrainConfig
 from charrnn.core import cells, optim
 from charrnn.core.model import ModelConfig
 from charrnn.errors import CheckpointError
+from charrnn.store import container, rundir
 from charrnn.text.vocab import Vocab
+from charrnn.training.config import ClassifyConfig, TrainConfig
+
+KINDS = ("lm", "classifier")
 
 
 @dataclass
-class Bundle:
+class Checkpoint:
+    """A model and everything needed to use it, or to resume training it."""
+
     cfg: ModelConfig
-    params: dict
+    params: dict  # name -> array, keys as in core.model
     vocab: Vocab
-    meta: dict
+    kind: str = "lm"  # "lm" (a language model) or "classifier"
+    step: int = 0
+    epoch: float | None = None
+    saved_at: float | None = None
+    metrics: dict = field(default_factory=dict)  # name -> number or None
+    version: str = __version__  # of the charrnn that wrote it
+    # a language model's training run
     train: TrainConfig | None = None
+    position: int | None = None  # the window the next step reads, within its epoch
+    rng: dict | None = None  # the run's PCG64 state
+    corpus: dict = field(default_factory=dict)  # sha256, tokens, paths (what it was trained on)
     opt_state: dict = field(default_factory=dict)
     state: list | None = None  # carried hidden state, per layer a tuple of (B,H)
-
-    @property
-    def step(self):
-        return int(self.meta.get("step", 0))
+    # a classifier's
+    classify: ClassifyConfig | None = None
+    labels: list | None = None  # the K label names
 
 
 def param_shapes(cfg):
@@ -57,17 +74,32 @@ def param_shapes(cfg):
     return shapes
 
 
-def pack(params, cfg, vocab, meta, opt_state=None, state=None):
-    """(arrays, meta) as container.save and RunDir.write take them."""
-    arrays = {f"param/{k}": v for k, v in params.items()}
-    for k, v in (opt_state or {}).items():
+# --------------------------------------------------------------------------- writing
+
+def pack(ck):
+    """(arrays, meta) of a Checkpoint, as container.save and RunDir.write take them."""
+    arrays = {f"param/{k}": v for k, v in ck.params.items()}
+    for k, v in ck.opt_state.items():
         arrays[f"opt/{k}"] = v
-    for l, s in enumerate(state or []):
+    for l, s in enumerate(ck.state or []):
         for i, a in enumerate(s):
             arrays[f"state/{l}/{i}"] = a
-    full = dict(meta, format="charrnn", charrnn=__version__, model=cfg.to_json(), vocab=vocab.to_json())
-    return arrays, full
+    meta = {"format": "charrnn", "charrnn": __version__, "kind": ck.kind, "model": ck.cfg.to_json(),
+            "vocab": ck.vocab.to_json(), "step": ck.step, "epoch": ck.epoch, "saved_at": ck.saved_at,
+            "metrics": {k: _finite(v) for k, v in ck.metrics.items()}}
+    if ck.kind == "lm":
+        meta.update(position=ck.position, rng=ck.rng, corpus=ck.corpus,
+                    train=None if ck.train is None else ck.train.to_json())
+    else:
+        meta.update(labels=list(ck.labels), classify=None if ck.classify is None else ck.classify.to_json())
+    return arrays, meta
 
+
+def _finite(x):
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+# --------------------------------------------------------------------------- choosing and reading
 
 def resolve(path, checkpoint_dir, kind="lm"):
     """The checkpoint a command reads (rundir.resolve_checkpoint), where no path means the most
@@ -89,24 +121,24 @@ def resolve(path, checkpoint_dir, kind="lm"):
 
 
 def load(path, kind="lm"):
-    """A validated Bundle, or CheckpointError naming what is wrong.
+    """A validated Checkpoint, or CheckpointError naming what is wrong.
 
     kind "lm" takes language models only, "classifier" sequence classifiers only, None either."""
     arrays, meta = container.load(path)
     try:
-        b = _validate(arrays, meta)
+        ck = _validate(arrays, meta)
     except (KeyError, TypeError, ValueError) as e:
         msg = e.args[0] if e.args else type(e).__name__
         raise CheckpointError(f"{path}: not a valid charrnn model: {' '.join(str(msg).split())}") from None
     except Exception as e:  # the boundary, as in container.load: nothing else may escape
         detail = " ".join(str(e).split())
         raise CheckpointError(f"{path}: not a valid charrnn model ({type(e).__name__}: {detail})") from e
-    if kind == "lm" and b.cfg.labels:
+    if kind == "lm" and ck.kind == "classifier":
         raise CheckpointError(f"{path}: a sequence classifier, not a language model; use charrnn classify predict")
-    if kind == "classifier" and not b.cfg.labels:
+    if kind == "classifier" and ck.kind == "lm":
         raise CheckpointError(f"{path}: a language model, not a sequence classifier (train one with "
                               "charrnn classify train)")
-    return b
+    return ck
 
 
 def _validate(arrays, meta):
@@ -116,11 +148,15 @@ def _validate(arrays, meta):
         raise ValueError("model config missing")
     _check_types("model", meta["model"], _MODEL_TYPES)
     cfg = ModelConfig.from_json(meta["model"])
+    kind = meta.get("kind", "classifier" if cfg.labels else "lm")
+    if kind not in KINDS or (kind == "classifier") != bool(cfg.labels):
+        raise ValueError(f"kind {kind!r} does not match a model with {cfg.labels} labels")
     if cfg.bidirectional and not cfg.labels:
         raise ValueError("a bidirectional model is not a language model")
+    labels = None
     if cfg.labels:
-        names = meta.get("labels")
-        if not isinstance(names, list) or len(names) != cfg.labels or not all(isinstance(n, str) for n in names):
+        labels = meta.get("labels")
+        if not isinstance(labels, list) or len(labels) != cfg.labels or not all(isinstance(n, str) for n in labels):
             raise ValueError(f"a classifier needs its {cfg.labels} label names")
     n_params = sum(name.startswith("param/") for name in arrays)
     if 3 * cfg.layers > n_params:  # before param_shapes: a lying layer count must not cost memory
@@ -128,15 +164,11 @@ def _validate(arrays, meta):
     vocab = Vocab.from_json(meta["vocab"])
     if len(vocab) != cfg.vocab_size:
         raise ValueError(f"vocabulary has {len(vocab)} tokens, model expects {cfg.vocab_size}")
-    train = None
-    if meta.get("train") is not None:
-        if not isinstance(meta["train"], dict):
-            raise ValueError("train config is not an object")
-        _check_types("train", meta["train"], _TRAIN_TYPES)
-        train = TrainConfig.from_json(meta["train"])
-        if train.optimizer not in optim.OPTIMIZERS or train.lr_schedule not in optim.SCHEDULES:
-            raise ValueError(f"unknown optimizer {train.optimizer!r} or schedule {train.lr_schedule!r}")
-    _check_meta(meta)
+    train = _config("train", meta.get("train"), TrainConfig, _TRAIN_TYPES)
+    if train is not None and (train.optimizer not in optim.OPTIMIZERS or train.lr_schedule not in optim.SCHEDULES):
+        raise ValueError(f"unknown optimizer {train.optimizer!r} or schedule {train.lr_schedule!r}")
+    classify = _config("classify", meta.get("classify"), ClassifyConfig, _CLASSIFY_TYPES)
+    step, epoch, position, saved_at, metrics, corpus = _check_meta(meta)
     expected = param_shapes(cfg)
     params, opt_state, state = {}, {}, {}
     for name, a in arrays.items():
@@ -161,7 +193,19 @@ def _validate(arrays, meta):
     if len({a.dtype for a in params.values()}) != 1:
         raise ValueError("parameters of mixed dtypes")
     _check_opt_state(opt_state, expected, train)
-    return Bundle(cfg, params, vocab, meta, train, opt_state, _unflatten_state(state, cfg))
+    return Checkpoint(cfg, params, vocab, kind=kind, step=step, epoch=epoch, saved_at=saved_at, metrics=metrics,
+                      version=str(meta.get("charrnn", "")), train=train, position=position, rng=meta.get("rng"),
+                      corpus=corpus, opt_state=opt_state, state=_unflatten_state(state, cfg),
+                      classify=classify, labels=labels)
+
+
+def _config(what, d, cls, types):
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} config is not an object")
+    _check_types(what, d, types)
+    return cls.from_json(d)
 
 
 def _check_opt_state(opt_state, expected, train):
@@ -204,18 +248,19 @@ def _unflatten_state(flat, cfg):
     return state
 
 
-# JSON types of the configuration fields: ModelConfig and TrainConfig check ranges, not types
+# JSON types of the configuration fields: the config dataclasses check ranges, not types
 # (True passes as 1, 16.0 as 16, and an int() of a string is tried), and a wrongly typed value
 # would only fail later, as a traceback in sample, info or a resumed run.
-_INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
+_INT, _NUM, _STR, _BOOL, _NONE = (int,), (int, float), (str,), (bool,), (type(None),)
 _MODEL_TYPES = {"vocab_size": _INT, "layers": _INT, "hidden": _INT, "embed": _INT,
                 "cell": _STR, "activation": _STR, "dropout": _NUM, "bidirectional": _BOOL,
                 "forget_bias": _NUM, "labels": _INT}
-_TRAIN_TYPES = {"level": _STR, "max_vocab": _INT + (type(None),), "errors": _STR, "seq_len": _INT,
-                "batch": _INT, "optimizer": _STR, "lr": _NUM, "lr_schedule": _STR, "warmup": _INT,
-                "clip": _NUM, "clip_value": _NUM, "steps": _INT + (type(None),),
-                "epochs": _NUM + (type(None),), "minutes": _NUM + (type(None),), "val_frac": _NUM,
-                "eval_every": _INT, "seed": _INT, "threads": _INT}
+_RECIPE_TYPES = {"level": _STR, "max_vocab": _INT + _NONE, "errors": _STR, "batch": _INT, "optimizer": _STR,
+                 "lr": _NUM, "lr_schedule": _STR, "warmup": _INT, "clip": _NUM, "clip_value": _NUM,
+                 "steps": _INT + _NONE, "epochs": _NUM + _NONE, "minutes": _NUM + _NONE, "val_frac": _NUM,
+                 "eval_every": _INT + _NONE, "seed": _INT}
+_TRAIN_TYPES = {**_RECIPE_TYPES, "seq_len": _INT, "threads": _INT}
+_CLASSIFY_TYPES = {**_RECIPE_TYPES, "max_len": _INT}
 
 
 def _check_types(what, d, types):
@@ -225,8 +270,8 @@ def _check_types(what, d, types):
             raise ValueError(f"{what} option {k!r} has the wrong type ({type(v).__name__})")
         if type(v) is float and not math.isfinite(v):
             raise ValueError(f"{what} option {k!r} is not finite")
-    if what == "train" and type(d.get("seed", 0)) is int and d.get("seed", 0) < 0:
-        raise ValueError("train option 'seed' must be non-negative")
+    if what in ("train", "classify") and type(d.get("seed", 0)) is int and d.get("seed", 0) < 0:
+        raise ValueError(f"{what} option 'seed' must be non-negative")
 
 
 def _number_or_none(v):
@@ -234,20 +279,28 @@ def _number_or_none(v):
 
 
 def _check_meta(meta):
-    """The meta fields sample, info and a resumed run read, besides model, vocab and train."""
+    """(step, epoch, position, saved_at, metrics, corpus): the manifest's other fields, checked."""
     step = meta.get("step", 0)
     if type(step) is not int or step < 0:
         raise ValueError("step must be a non-negative integer")
-    if not _number_or_none(meta.get("epoch")):
-        raise ValueError("epoch must be a number")
+    for name in ("epoch", "saved_at"):
+        if not _number_or_none(meta.get(name)):
+            raise ValueError(f"{name} must be a number")
+    position = meta.get("position")
+    if position is not None and (type(position) is not int or position < 0):
+        raise ValueError("position must be a non-negative integer")
     metrics = meta.get("metrics", {})
     if not isinstance(metrics, dict) or not all(_number_or_none(v) for v in metrics.values()):
         raise ValueError("metrics must be an object of numbers")
-    corpus = meta.get("corpus", {})
+    corpus = meta.get("corpus") or {}
     if not isinstance(corpus, dict) or not isinstance(corpus.get("sha256", ""), (str, type(None))):
         raise ValueError("corpus must be an object with a sha256 string")
-    if "rng" in meta or meta.get("train") is not None:
+    paths = corpus.get("paths", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ValueError("corpus paths must be a list of strings")
+    if meta.get("rng") is not None or meta.get("train") is not None:
         try:  # a resumed run restores it into the PCG64 that default_rng makes
             np.random.default_rng(0).bit_generator.state = meta["rng"]
         except Exception:
             raise ValueError("rng state missing or not a PCG64 state") from None
+    return step, meta.get("epoch"), position, meta.get("saved_at"), metrics, corpus

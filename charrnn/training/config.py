@@ -72,11 +72,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, d):
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training option(s) {sorted(unknown)}")
-        return cls(**d)
+        return _from_json(cls, d)
 
 
 @dataclass(frozen=True)
@@ -93,6 +89,7 @@ class ClassifyConfig:
     lr_schedule: str = "cosine"
     warmup: int = 50
     clip: float = 5.0
+    clip_value: float = 0.0  # per-element clipping; 0 = off
     steps: int | None = None
     epochs: float | None = None
     minutes: float | None = None
@@ -106,6 +103,12 @@ class ClassifyConfig:
             (self.max_len >= 1, "--max-len must be at least 1"),
             (self.batch >= 1, "--batch must be at least 1"),
             (self.lr > 0, "--lr must be positive"),
+            (self.warmup >= 0, "--warmup must be 0 or more"),
+            (self.clip >= 0, "--clip must be 0 (off) or positive"),
+            (self.clip_value >= 0, "--clip-value must be 0 (off) or positive"),
+            (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
+            (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
+            (self.minutes is None or self.minutes > 0, "--minutes must be positive"),
             (0.0 <= self.val_frac < 1.0, "--val-frac must be in [0, 1)"),
             (self.eval_every is None or self.eval_every >= 1, "--eval-every must be at least 1"),
         ]
@@ -121,8 +124,20 @@ class ClassifyConfig:
     def to_json(self):
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, d):
+        return _from_json(cls, d)
+
 
 DEFAULT_CLASSIFY_EPOCHS = 10.0
+
+
+def _from_json(cls, d):
+    """cls(**d), refusing keys it does not know (a checkpoint from a newer charrnn)."""
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown training option(s) {sorted(unknown)}")
+    return cls(**d)
 
 
 def _check(checks):

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 
-from charrnn.training.lm import NullReporter
+from charrnn.training.loop import NullReporter
 
 SPARK = "▁▂▃▄▅▆▇█"
 SAMPLE_CHARS = 120
