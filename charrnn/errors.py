@@ -1,10 +1,16 @@
-"""The one exception family the CLI turns into a single line on stderr."""
+"""charrnn's own exceptions (the CLI turns each into a single line on stderr) and warnings."""
 
 
 class CharrnnError(Exception):
     """A problem the user can fix; str(err) is the whole message, one line."""
 
     exit_code = 1
+
+
+class UsageError(CharrnnError):
+    """Options that cannot go together, or a value an option cannot take (exit 2, as click's)."""
+
+    exit_code = 2
 
 
 class CorpusError(CharrnnError):
@@ -29,3 +35,8 @@ class BadBytes(CorpusError):
 
     def without_advice(self):
         return BadBytes(self.problem, self.offset)
+
+
+class CharrnnWarning(UserWarning):
+    """Something the user should know that does not stop the work (symbols a model never saw,
+    skipped); the CLI prints each as one "warning: ..." line on stderr."""

@@ -64,14 +64,30 @@ def sequence_logprobs(params, cfg, seqs, window=128, limit=0):
     The sequences are scored side by side: padded to the longest into a (T,B) batch, read in
     windows of ``window`` steps carrying the state, padding masked out of the sums.
     """
+    total = np.zeros(len(seqs))  # (B,)
+    for _, nll, valid in _window_nlls(params, cfg, seqs, window, limit):
+        total -= np.where(valid, nll, 0.0).sum(axis=0, dtype=np.float64)
+    return total
+
+
+def token_surprisals(params, cfg, seqs, window=128, limit=0):
+    """-log p(s_t | s_0 … s_{t-1}) in nats for t = 1 … n of each sequence: a list of (n,) float64."""
+    out = [np.empty(len(s) - 1) for s in seqs]
+    for start, nll, _ in _window_nlls(params, cfg, seqs, window, limit):
+        for b, o in enumerate(out):
+            part = o[start:start + len(nll)]
+            part[...] = nll[:len(part), b]
+    return out
+
+
+def _window_nlls(params, cfg, seqs, window, limit):
+    """(first position, nll (t,B), valid (t,B)) for each window of the padded batch of ``seqs``."""
     ids, lens = classifier.pad(seqs)  # (T+1,B) padded with token 0, (B,)
     B, T = len(seqs), ids.shape[0] - 1
     valid = np.arange(1, T + 1)[:, None] < lens[None, :]  # (T,B) position t predicts a real token
     state = model.zero_state(cfg, B, params["out.V"].dtype)
-    total = np.zeros(B)  # (B,)
     for s in range(0, T, window):
         x, y = ids[s:s + window], ids[s + 1:s + window + 1]
         logits, state, _ = model.forward(params, cfg, x[:len(y)], state, limit=limit)
         nll, _, _ = layers.token_nll(logits, y)
-        total -= np.where(valid[s:s + len(y)], nll.reshape(y.shape), 0.0).sum(axis=0, dtype=np.float64)
-    return total
+        yield s, nll.reshape(y.shape), valid[s:s + len(y)]

@@ -1,50 +1,15 @@
-"""What the commands share: the --checkpoint-dir option, a float option type that refuses nan
-and infinity, the rich console of a report on stderr, the warning for symbols a model does
-not know, how an input is named, reading inputs (files or standard
-input) and running a trainer under the signal handlers that make Ctrl-C save and exit."""
-import math
+"""What the commands share: the rich console of a report on stderr, the warning for symbols a
+model does not know, how an input is named, reading inputs (files or standard input), and
+running a trainer under the signal handlers that make Ctrl-C save and exit. The options
+themselves are declared in cli/options.py."""
+import contextlib
 import signal
 import sys
+import warnings
 
 import click
 
 from charrnn.errors import CharrnnError
-
-CKPT_DIR_HELP = "Where runs live (env CHARRNN_CHECKPOINT_DIR)."
-
-
-def checkpoint_dir_option(f):
-    """The --checkpoint-dir option every command that reads or writes runs shares."""
-    return click.option("--checkpoint-dir", envvar="CHARRNN_CHECKPOINT_DIR", default="checkpoints",
-                        show_default=True, help=CKPT_DIR_HELP)(f)
-
-
-class Finite(click.FloatRange):
-    """click.FloatRange that also refuses nan and ±inf: nan compares as inside every range, and
-    an infinite --minutes or --clip would reach the checkpoint's JSON."""
-
-    def convert(self, value, param, ctx):
-        rv = super().convert(value, param, ctx)
-        if not math.isfinite(rv):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return rv
-
-
-class InputFile(click.File):
-    """click.File("rb") whose missing or unreadable file is the one line every charrnn command
-    gives ("notes.txt: no such file", exit 1), not click's usage error."""
-
-    def __init__(self):
-        super().__init__("rb")
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, str) and value != "-":
-            from charrnn.text.corpus import open_input
-            open_input(value).close()  # CorpusError in charrnn's words, before click's own
-        elif value == "-":
-            hint_stdin()
-        return super().convert(value, param, ctx)
-
 
 WIDE = 250  # columns of a report written to a file or a pipe: wider than any table we print
 
@@ -66,29 +31,28 @@ def report_console(wide=True, **kw):
     return console
 
 
+@contextlib.contextmanager
+def warnings_to_stderr():
+    """charrnn's warnings (CharrnnWarning, from the library) as "warning: ..." lines on stderr,
+    each message once per command."""
+    from charrnn.errors import CharrnnWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, CharrnnWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", CharrnnWarning)  # once per message (and resets what was shown)
+        previous, warnings.showwarning = warnings.showwarning, show
+        yield
+
+
 def warn_unknown(vocab, ids, unknown, what, text=None):
-    """One warning line on stderr for the symbols Vocab.encode_known dropped from ``what`` (ids
-    are what it kept): how many occurrences of how many, and which. With the ``text``, a second
-    for the words a word-level model reads as its unknown token."""
-    unit = "character" if vocab.level == "char" else "token"
-
-    def warn(symbols, total, fate_one, fate_many):
-        n = sum(symbols.values())
-        are, fate = ("is", fate_one) if n == 1 else ("are", fate_many)
-        click.echo(f"warning: {what}: {n:,} of {total:,} {unit}{'s' if total > 1 else ''} ({n / total:.1%}) {are} "
-                   f"not in the model's vocabulary and {fate}: {_some(symbols)}", err=True)
-
-    if unknown:
-        warn(unknown, len(ids) + sum(unknown.values()), "was skipped", "were skipped")
-    unk = vocab.read_as_unk(text) if text is not None else {}
-    if unk:  # those are among ids
-        warn(unk, len(ids), "is read as its unknown token", "are read as its unknown token")
-
-
-def _some(symbols):
-    """'a', 'b', 'c', 'd', 'e' and 7 more."""
-    shown = ", ".join(repr(u) for u in list(symbols)[:5])
-    return shown + (f" and {len(symbols) - 5:,} more" if len(symbols) > 5 else "")
+    """Vocab.describe_unknown's lines on stderr, as warnings."""
+    for line in vocab.describe_unknown(ids, unknown, what, text):
+        click.echo(f"warning: {line}", err=True)
 
 
 def input_name(f):

@@ -11,7 +11,9 @@ import click
 import numpy as np
 
 from charrnn.store import schema
-from charrnn.cli.common import Finite, InputFile, checkpoint_dir_option, input_name, report_console, warn_unknown
+from charrnn.cli.common import input_name, report_console, warn_unknown
+from charrnn.cli.options import Finite, InputFile, option
+from charrnn.training.config import LM_MODEL
 from charrnn.core import cells, gradflow, model
 from charrnn.errors import CharrnnError
 
@@ -21,20 +23,17 @@ FRESH_ONLY = ("hidden", "layers", "activation", "forget_bias", "gain")
 
 
 @click.command()
-@click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
-              help="Measure a trained model (a file or a run directory) instead of fresh cells.")
-@checkpoint_dir_option
+@option("checkpoint", help="Measure a trained model (a file or a run directory) instead of fresh cells.")
+@option("checkpoint_dir")
 @click.option("--file", "text_file", type=InputFile(), default=None,
               help="With --checkpoint: put the loss at the last token of each line of FILE, read from the "
                    "T tokens before it [default: windows the model samples itself].")
 @click.option("--cell", "cell_kinds", type=click.Choice(cells.KINDS), multiple=True,
               help="Fresh cells to compare; repeat it [default: rnn, lstm and gru].")
-@click.option("--hidden", type=click.IntRange(min=1), default=128, show_default=True, help="Fresh cells' width.")
-@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Fresh cells' depth.")
-@click.option("--activation", type=click.Choice(cells.ACTIVATIONS), default="tanh", show_default=True,
-              help="Fresh vanilla RNN's nonlinearity.")
-@click.option("--forget-bias", type=Finite(-10, 10), default=0.0, show_default=True,
-              help="Fresh LSTM's forget-gate bias (as `charrnn train`).")
+@option("hidden", default=128, help="Fresh cells' width.")
+@option("layers", default=1, help="Fresh cells' depth.")
+@option("activation", default="tanh", help="Fresh vanilla RNN's nonlinearity.")
+@option("forget_bias", default=LM_MODEL["forget_bias"], help="Fresh LSTM's forget-gate bias (as `charrnn train`).")
 @click.option("--gain", type=Finite(min=0, min_open=True), default=1.0, show_default=True,
               help="Multiply the fresh recurrent weights Wh by this; above 1 makes gradients explode.")
 @click.option("--length", "T", type=click.IntRange(min=2), default=100, show_default=True,
@@ -43,9 +42,8 @@ FRESH_ONLY = ("hidden", "layers", "activation", "forget_bias", "gain")
               help="Sequences averaged over (geometric mean).")
 @click.option("--clip", type=Finite(min=0), default=5.0, show_default=True,
               help="Also show the gradient after global-norm clipping at this; 0 = off.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seeds the fresh cells and the windows the model samples.")
-@click.option("--json", "as_json", is_flag=True, help="Print the measurements as one JSON object on stdout.")
+@option("seed", default=0, help="Seeds the fresh cells and the windows the model samples.")
+@option("json", help="Print the measurements as one JSON object on stdout.")
 @click.pass_context
 def diagnose(ctx, ckpt, checkpoint_dir, text_file, cell_kinds, hidden, layers, activation, forget_bias, gain, T,
              B, clip, seed, as_json):

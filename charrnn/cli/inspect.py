@@ -18,7 +18,8 @@ import numpy as np
 
 from charrnn.analysis import activations
 from charrnn.store import schema
-from charrnn.cli.common import checkpoint_dir_option, input_name, read_inputs, report_console, warn_unknown
+from charrnn.cli.common import input_name, read_inputs, report_console, warn_unknown
+from charrnn.cli.options import option, options
 from charrnn.ui.progress import SPARK
 from charrnn.errors import CharrnnError
 
@@ -36,9 +37,7 @@ FEATURE_TITLES = {"inside_quotes": "inside quotes", "inside_brackets": "inside b
 @click.argument("text", required=False)
 @click.option("--file", "file", type=click.Path(allow_dash=True, dir_okay=True), default=None, metavar="FILE",
               help="Read the text from FILE (- = stdin) instead of TEXT.")
-@click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
-              help="A checkpoint file or a run directory (its best) [default: the latest run].")
-@checkpoint_dir_option
+@options("checkpoint", "checkpoint_dir")
 @click.option("--layer", type=int, default=None, metavar="N",
               help="Layer, 0 first [default: the last; with --find: all].")
 @click.option("--unit", type=int, default=None, metavar="N",
@@ -52,10 +51,8 @@ FEATURE_TITLES = {"inside_quotes": "inside quotes", "inside_brackets": "inside b
               help="Rank the units by how closely they track quotes, brackets, line position, word starts.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
               help="With --find: units shown per feature.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON on stdout: the ranking with --find, else the unit's value at every token.")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
-              help="What to do with invalid UTF-8 in --file.")
+@option("json", help="Print JSON on stdout: the ranking with --find, else the unit's value at every token.")
+@option("errors", help="What to do with invalid UTF-8 in --file.")
 def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, find, top, as_json, errors):
     """Colour a text by a hidden unit's activation; find units that track quotes, brackets, ...
 

@@ -11,12 +11,8 @@ import math
 import sys
 
 import click
-import numpy as np
 
-from charrnn import blas
-from charrnn.store import schema
-from charrnn.analysis import likelihood
-from charrnn.cli.common import InputFile, checkpoint_dir_option
+from charrnn.cli.options import InputFile, options
 from charrnn.errors import CharrnnError
 
 READ = 1 << 16  # bytes asked of the input at a time; whatever arrives is scored at once
@@ -25,11 +21,7 @@ MAX_LINES = 64  # lines scored side by side
 
 @click.command()
 @click.argument("file", type=InputFile(), default="-")
-@click.option("--checkpoint", "ckpt", default=None, metavar="PATH",
-              help="A checkpoint file or a run directory (its best) [default: the latest run].")
-@checkpoint_dir_option
-@click.option("--errors", type=click.Choice(["strict", "replace"]), default="strict", show_default=True,
-              help="What to do with invalid UTF-8.")
+@options("checkpoint", "checkpoint_dir", "errors")
 def score(file, ckpt, checkpoint_dir, errors):
     """Score each line of FILE (- or none: stdin): total_logprob TAB logprob_per_char TAB line.
 
@@ -39,20 +31,18 @@ def score(file, ckpt, checkpoint_dir, errors):
     \b
       charrnn score lines.txt | sort -g | head       # the 10 most surprising lines
     """
+    from charrnn import api
+    from charrnn.store import schema
+
     path = schema.resolve(ckpt, checkpoint_dir)
-    b = schema.load(path)
-    if b.cfg.bidirectional:
-        raise CharrnnError(f"{path}: a bidirectional model does not assign probabilities to text")
-    if "\n" not in b.vocab.tokens and b.vocab.level == "char":
-        raise CharrnnError(f"{path}: this model never saw a line break, so it cannot score lines")
+    m = api.Model(schema.load(path), path)
+    m.score_lines([])  # a model that cannot score lines says so before any input is read
     out = sys.stdout.buffer
-    crlf = ("\r" if b.vocab.level == "char" else "\r\n") in b.vocab.tokens  # does it read a CRLF line break
     unscorable, first_bad, n = 0, None, 0
     for raw_lines in _line_batches(file):
         texts, bad = _decode(raw_lines, n, errors)
         raw_lines = raw_lines[:len(texts)]  # the lines before an undecodable one are still scored
-        totals, counts = _score(b, texts, crlf) if texts else ([], [])
-        for raw, total, count in zip(raw_lines, totals, counts):
+        for raw, (total, count) in zip(raw_lines, m.score_lines(texts) if texts else []):
             n += 1
             if not math.isfinite(total):
                 unscorable += 1
@@ -63,7 +53,7 @@ def score(file, ckpt, checkpoint_dir, errors):
         if bad:
             raise CharrnnError(bad)
     if unscorable:
-        what = "characters" if b.vocab.level == "char" else "tokens"
+        what = "characters" if m.level == "char" else "tokens"
         click.echo(f"warning: {unscorable} line(s) have {what} the model never saw (first: line "
                    f"{first_bad}); they score -inf", err=True)
 
@@ -97,43 +87,3 @@ def _decode(raw_lines, before, errors):
             return texts, (f"line {before + i + 1}: invalid UTF-8 at byte {e.start} of the line; "
                            "use --errors replace to score it anyway")
     return texts, None
-
-
-def _score(b, texts, crlf):
-    """(totals, predicted characters) for a batch of lines (without their line breaks); -inf for a
-    line with a symbol the model never saw."""
-    vocab = b.vocab
-    seqs, counts, slots = [], [], []
-    for i, text in enumerate(texts):
-        ids, chars = _encode_line(vocab, text, crlf)
-        counts.append(chars)
-        if ids is not None:
-            seqs.append(ids)
-            slots.append(i)
-    totals = np.full(len(texts), -np.inf)
-    if seqs:
-        totals[slots] = likelihood.sequence_logprobs(b.params, b.cfg, seqs, limit=blas.product_limit())
-    return totals, counts
-
-
-def _encode_line(vocab, text, crlf):
-    """(ids of context + line + line break, or None if the model cannot read them; the number of
-    characters predicted: the line's and its break's).
-
-    The break is "\r\n" for a CRLF line if the model knows one (crlf), else "\n". At word level a
-    whitespace run is one token, so a line's edges merge with its line breaks: a blank line is
-    one token, leaving nothing to predict, and "\n   " may be a run the model never saw. A
-    word-level line that cannot be read whole is read as the token "\n", then its own tokens.
-    """
-    end = "\n"
-    if text.endswith("\r"):
-        text = text[:-1]
-        end = "\r\n" if crlf else "\n"
-    ids, unknown = vocab.encode_known("\n" + text + end)
-    if (unknown or len(ids) < 2) and vocab.level == "word":
-        ctx, unknown_ctx = vocab.encode_known("\n")
-        body, unknown = vocab.encode_known(text + end)
-        ids, unknown = np.concatenate([ctx, body]), {**unknown_ctx, **unknown}
-    if unknown or len(ids) < 2:
-        return None, len(text) + len(end)
-    return np.asarray(ids, dtype=np.int64), len(text) + len(end)

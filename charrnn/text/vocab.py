@@ -270,6 +270,28 @@ class Vocab:
                 found[tok] = found.get(tok, 0) + 1
         return found
 
+    def describe_unknown(self, ids, unknown: dict[str, int], what: str, text: str | None = None) -> list[str]:
+        """What ``encode_known`` dropped from ``what`` (``ids`` are what it kept), as one line
+        each: how many occurrences of how many, and which; with the ``text``, a second for the
+        words a word-level model reads as its unknown token. Empty when nothing was lost."""
+        unit = "character" if self.level == "char" else "token"
+
+        def line(symbols, total, fate_one, fate_many):
+            n = sum(symbols.values())
+            are, fate = ("is", fate_one) if n == 1 else ("are", fate_many)
+            shown = ", ".join(repr(u) for u in list(symbols)[:5])
+            shown += f" and {len(symbols) - 5:,} more" if len(symbols) > 5 else ""
+            return (f"{what}: {n:,} of {total:,} {unit}{'s' if total > 1 else ''} ({n / total:.1%}) {are} "
+                    f"not in the model's vocabulary and {fate}: {shown}")
+
+        lines = []
+        if unknown:
+            lines.append(line(unknown, len(ids) + sum(unknown.values()), "was skipped", "were skipped"))
+        unk = self.read_as_unk(text) if text is not None else {}
+        if unk:  # those are among ids
+            lines.append(line(unk, len(ids), "is read as its unknown token", "are read as its unknown token"))
+        return lines
+
     def encode_known(self, text: str) -> tuple[np.ndarray, dict[str, int]]:
         """Encode, dropping symbols not in the vocabulary (mapped to unk if there is one).
 

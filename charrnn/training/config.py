@@ -9,6 +9,13 @@ from dataclasses import asdict, dataclass, fields
 
 DEFAULT_MINUTES = 10.0  # when no --steps, --epochs or --minutes is given
 
+# The model options' defaults (core.model.ModelConfig's fields) for each command that trains.
+# embed None: chosen by --level (train: 0 at char level, 128 at word level; classify: 0 and 64).
+LM_MODEL = dict(cell="lstm", activation="tanh", layers=2, hidden=256, embed=None, dropout=0.1, forget_bias=0.0,
+                bidirectional=False)
+CLASSIFY_MODEL = dict(cell="lstm", activation="tanh", layers=1, hidden=128, embed=None, dropout=0.0,
+                      forget_bias=1.0, bidirectional=False)
+
 
 def default_threads(batch):
     """One worker per available core, at most 4 and at most one per stream."""

@@ -52,9 +52,14 @@ class StepFailed(CharrnnError):
 
 @dataclass
 class Stop:
-    """Set by a signal handler; the loop finishes its step, saves and returns."""
+    """Set by a signal handler (signum) or a library callback (requested); the loop finishes
+    its step, saves and returns."""
 
     signum: int = 0
+    requested: bool = False
+
+    def __bool__(self):
+        return bool(self.signum or self.requested)
 
 
 class NullReporter:
@@ -80,8 +85,8 @@ class Loop:
 
     def __init__(self, task, cfg, rundir, reporter=None, log=None, stop=None):
         self.task, self.cfg, self.rundir = task, cfg, rundir
-        self.reporter = reporter or NullReporter()
-        self.log, self.stop = log, stop or Stop()
+        self.reporter = reporter if reporter is not None else NullReporter()
+        self.log, self.stop = log, (stop if stop is not None else Stop())
         self.step = task.start_step
         steps, epochs, minutes = cfg.limits
         limit = math.inf if steps is None else steps
@@ -102,7 +107,7 @@ class Loop:
         t0 = last_t = time.perf_counter()
         last_step, rate, smooth, tokens = self.step, 0.0, None, 0
         last_saved = self.step if self.step > 0 else -1
-        while self.step < self.max_steps and not self.stop.signum:
+        while self.step < self.max_steps and not self.stop:
             elapsed = time.perf_counter() - t0
             if elapsed >= self.max_seconds:
                 break

@@ -1,0 +1,30 @@
+"""`charrnn eval`: score a text under a language model."""
+import json
+
+import click
+
+from charrnn.cli.common import input_name, read_inputs, warnings_to_stderr
+from charrnn.cli.options import options
+
+
+@click.command("eval")
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=True))
+@options("checkpoint", "checkpoint_dir", "json", "errors")
+def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
+    """Score a text: loss in nats per token, bits per character, perplexity."""
+    from charrnn import api
+    from charrnn.store import schema
+    from charrnn.text.vocab import decode_bytes
+
+    path = schema.resolve(ckpt, checkpoint_dir)
+    m = api.Model(schema.load(path), path)
+    name = input_name(file)
+    with read_inputs([file]) as sources:  # scoring reads the whole text
+        text = decode_bytes(sources.read(), errors, name=name)
+    with warnings_to_stderr():
+        r = m.evaluate(text, name)
+    if as_json:
+        click.echo(json.dumps(r))
+    else:
+        click.echo(f"loss {r['loss']:.4f} nats/token\nbits_per_char {r['bits_per_char']:.4f}\n"
+                   f"perplexity {r['perplexity']:.3f}\ntokens {r['tokens']}\nskipped {r['skipped']}")

@@ -1,0 +1,45 @@
+"""`charrnn info`: describe a checkpoint."""
+import json
+import math
+
+import click
+
+from charrnn.cli.options import options
+
+
+@click.command()
+@click.argument("path", required=False)
+@options("checkpoint_dir", "json")
+def info(path, checkpoint_dir, as_json):
+    """Describe a checkpoint: model, training recipe, step, validation loss, vocabulary.
+
+    PATH is a checkpoint file or a run directory [default: the latest run]."""
+    from charrnn import api
+
+    m = api.load(path, checkpoint_dir)
+    d = m.info
+    if as_json:
+        click.echo(json.dumps(d))
+        return
+    c, t = m.config, d["train"]
+    inp = "one-hot input" if c.embed == 0 else f"embed {c.embed}"
+    act = f" ({c.activation})" if c.cell == "rnn" else ""
+    lines = [f"checkpoint   {d['path']}",
+             f"model        {c.cell}{act} {c.layers}x{c.hidden}, {inp}, dropout {c.dropout}"
+             + (f", forget bias {c.forget_bias:g}" if c.cell == "lstm" else "")
+             + (", bidirectional" if c.bidirectional else ""),
+             f"parameters   {d['params']:,}",
+             f"vocabulary   {d['vocab_size']} {d['level']} tokens",
+             f"step         {d['step']}" + (f" (epoch {d['epoch']:.2f})" if d["epoch"] is not None else ""),
+             f"val loss     {_fmt(d['val_loss'])} (best {_fmt(d['best_val_loss'])}) nats/token"]
+    if c.labels:
+        lines[-1] = f"val loss     {_fmt(d['val_loss'])} nats, accuracy {_fmt(d['val_acc'])}"
+        lines.append(f"labels       {c.labels}: {', '.join(d['labels'])}")
+    if t:
+        lines.append(f"training     {t['optimizer']} lr {t['lr']:g} {t['lr_schedule']}, batch {t['batch']} x "
+                     f"seq-len {t['seq_len']}, clip {t['clip']:g}, seed {t['seed']}")
+    click.echo("\n".join(lines))
+
+
+def _fmt(x):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"

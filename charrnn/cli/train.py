@@ -1,0 +1,56 @@
+"""`charrnn train`: learn a language model from text files or standard input."""
+import sys
+
+import click
+
+from charrnn import blas
+from charrnn.cli.common import hint_stdin, run_training
+from charrnn.cli.options import MODEL, RECIPE, option, options, training_options
+from charrnn.training.config import LM_MODEL, TrainConfig
+
+
+@click.command()
+@click.argument("corpus", nargs=-1, type=click.Path(allow_dash=True, dir_okay=True))
+@training_options(
+    MODEL + ("seq_len",) + RECIPE, TrainConfig, LM_MODEL,
+    embed=dict(help="Embedding width; 0 = one-hot input. [default: 0 at char level, 128 at word level]"),
+    forget_bias=dict(help="LSTM: the forget gate's initial bias. 1 helps very long memory; 0 learns text faster."),
+    bidirectional=dict(hidden=True),  # refused with a reason: a language model must not read ahead
+    lr=dict(default=None, show_default=False, help="Peak learning rate. [default: 8e-3 at char level, 2e-3 at word level]"),
+)
+@option("checkpoint_dir")
+@option("name")
+@option("resume")
+@training_options(("force", "errors", "seed"), TrainConfig, LM_MODEL)
+@option("threads")
+@options("log", "quiet")
+@click.pass_context
+def train(ctx, corpus, **o):
+    """Learn a language model from CORPUS files (- for stdin; none: the default corpus)."""
+    from charrnn.training import setup
+    from charrnn.training.lm import LanguageModelTask
+    from charrnn.training.loop import Loop, Stop
+    from charrnn.ui import progress
+
+    given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    paths = list(corpus)
+    if "-" in paths:
+        hint_stdin()
+    notify = lambda line: click.echo(line, err=True)  # noqa: E731
+    p = setup.prepare(o, given, paths, notify, stdin=sys.stdin.buffer if "-" in paths else None,
+                      progress=not o["quiet"] and sys.stderr.isatty())
+    if p.done:
+        click.echo(p.done, err=True)
+        return
+    reporter = progress.make_reporter(o["quiet"])
+    stop = Stop()
+    with p.run.lock():
+        setup.claim(p.run, p.resume is None, p.force)
+
+        def make(log):
+            if p.resume is not None:
+                reporter.message(f"resuming {p.run.path} at step {p.resume.step}")
+            task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit())
+            return Loop(task, p.tcfg, p.run, reporter, log, stop)
+
+        run_training(make, reporter, o["log_path"], stop)

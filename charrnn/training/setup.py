@@ -1,0 +1,252 @@
+"""From `charrnn train`'s options to a run: the run directory, the checkpoint to resume from,
+the recipe and model configs, and the corpus (re-expressed in a resumed model's vocabulary).
+
+No click: the command line (cli/train.py) and the library (charrnn.train) both call
+``prepare``; problems are charrnn's own exceptions, UsageError for options that cannot be.
+``o`` is a dict of the options by their Python names (those of `charrnn train --help`);
+``given`` the names the caller set explicitly.
+"""
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from charrnn.core.model import ModelConfig
+from charrnn.errors import CharrnnError, CheckpointError, UsageError
+from charrnn.store import schema
+from charrnn.store.container import MAGIC
+from charrnn.store.rundir import RunDir
+from charrnn.text.corpus import Sources, default_cache_dir, load_corpus
+from charrnn.training.config import CLASSIFY_MODEL, LM_MODEL, ClassifyConfig, TrainConfig, default_threads
+
+PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
+MODEL_OPTIONS = ("cell", "activation", "layers", "hidden", "embed", "dropout", "forget_bias")
+# a short char-level run learns fastest from a high peak (README "The recipe"); a word-level
+# model's embedding and large softmax did better at the usual 2e-3
+DEFAULT_LR = {"char": 8e-3, "word": 2e-3}
+
+
+@dataclass
+class Prepared:
+    """What a language-model run needs, checked: its directory, corpus, configs, and the
+    Checkpoint it resumes from (None for a fresh run). ``done`` says why there is nothing to
+    train (the run is at its --steps already); the rest is then unset."""
+
+    run: RunDir
+    corpus: object = None  # text.corpus.Corpus
+    mcfg: ModelConfig | None = None
+    tcfg: TrainConfig | None = None
+    resume: schema.Checkpoint | None = None
+    force: bool = False
+    done: str | None = None
+
+
+def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
+    """A Prepared run from the options. ``paths`` are the corpus files ("-" is ``stdin``), or
+    ``data`` the corpus's bytes; neither means the default corpus. ``notify`` takes a line for
+    the user. Problems are reported in the order a user meets them: a --resume that is no
+    checkpoint before anything is built, a missing corpus file next."""
+    if o.get("bidirectional"):
+        raise UsageError("a bidirectional language model would see the future it must predict; "
+                         "bidirectional layers are for `charrnn classify`")
+    if not paths and data is None and o.get("resume"):
+        refuse_corpus_as_checkpoint(o["resume"])  # `train --resume notes.txt`, before any default corpus
+    if not paths and data is None:
+        paths = [default_corpus(notify, o.get("quiet"))]
+    # a missing corpus is the first thing to report
+    sources = Sources.from_bytes(data) if data is not None else Sources(paths, stdin, spool_dir=default_cache_dir())
+    try:
+        run = RunDir(os.path.join(o["checkpoint_dir"], checked_run_name(o.get("name"), paths)))
+        resume = load_resume(o, run) if o.get("resume") is not None else None
+        tcfg = train_config(o, resume, given)
+        if resume is not None and tcfg.steps is not None and resume.step >= tcfg.steps:
+            return Prepared(run, resume=resume, done=f"nothing to train: {run.path} is at step {resume.step:,}, "
+                            f"and --steps {tcfg.steps:,} is the run's total; give a larger --steps to go on")
+        if resume is not None and "threads" in given and tcfg.threads != resume.train.threads:
+            notify(f"warning: --threads {tcfg.threads} differs from the run's {resume.train.threads}: training "
+                   f"goes on, but no longer bit for bit as the run would have without the interruption")
+        corpus = read_corpus(sources, tcfg, progress, resume)
+    finally:
+        sources.close()  # the stdin spool, if any: training needs only the (memory-mapped) tokens
+    if resume is not None:
+        if resume.corpus.get("sha256") != corpus.sha256 and not o.get("force"):
+            raise CharrnnError("this corpus differs from the one the checkpoint was trained on "
+                               "(another sha256); add --force to resume on it anyway")
+        mcfg = check_model_unchanged(resume.cfg, o, given)
+    else:
+        mcfg = model_config(o, len(corpus.vocab), tcfg.level)
+    return Prepared(run, corpus, mcfg, tcfg, resume, bool(o.get("force")))
+
+
+def claim(run, fresh, force, resumable=True):
+    """Inside the run's lock: refuse a fresh run over an existing one (unless --force), clear a
+    crash's temporary files, and mark an existing run to be replaced at the first save."""
+    if fresh and run.resume_path() and not force:
+        how = "--resume to continue it, --force to start it over" if resumable else "--force to start it over"
+        raise CharrnnError(f"{run.path} already holds a run; use {how}, or --name to start another")
+    run.clean_stale_temps()
+    if fresh and force:
+        run.start_over()
+
+
+@dataclass
+class PreparedClassifier:
+    """What a classifier run needs: its directory, the split data (train ids, train labels,
+    validation ids, validation labels), the configs, the label names and the vocabulary."""
+
+    run: RunDir
+    data: tuple
+    mcfg: ModelConfig
+    ccfg: ClassifyConfig
+    names: list
+    vocab: object
+
+
+def prepare_classifier(o, data, name):
+    """From `charrnn classify train`'s options and the bytes of its label<TAB>text file."""
+    from charrnn.text import labeled
+    labels, texts = labeled.parse_tsv(data, o["errors"], name)
+    names, y = labeled.label_index(labels)
+    ccfg = ClassifyConfig(**{f.name: o[f.name] for f in fields(ClassifyConfig) if f.name in o})
+    vocab = labeled.vocab_for(texts, ccfg.level, ccfg.max_vocab)
+    seqs = [labeled.encode(vocab, t, ccfg.max_len)[0] for t in texts]
+    tr, va = labeled.split(len(seqs), ccfg.val_frac, np.random.default_rng([ccfg.seed, 1]))
+    m = {**CLASSIFY_MODEL, **{k: o[k] for k in MODEL_OPTIONS + ("bidirectional",) if o.get(k) is not None}}
+    embed = m["embed"] if m["embed"] is not None else (0 if ccfg.level == "char" else 64)
+    mcfg = ModelConfig(vocab_size=len(vocab), cell=m["cell"], activation=m["activation"], layers=m["layers"],
+                       hidden=m["hidden"], embed=embed, dropout=m["dropout"], bidirectional=m["bidirectional"],
+                       forget_bias=m["forget_bias"], labels=len(names))
+    run = RunDir(os.path.join(o["checkpoint_dir"], checked_run_name(o.get("name"), ["-" if name == "<stdin>"
+                                                                                    else name])))
+    split = ([seqs[i] for i in tr], y[tr], [seqs[i] for i in va], y[va])
+    return PreparedClassifier(run, split, mcfg, ccfg, names, vocab)
+
+
+def default_corpus(notify, quiet=False):
+    from charrnn.text.default_corpus import build_default_corpus, default_corpus_dir
+    path = build_default_corpus(default_corpus_dir())
+    if not quiet:
+        notify(f"no corpus given: training on the default corpus {path} "
+               "(Python's own documentation and standard-library source)")
+    return path
+
+
+def checked_run_name(given, paths):
+    """--name, else the inputs' run_name; a usage error for one that is not a plain directory name."""
+    name = given if given is not None else run_name(paths)
+    if not name or "/" in name or name in (".", ".."):
+        raise UsageError(f"Invalid value for --name: {name!r} is not a usable run name")
+    return name
+
+
+def run_name(paths):
+    """The first input's stem; "stdin" for - and for a pipe given as a path (`<(...)`, /dev/stdin)."""
+    first = paths[0]
+    if first == "-" or first == "/dev/stdin" or re.fullmatch(r"/(dev|proc/self)/fd/\d+", first):
+        return "stdin"
+    return Path(first).stem
+
+
+def refuse_corpus_as_checkpoint(path):
+    """`charrnn train --resume notes.txt` reads notes.txt as --resume's PATH: say how to mean the corpus."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such checkpoint")  # before any default corpus is built
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+    except OSError:
+        return  # a directory, or unreadable: load_resume says what is wrong
+    if not head or not MAGIC.startswith(head):  # a truncated checkpoint is still one: load says so
+        raise UsageError(f"--resume {path}: not a checkpoint; to resume training on a corpus, name the "
+                         f"corpus first: charrnn train {path} --resume")
+
+
+def load_resume(o, run):
+    path = o["resume"] or run.resume_path()
+    if not path:
+        with run.lock():  # a trainer that has not saved yet holds it: say so rather than "nothing"
+            pass
+        raise CharrnnError(f"nothing to resume: {run.path} has no checkpoint")
+    if os.path.isdir(path):
+        path = os.path.join(path, "latest.ckpt")
+    try:
+        ck = schema.load(path)
+    except CheckpointError as e:
+        good = None if o["resume"] and not os.path.isdir(o["resume"]) else _earlier_good(run, path)
+        if good is None:
+            raise
+        raise CheckpointError(f"{e}; resume from an earlier checkpoint with --resume {good}") from None
+    if ck.kind != "lm" or ck.train is None or not ck.opt_state:
+        raise CharrnnError(f"{path}: not a language-model training checkpoint, cannot resume from it")
+    return ck
+
+
+def _earlier_good(run, bad):
+    """The newest checkpoint of the run that loads and is not the damaged one: best.ckpt and
+    the newest step file are usually hard links to latest.ckpt, damaged with it."""
+    for p in [*run.periodic_paths()[::-1], run.best_path()]:
+        if p is None or not os.path.exists(p) or (os.path.exists(bad) and os.path.samefile(p, bad)):
+            continue
+        try:
+            schema.load(p)
+        except CheckpointError:
+            continue
+        return p
+    return None
+
+
+def train_config(o, resume, given):
+    """The recipe: the options, or on resume the checkpoint's recipe except what is given."""
+    keys = [f.name for f in fields(TrainConfig)]
+    if resume is not None:
+        base = resume.train.to_json()
+        for k in {"level", "max_vocab", "errors", "optimizer"} & given:
+            if o[k] != base[k]:
+                raise UsageError(f"--{k.replace('_', '-')} cannot change when resuming (the checkpoint has {base[k]})")
+        return TrainConfig(**{k: (o[k] if k in given else base.get(k, 1)) for k in keys})
+    level = o.get("level", TrainConfig.level)
+    o = {k: getattr(TrainConfig, k) for k in keys if hasattr(TrainConfig, k)} | {k: v for k, v in o.items()}
+    o["threads"] = o.get("threads") or default_threads(o["batch"])
+    o["lr"] = o.get("lr") or DEFAULT_LR[level]
+    return TrainConfig(**{k: o[k] for k in keys})
+
+
+def model_config(o, vocab_size, level):
+    m = {**LM_MODEL, **{k: o[k] for k in MODEL_OPTIONS if o.get(k) is not None}}
+    embed = m["embed"] if m.get("embed") is not None else (0 if level == "char" else 128)
+    return ModelConfig(vocab_size=vocab_size, cell=m["cell"], activation=m["activation"], layers=m["layers"],
+                       hidden=m["hidden"], embed=embed, dropout=m["dropout"], forget_bias=m["forget_bias"])
+
+
+def check_model_unchanged(cfg, o, given):
+    for k in MODEL_OPTIONS:
+        if k in given and o[k] != getattr(cfg, k):
+            raise UsageError(f"--{k.replace('_', '-')} cannot change when resuming (the checkpoint has {getattr(cfg, k)})")
+    return cfg
+
+
+def read_corpus(sources, tcfg, progress, resume):
+    """The corpus's tokens (through the token cache), in a resumed model's vocabulary; the
+    encoding bar shows on ``progress`` for inputs above PROGRESS_BYTES."""
+    corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
+                         progress=progress and sources.size > PROGRESS_BYTES)
+    if resume is not None and corpus.vocab.tokens != resume.vocab.tokens:
+        corpus = remap(corpus, resume.vocab)
+    return corpus
+
+
+def remap(corpus, vocab):
+    """Re-express a corpus in a checkpoint's vocabulary (resuming on other text with --force)."""
+    index = {t: i for i, t in enumerate(vocab.tokens)}
+    missing = [t for t in corpus.vocab.tokens if t not in index]
+    if missing and vocab.unk is None:
+        shown = ", ".join(repr(t) for t in missing[:5])
+        raise CharrnnError(f"the corpus has {len(missing)} symbol(s) the model does not know ({shown}); "
+                           "train a new model on it instead")
+    table = np.array([index.get(t, vocab.unk if vocab.unk is not None else 0) for t in corpus.vocab.tokens],
+                     dtype=np.int32)
+    corpus.tokens = table[np.asarray(corpus.tokens)]
+    corpus.vocab = vocab
+    return corpus
