@@ -12,12 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import charrnn.text.corpus as data_mod
-from charrnn.text.corpus import Corpus, Sources, default_cache_dir, load_corpus, read_sources
+
+from charrnn.text.corpus import Corpus, Sources, default_cache_dir, load_corpus
 from charrnn.text.windows import Streams, split_train_val
 from charrnn.text.default_corpus import STDLIB_MODULES, build_default_corpus, default_corpus_dir
 from charrnn.errors import CorpusError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+
+
+def read_sources(paths, stdin=None):
+    """The bytes of Sources(paths, stdin), the stream training reads."""
+    with Sources(paths, stdin) as src:
+        return src.read()
 
 
 def shared(name: str) -> Path:

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charrnn.errors import CorpusError
-from charrnn.text.vocab import UNK_TOKEN, StreamDecoder, Vocab, build_vocab, decode_bytes, iter_decoded, split_words, word_chunks
+from charrnn.text.vocab import UNK_TOKEN, Vocab, build_vocab, split_words, word_chunks
+from charrnn.text.decode import StreamDecoder, decode_bytes
 
 # any text (no surrogates), rich in CRLF, astral characters, CJK and combining marks
 ANY_TEXT = st.lists(
@@ -73,29 +74,9 @@ def test_unknown_errors_mode_is_a_programming_error():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=64).map(lambda b: b.replace(b"\0", b"")), st.integers(4, 12))
-def test_chunked_decoding_equals_whole_decoding(data, chunk):
-    whole = decode_bytes(data, errors="replace")
-    assert "".join(t for _, t in iter_decoded(data, "replace", chunk)) == whole
-    assert whole == data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
-    try:
-        expected = decode_bytes(data)
-    except CorpusError as err:
-        with pytest.raises(CorpusError) as e:
-            list(iter_decoded(data, "strict", chunk))
-        assert str(e.value) == str(err)
-    else:
-        assert "".join(t for _, t in iter_decoded(data, "strict", chunk)) == expected
-
-
-@settings(max_examples=100, deadline=None)
-@given(ANY_TEXT.map(lambda t: t.replace("\0", "")), st.integers(4, 9))
-def test_chunked_decoding_of_valid_text(text, chunk):
-    data = text.encode("utf-8")
-    pieces = list(iter_decoded(data, "strict", chunk))
-    assert "".join(t for _, t in pieces) == text.removeprefix("\ufeff")
-    if pieces:
-        assert pieces[-1][0] == len(data)
+@given(st.binary(max_size=64).map(lambda b: b.replace(b"\0", b"")))
+def test_replace_decoding_is_pythons_after_the_bom(data):
+    assert decode_bytes(data, errors="replace") == data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
 
 
 def _stream_decode(data, errors, cuts):

@@ -69,7 +69,7 @@ def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     from charrnn import api
     from charrnn.store import schema
     from charrnn.text import labeled
-    from charrnn.text.vocab import decode_bytes
+    from charrnn.text.decode import decode_bytes
 
     path = schema.resolve(ckpt, checkpoint_dir, "classifier")
     m = api.Model(schema.load(path, kind="classifier"), path)

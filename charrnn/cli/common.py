@@ -49,6 +49,22 @@ def warnings_to_stderr():
         yield
 
 
+def write_document(path, text):
+    """A page or picture (inspect --html, plot --svg): to stdout for "-", else atomically, so a
+    viewer never sees half of one."""
+    data = text.encode("utf-8")
+    if path == "-":
+        out = sys.stdout.buffer
+        out.write(data)
+        out.flush()
+        return
+    from charrnn.store import atomic
+    try:
+        atomic.write(path, lambda f: f.write(data))
+    except OSError as err:
+        raise CharrnnError(f"{path}: cannot write it ({err.strerror or err})") from None
+
+
 def warn_unknown(vocab, ids, unknown, what, text=None):
     """Vocab.describe_unknown's lines on stderr, as warnings."""
     for line in vocab.describe_unknown(ids, unknown, what, text):

@@ -107,7 +107,7 @@ def _checkpoint_run(ckpt, checkpoint_dir, text_file, T, B, rng, clip):
 
 def _windows_from_text(vocab, f, T, B):
     """Windows whose next token is the last token of a line: the first B lines with T tokens before that."""
-    from charrnn.text.vocab import decode_bytes
+    from charrnn.text.decode import decode_bytes
     name = input_name(f)
     text = decode_bytes(f.read(), name=name, errors_option=False)
     ids, unknown = vocab.encode_known(text)

@@ -14,7 +14,7 @@ def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     """Score a text: loss in nats per token, bits per character, perplexity."""
     from charrnn import api
     from charrnn.store import schema
-    from charrnn.text.vocab import decode_bytes
+    from charrnn.text.decode import decode_bytes
 
     path = schema.resolve(ckpt, checkpoint_dir)
     m = api.Model(schema.load(path), path)

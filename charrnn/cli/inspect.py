@@ -18,7 +18,7 @@ import numpy as np
 
 from charrnn.analysis import activations
 from charrnn.store import schema
-from charrnn.cli.common import input_name, read_inputs, report_console, warn_unknown
+from charrnn.cli.common import input_name, read_inputs, report_console, warn_unknown, write_document
 from charrnn.cli.options import option, options
 from charrnn.ui.progress import SPARK
 from charrnn.errors import CharrnnError
@@ -96,7 +96,7 @@ def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, fin
 # --------------------------------------------------------------------------- input
 
 def _read_text(file, errors):
-    from charrnn.text.vocab import decode_bytes
+    from charrnn.text.decode import decode_bytes
     with read_inputs([file]) as sources:
         return decode_bytes(sources.read(), errors, name=input_name(file))
 
@@ -422,12 +422,6 @@ def _meta(view):
 
 
 def _write_html(path, doc):
-    if path == "-":
-        sys.stdout.write(doc)
-        return
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(doc)
-    except OSError as err:
-        raise CharrnnError(f"{path}: cannot write: {err.strerror or err}") from None
-    click.echo(f"wrote {path}", err=True)
+    write_document(path, doc)
+    if path != "-":
+        click.echo(f"wrote {path}", err=True)

@@ -11,7 +11,8 @@ import math
 import click
 
 from charrnn.core import cells, optim
-from charrnn.text.vocab import ERRORS, LEVELS
+from charrnn.text.vocab import LEVELS
+from charrnn.text.decode import ERRORS
 
 
 class Finite(click.FloatRange):

@@ -10,7 +10,7 @@ trainer writing the file right now may leave, is skipped with a note.
 """
 import json
 import math
-import os
+import sys
 from dataclasses import dataclass, field
 
 import click
@@ -99,30 +99,10 @@ def _time_unit(seconds):
 
 def _read_bytes(path):
     if path == "-":
-        return click.get_binary_stream("stdin").read()
+        return sys.stdin.buffer.read()
     from charrnn.text.corpus import open_input  # the corpus reader's one-line errors: no such file, a directory, ...
     with open_input(path) as f:
         return f.read()
-
-
-def _write_svg(path, svg):
-    """Through a temporary file and a rename, so a viewer never sees half a picture."""
-    if path == "-":
-        out = click.get_binary_stream("stdout")
-        out.write(svg.encode("utf-8"))
-        out.flush()
-        return
-    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(svg)
-        os.replace(tmp, path)
-    except OSError as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise CharrnnError(f"{path}: cannot write it ({err.strerror or err})") from None
 
 
 def _stack_svg(docs):
@@ -237,7 +217,7 @@ def plot(log, x_axis, log_y, raw, first, last, run_no, svg_path, width, height, 
       charrnn plot run.jsonl --svg run.svg -q
     """
     from charrnn.ui import chart
-    from charrnn.cli.common import report_console
+    from charrnn.cli.common import report_console, write_document
 
     if first is not None and last is not None and first > last:
         raise click.UsageError(f"--from {first} is after --to {last}")
@@ -261,7 +241,7 @@ def plot(log, x_axis, log_y, raw, first, last, run_no, svg_path, width, height, 
             docs.append((w, SVG_ACC_HEIGHT, chart.svg_chart(acc, w, SVG_ACC_HEIGHT, x_label=c.x_label,
                                                             title=f"validation accuracy · {name}",
                                                             y_label="accuracy", **ACC_STYLE)))
-        _write_svg(svg_path, docs[0][2] if len(docs) == 1 else _stack_svg(docs))
+        write_document(svg_path, docs[0][2] if len(docs) == 1 else _stack_svg(docs))
     if quiet:
         return
     console = report_console(wide=False, force_terminal={"always": True, "never": False}.get(color_mode),

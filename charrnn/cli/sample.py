@@ -53,7 +53,7 @@ def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, threads, **o):
     with warnings_to_stderr():
         m = api.Model(*_load(ckpt, checkpoint_dir))  # after the usage errors, which need no model
         if prime_file is not None:
-            from charrnn.text.vocab import decode_bytes
+            from charrnn.text.decode import decode_bytes
             prime = decode_bytes(prime_file.read(), name=input_name(prime_file), errors_option=False)
         with blas.threads(threads or _sampling_threads()) as applied:
             if threads and threads > 1 and not applied:

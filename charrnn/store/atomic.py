@@ -1,7 +1,9 @@
-"""Atomic file writes: a temp file in the same directory, flush, fsync, os.replace, fsync the directory.
+"""Atomic file writes, the one way charrnn writes a file: a temp file in the same directory,
+flush, fsync, os.replace, fsync the directory.
 
 A crash at any moment leaves either the old file or the new one under the final name, never
-a partial one; a temp file left by a crash is named ``.tmp-<name>-<random>.part``.
+a partial one; a temp file left by a crash is named ``.tmp-<name>-<random><suffix>``
+(suffix ".part", or ".ckpt.part" for checkpoints, which a trainer cleans up: is_temp).
 """
 import contextlib
 import os
@@ -9,9 +11,18 @@ import secrets
 from typing import BinaryIO, Callable
 
 
+PREFIX = ".tmp-"
+
+
 def temp_path(path: str, suffix: str = ".part") -> str:
-    head, tail = os.path.split(path)
-    return os.path.join(head, f".tmp-{tail}-{secrets.token_hex(6)}{suffix}")
+    """A fresh temp file name beside ``path`` (the name cut to 100 characters: never too long)."""
+    head, tail = os.path.split(os.path.abspath(path))
+    return os.path.join(head, f"{PREFIX}{tail[:100]}-{secrets.token_hex(6)}{suffix}")
+
+
+def is_temp(name: str, suffix: str = ".part") -> bool:
+    """Whether a file name is one of temp_path's (with this suffix)."""
+    return name.startswith(PREFIX) and name.endswith(suffix)
 
 
 def remove_quietly(path: str) -> None:
@@ -33,9 +44,10 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def write(path: str, fill: Callable[[BinaryIO], None], tmp: str | None = None) -> None:
-    """Write ``path`` atomically; ``fill(f)`` writes the content. Permissions follow the umask."""
-    tmp = tmp or temp_path(path)
+def write(path: str, fill: Callable[[BinaryIO], None], suffix: str = ".part") -> None:
+    """Write ``path`` atomically; ``fill(f)`` writes the content to a binary file. Permissions
+    follow the umask."""
+    tmp = temp_path(path, suffix)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(tmp, flags, 0o666)
     try:

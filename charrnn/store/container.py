@@ -32,7 +32,6 @@ import json
 import math
 import os
 import re
-import secrets
 import shutil
 import stat
 import struct
@@ -67,7 +66,6 @@ _ARRAY_KEYS = frozenset({"dtype", "shape", "offset", "nbytes"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _MAX_NDIM = 32
 _MAX_ELEMENTS = 2**48  # bound on the non-zero dims, so even empty arrays stay sane
-_TEMP_PREFIX = ".tmp-"
 _TEMP_SUFFIX = ".ckpt.part"
 
 
@@ -185,13 +183,7 @@ def _header(manifest_bytes: bytes) -> bytes:
 
 def is_temp_name(name: str) -> bool:
     """Whether a file name is one of our in-progress temp files (left behind by a crash)."""
-    return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX)
-
-
-def _temp_path(path: str) -> str:
-    directory, base = os.path.split(os.path.abspath(path))
-    name = f"{_TEMP_PREFIX}{base[:100]}-{secrets.token_hex(6)}{_TEMP_SUFFIX}"
-    return os.path.join(directory, name)
+    return atomic.is_temp(name, _TEMP_SUFFIX)
 
 
 def _write_error(path: str, exc: OSError) -> CheckpointError:
@@ -201,14 +193,14 @@ def _write_error(path: str, exc: OSError) -> CheckpointError:
 def _atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     """Write via a temp file in the same directory, then rename it onto ``path``."""
     try:
-        atomic.write(path, write, _temp_path(path))
+        atomic.write(path, write, _TEMP_SUFFIX)
     except OSError as exc:
         raise _write_error(path, exc) from exc
 
 
 def replicate(src: str, dst: str) -> None:
     """Atomically make ``dst`` a replica of ``src``: a hard link, else a copy."""
-    tmp = _temp_path(dst)
+    tmp = atomic.temp_path(dst, _TEMP_SUFFIX)
     try:
         os.link(src, tmp)
     except OSError:

@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from charrnn.store import atomic
 from charrnn.errors import BadBytes, CorpusError
-from charrnn.text.vocab import BOM, NUL_ADVICE, Vocab, char_vocab, StreamDecoder, seen_codepoints, word_chunks, word_counts, word_vocab
+from charrnn.text.vocab import Vocab, char_vocab, seen_codepoints, word_chunks, word_counts, word_vocab
+from charrnn.text.decode import BOM, StreamDecoder, check_nul
 
 tqdm.monitor_interval = 0  # no monitor thread: train forks its workers (charrnn/workers.py)
 
@@ -175,13 +176,6 @@ class Sources:
         self.close()
 
 
-def read_sources(paths: list[str], stdin: BinaryIO | None = None) -> bytes:
-    """The stream of ``Sources(paths, stdin)`` in memory: each path's bytes ("-" = standard
-    input), concatenated in order, every file's leading BOM after the first one dropped."""
-    with Sources(paths, stdin) as src:
-        return src.read()
-
-
 def default_cache_dir() -> str:
     """$CHARRNN_CACHE_DIR, else $XDG_CACHE_HOME/charrnn, else ~/.cache/charrnn."""
     if os.environ.get("CHARRNN_CACHE_DIR"):
@@ -271,19 +265,13 @@ def _bar(total: int, desc: str, progress: bool, unit: str = "B"):
                 disable=not progress, leave=False)
 
 
-def _nul_error(off: int) -> CorpusError:
-    return BadBytes("NUL byte", off, NUL_ADVICE)
-
-
 def _hash_pass(src: Sources, progress: bool) -> str:
     """The sha256 of the stream; CorpusError at its first NUL byte (a NUL anywhere is
     refused before any invalid UTF-8, in both error modes)."""
     h, pos = hashlib.sha256(), 0
     with _bar(src.size, "reading", progress) as bar:
         for chunk in src.chunks():
-            off = chunk.find(b"\0")
-            if off >= 0:
-                raise _nul_error(pos + off)
+            check_nul(chunk, pos)
             h.update(chunk)
             pos += len(chunk)
             bar.update(len(chunk))

@@ -7,7 +7,8 @@ model reads a line).
 import numpy as np
 
 from charrnn.errors import CorpusError
-from charrnn.text.vocab import Vocab, build_vocab, decode_bytes
+from charrnn.text.vocab import Vocab, build_vocab
+from charrnn.text.decode import decode_bytes
 
 START = "\n"
 

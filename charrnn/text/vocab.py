@@ -1,6 +1,7 @@
-"""Text <-> token ids: strict UTF-8 decoding, char/word vocabularies, fast encoding.
+"""Text <-> token ids: char and word vocabularies, fast encoding and decoding.
 
 Pure: imports only numpy and the standard library, never prints, never touches files.
+(Bytes -> text is text/decode.py.)
 
 * Char level: one token per Unicode code point (a multi-byte character is never
   split); the vocabulary is sorted by code point.
@@ -12,7 +13,6 @@ Pure: imports only numpy and the standard library, never prints, never touches f
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,124 +20,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from charrnn.errors import BadBytes, CorpusError
+from charrnn.errors import CorpusError
 
 LEVELS = ("char", "word")
 UNK_TOKEN = "\ufffd"
-BOM = b"\xef\xbb\xbf"
-ERRORS = ("strict", "replace")
 
 _WORD_RE = re.compile(r"\w+|\s+|.", re.DOTALL)
 _CHAR_CHUNK = 1 << 18  # code points converted at a time (temporaries of a few MB)
 N_CODEPOINTS = 0x110000
-NUL_ADVICE = ": this looks like a binary file, not text"
-UTF8_ADVICE = "; use --errors replace to decode it anyway"
-
-
-# ----------------------------------------------------------------------------- decoding
-
-
-def _check_errors(errors: str) -> None:
-    if errors not in ERRORS:
-        raise ValueError(f"errors must be one of {ERRORS}, not {errors!r}")
-
-
-def _check_nul(data: bytes) -> None:
-    off = data.find(b"\0")
-    if off >= 0:
-        raise BadBytes("NUL byte", off, NUL_ADVICE)
-
-
-def _decode_span(view: memoryview, start: int, end: int, errors: str) -> str:
-    """Decode data[start:end]; error offsets are reported relative to the whole input."""
-    try:
-        return str(view[start:end], "utf-8", errors)
-    except UnicodeDecodeError as err:
-        off = start + err.start
-        raise BadBytes("invalid UTF-8", off, UTF8_ADVICE) from None
-
-
-def iter_decoded(data: bytes, errors: str = "strict", chunk_size: int = 1 << 24) -> Iterator[tuple[int, str]]:
-    """Decode ``data`` piece by piece, yielding ``(bytes_consumed_so_far, text)``.
-
-    Pieces are cut just before a byte that is not a UTF-8 continuation byte, so
-    joining the texts gives exactly ``decode_bytes(data, errors)`` while only one
-    piece is decoded at a time. Error offsets are global byte offsets.
-    """
-    _check_errors(errors)
-    if chunk_size < 4:
-        raise ValueError("chunk_size must be at least 4")
-    _check_nul(data)
-    view = memoryview(data)
-    n = len(data)
-    pos = 3 if data.startswith(BOM) else 0
-    while pos < n:
-        end = min(pos + chunk_size, n)
-        if end < n:
-            cut = end
-            # back off over at most 3 continuation bytes (10xxxxxx) to a sequence start
-            while cut > end - 3 and (data[cut] & 0xC0) == 0x80:
-                cut -= 1
-            if (data[cut] & 0xC0) != 0x80:
-                end = cut
-        yield end, _decode_span(view, pos, end, errors)
-        pos = end
-
-
-class StreamDecoder:
-    """Decode one UTF-8 byte stream fed in pieces cut anywhere (even inside a character).
-
-    Gives exactly what ``decode_bytes`` gives for the concatenated pieces, except that NUL
-    bytes are not looked for here (the caller scans for them first, so that a NUL anywhere is
-    reported before an invalid sequence before it). A leading BOM of the stream is dropped
-    (counted in byte offsets); error offsets are global byte offsets in the stream, computed
-    from the bytes the incremental decoder still holds from earlier pieces.
-    """
-
-    def __init__(self, errors: str = "strict"):
-        _check_errors(errors)
-        self._dec = codecs.getincrementaldecoder("utf-8")(errors)
-        self._head = b""  # the first bytes, held back until a BOM can be told apart
-        self._started = False
-        self.consumed = 0  # bytes handed to the codec so far (the BOM included)
-
-    def decode(self, data: bytes, final: bool = False) -> str:
-        if not self._started:
-            self._head += data
-            if len(self._head) < len(BOM) and not final:
-                return ""
-            data, self._head, self._started = self._head, b"", True
-            if data.startswith(BOM):
-                data = data[len(BOM):]
-                self.consumed = len(BOM)
-        held = len(self._dec.getstate()[0])
-        try:
-            text = self._dec.decode(data, final)
-        except UnicodeDecodeError as err:
-            off = self.consumed - held + err.start
-            raise BadBytes("invalid UTF-8", off, UTF8_ADVICE) from None
-        self.consumed += len(data)
-        return text
-
-
-def decode_bytes(data: bytes, errors: str = "strict", *, name: str | None = None,
-                 errors_option: bool = True) -> str:
-    """Decode UTF-8 bytes to text: a leading BOM is dropped, CRLF kept, NUL refused.
-
-    ``errors="strict"`` raises CorpusError at the first invalid sequence;
-    ``errors="replace"`` turns invalid sequences into U+FFFD. A NUL byte anywhere is
-    refused in both modes (the earliest one is named). With ``name``, the error names the
-    input; without ``errors_option`` (a command that has no --errors) it does not advise one.
-    """
-    try:
-        return "".join(text for _, text in iter_decoded(data, errors, chunk_size=max(len(data), 4)))
-    except BadBytes as e:
-        located = e if name is None else e.at(name)
-        if e.advice == UTF8_ADVICE and not errors_option:
-            located = located.without_advice()
-        if located is e:
-            raise
-        raise located from None
 
 
 # ----------------------------------------------------------------------------- words
@@ -163,7 +53,7 @@ def word_chunks(text: str, size: int = 1 << 20) -> Iterator[str]:
 
 def word_counts(text: str) -> Counter:
     """Frequency of each word-level token in ``text``."""
-    return Counter(_WORD_RE.findall(text))
+    return Counter(split_words(text))
 
 
 def word_vocab(counts: Counter, max_vocab: int | None = None) -> "Vocab":
@@ -265,7 +155,7 @@ class Vocab:
         if self.level != "word" or self.unk is None:
             return {}
         found = {}
-        for tok in _WORD_RE.findall(text):
+        for tok in split_words(text):
             if tok not in self._index:
                 found[tok] = found.get(tok, 0) + 1
         return found
@@ -312,7 +202,7 @@ class Vocab:
             ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
             return ids.astype(np.int32, copy=False), unknown
         index, unk, out = self._index, self.unk, []
-        for tok in _WORD_RE.findall(text):
+        for tok in split_words(text):
             i = index.get(tok, unk)
             if i is None:
                 unknown[tok] = unknown.get(tok, 0) + 1
@@ -334,9 +224,9 @@ class Vocab:
             return ids.astype(np.int32, copy=False)
         index, unk = self._index, self.unk
         if unk is not None:
-            return np.fromiter((index.get(t, unk) for t in _WORD_RE.findall(text)), dtype=np.int32)
+            return np.fromiter((index.get(t, unk) for t in split_words(text)), dtype=np.int32)
         try:
-            return np.fromiter((index[t] for t in _WORD_RE.findall(text)), dtype=np.int32)
+            return np.fromiter((index[t] for t in split_words(text)), dtype=np.int32)
         except KeyError as err:
             tok = err.args[0]
             if len(tok) == 1:

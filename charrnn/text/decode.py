@@ -1,0 +1,89 @@
+"""Bytes -> text: strict UTF-8 with exact byte offsets in every error, a leading byte-order
+mark dropped, CRLF kept, NUL bytes refused as binary.
+
+Pure: the standard library only, never prints, never touches files. A whole input is
+``decode_bytes``; a stream fed in pieces cut anywhere (text/corpus.py reads files in chunks)
+is ``StreamDecoder``, which gives exactly the same text and the same error offsets.
+"""
+import codecs
+
+from charrnn.errors import BadBytes
+
+BOM = b"\xef\xbb\xbf"
+ERRORS = ("strict", "replace")
+NUL_ADVICE = ": this looks like a binary file, not text"
+UTF8_ADVICE = "; use --errors replace to decode it anyway"
+
+
+def _check_errors(errors: str) -> None:
+    if errors not in ERRORS:
+        raise ValueError(f"errors must be one of {ERRORS}, not {errors!r}")
+
+
+def check_nul(data: bytes, offset: int = 0) -> None:
+    """BadBytes at the first NUL byte of ``data`` (``offset``: where data starts in its input)."""
+    at = data.find(b"\0")
+    if at >= 0:
+        raise BadBytes("NUL byte", offset + at, NUL_ADVICE)
+
+
+class StreamDecoder:
+    """Decode one UTF-8 byte stream fed in pieces cut anywhere (even inside a character).
+
+    Gives exactly what ``decode_bytes`` gives for the concatenated pieces, except that NUL
+    bytes are not looked for here (the caller scans for them first, so that a NUL anywhere is
+    reported before an invalid sequence before it). A leading BOM of the stream is dropped
+    (counted in byte offsets); error offsets are global byte offsets in the stream, computed
+    from the bytes the incremental decoder still holds from earlier pieces.
+    """
+
+    def __init__(self, errors: str = "strict"):
+        _check_errors(errors)
+        self._dec = codecs.getincrementaldecoder("utf-8")(errors)
+        self._head = b""  # the first bytes, held back until a BOM can be told apart
+        self._started = False
+        self.consumed = 0  # bytes handed to the codec so far (the BOM included)
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        if not self._started:
+            self._head += data
+            if len(self._head) < len(BOM) and not final:
+                return ""
+            data, self._head, self._started = self._head, b"", True
+            if data.startswith(BOM):
+                data = data[len(BOM):]
+                self.consumed = len(BOM)
+        held = len(self._dec.getstate()[0])
+        try:
+            text = self._dec.decode(data, final)
+        except UnicodeDecodeError as err:
+            off = self.consumed - held + err.start
+            raise BadBytes("invalid UTF-8", off, UTF8_ADVICE) from None
+        self.consumed += len(data)
+        return text
+
+
+def decode_bytes(data: bytes, errors: str = "strict", *, name: str | None = None,
+                 errors_option: bool = True) -> str:
+    """Decode UTF-8 bytes to text: a leading BOM is dropped, CRLF kept, NUL refused.
+
+    ``errors="strict"`` raises CorpusError at the first invalid sequence;
+    ``errors="replace"`` turns invalid sequences into U+FFFD. A NUL byte anywhere is
+    refused in both modes (the earliest one is named). With ``name``, the error names the
+    input; without ``errors_option`` (a command that has no --errors) it does not advise one.
+    """
+    _check_errors(errors)
+    try:
+        check_nul(data)
+        start = len(BOM) if data.startswith(BOM) else 0
+        try:
+            return str(memoryview(data)[start:], "utf-8", errors)
+        except UnicodeDecodeError as err:
+            raise BadBytes("invalid UTF-8", start + err.start, UTF8_ADVICE) from None
+    except BadBytes as e:
+        located = e if name is None else e.at(name)
+        if e.advice == UTF8_ADVICE and not errors_option:
+            located = located.without_advice()
+        if located is e:
+            raise
+        raise located from None
