@@ -187,6 +187,20 @@ def _series_styles(names, color, colors, faint):
     return out
 
 
+class _Grid:
+    """The terminal plot's pixel grid: braille cells give 2 x 4 pixels each."""
+
+    def __init__(self, x0, x1, y0, y1, cols, rows):
+        self.x0, self.x1, self.y0, self.y1 = x0, x1, y0, y1
+        self.W, self.H = 2 * cols, 4 * rows
+
+    def px(self, x):
+        return int(round((x - self.x0) / (self.x1 - self.x0) * (self.W - 1)))
+
+    def py(self, y):
+        return int(round((self.y1 - y) / (self.y1 - self.y0) * (self.H - 1)))
+
+
 def line_chart(series, width=72, height=18, log_y=False, title=None, x_label=None, y_label=None, color=True,
                colors=None, faint=()):
     """One or more named series on shared axes, as a rich Text.
@@ -207,85 +221,88 @@ def line_chart(series, width=72, height=18, log_y=False, title=None, x_label=Non
     cols = width - gutter - 1
     if cols < 8 or height < 2:
         raise ValueError(f"a chart of {width}x{height} is too small to draw")
-    W, H = 2 * cols, 4 * height
-
-    def px(x):
-        return int(round((x - x0) / (x1 - x0) * (W - 1)))
-
-    def py(y):
-        return int(round((y1 - y) / (y1 - y0) * (H - 1)))
-
+    grid = _Grid(x0, x1, y0, y1, cols, height)
     styles = _series_styles([name for name, _, _ in data], color, colors, faint)
-    dots = []  # per series: {(row, col): braille bits}
-    for name, x, y in data:
-        x, y = _m4(x, y, x0, x1, W)
-        pts = [(px(a), py(b)) for a, b in zip(x, y)]
-        pixels = set()
-        if len(pts) == 1 and styles[len(dots)][0] == "braille":  # a lone dot as a small cross, to be seen
-            (a, b), = pts
-            pixels = {(a + da, b + db) for da, db in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
-                      if 0 <= a + da < W and 0 <= b + db < H}
-        for p, q in zip(pts, pts[1:]):
-            pixels.update(_line_pixels(p, q))
-        cells = {}
-        for a, b in pixels:
-            cells[b // 4, a // 2] = cells.get((b // 4, a // 2), 0) | DOT[a % 2, b % 4]
-        dots.append(cells)
+    dots = [_raster(grid, x, y, styles[i][0] == "braille") for i, (_, x, y) in enumerate(data)]
     owner = {}  # the series shown in each cell: faint ones lose to the others, later ones win
-    order = sorted(range(len(data)), key=lambda i: (data[i][0] not in faint, i))
-    for i in order:
+    for i in sorted(range(len(data)), key=lambda i: (data[i][0] not in faint, i)):
         for cell in dots[i]:
             owner[cell] = i
 
-    axis_style = "dim" if color else None
     text = Text(no_wrap=True, overflow="ignore")
 
     def add(s, style=None):
         text.append(s, style if color else None)
 
+    axis_style = "dim" if color else None
     if title:
         add(" " * gutter + title.center(cols + 1).rstrip() + "\n", "bold")
     if y_label:
         add(y_label + "\n", axis_style)
     tick_rows = {}
     for pos, label in zip(y_pos, y_labels):
-        tick_rows.setdefault(py(pos) // 4, label)
+        tick_rows.setdefault(grid.py(pos) // 4, label)
     empty = not any(len(x) for _, x, _ in data)
     for r in range(height):
         label = tick_rows.get(r)
         add(f"{label or '':>{gutter - 1}} {'┤' if label else '│'}", axis_style)
-        line = []
-        for c in range(cols):
-            i = owner.get((r, c))
-            if i is None:
-                line.append((" ", None))
-                continue
-            kind, style = styles[i]
-            glyph = (chr(BRAILLE + dots[i][r, c]) if kind == "braille" else FAINT_GLYPH if kind == "faint"
-                     else kind)
-            line.append((glyph, style))
-        if empty and r == height // 2:
-            msg = "(no data)"
-            start = max(0, (cols - len(msg)) // 2)
-            line[start:start + len(msg)] = [(ch, None) for ch in msg[:cols]]
-        while line and line[-1] == (" ", None):  # no trailing blanks in a log file
-            line.pop()
-        for glyph, style in _runs(line):
+        for glyph, style in _runs(_row(r, cols, owner, dots, styles, empty and r == height // 2)):
             add(glyph, style)
         add("\n")
-    x_ticks = nice_ticks(x0, x1, max(2, cols // 12))
-    x_labels = format_ticks(x_ticks)
-    tick_cols = [min(max(px(v) // 2, 0), cols - 1) for v in x_ticks]
-    axis = ["─"] * cols
-    for c in tick_cols:
-        axis[c] = "┬"
-    add(" " * gutter + "└" + "".join(axis) + "\n", axis_style)
-    add(_place_labels(x_labels, [gutter + 1 + c for c in tick_cols], gutter + 1 + cols).rstrip() + "\n", axis_style)
-    if x_label:
-        add(" " * gutter + x_label.center(cols + 1).rstrip() + "\n", axis_style)
+    _x_axis(add, grid, x0, x1, cols, gutter, axis_style, x_label)
     _legend(add, [name for name, _, _ in data], styles, width)
     text.rstrip()
     return text
+
+
+def _raster(grid, x, y, mark_lone_dot):
+    """One series as braille cells: {(row, col): dot bits}, lines between its points."""
+    x, y = _m4(x, y, grid.x0, grid.x1, grid.W)
+    pts = [(grid.px(a), grid.py(b)) for a, b in zip(x, y)]
+    pixels = set()
+    if len(pts) == 1 and mark_lone_dot:  # a lone dot as a small cross, to be seen
+        (a, b), = pts
+        pixels = {(a + da, b + db) for da, db in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+                  if 0 <= a + da < grid.W and 0 <= b + db < grid.H}
+    for p, q in zip(pts, pts[1:]):
+        pixels.update(_line_pixels(p, q))
+    cells = {}
+    for a, b in pixels:
+        cells[b // 4, a // 2] = cells.get((b // 4, a // 2), 0) | DOT[a % 2, b % 4]
+    return cells
+
+
+def _row(r, cols, owner, dots, styles, no_data):
+    """The (glyph, style) cells of plot row ``r``, without trailing blanks."""
+    line = []
+    for c in range(cols):
+        i = owner.get((r, c))
+        if i is None:
+            line.append((" ", None))
+            continue
+        kind, style = styles[i]
+        glyph = chr(BRAILLE + dots[i][r, c]) if kind == "braille" else FAINT_GLYPH if kind == "faint" else kind
+        line.append((glyph, style))
+    if no_data:
+        msg = "(no data)"
+        start = max(0, (cols - len(msg)) // 2)
+        line[start:start + len(msg)] = [(ch, None) for ch in msg[:cols]]
+    while line and line[-1] == (" ", None):  # no trailing blanks in a log file
+        line.pop()
+    return line
+
+
+def _x_axis(add, grid, x0, x1, cols, gutter, style, x_label):
+    x_ticks = nice_ticks(x0, x1, max(2, cols // 12))
+    tick_cols = [min(max(grid.px(v) // 2, 0), cols - 1) for v in x_ticks]
+    axis = ["─"] * cols
+    for c in tick_cols:
+        axis[c] = "┬"
+    add(" " * gutter + "└" + "".join(axis) + "\n", style)
+    add(_place_labels(format_ticks(x_ticks), [gutter + 1 + c for c in tick_cols], gutter + 1 + cols).rstrip()
+        + "\n", style)
+    if x_label:
+        add(" " * gutter + x_label.center(cols + 1).rstrip() + "\n", style)
 
 
 def _runs(cells):
@@ -335,6 +352,23 @@ def _n(v):
     return "0.0" if s == "-0.0" else s
 
 
+class _Plot:
+    """The SVG plot area: its position and size in pixels, and the data ranges it shows."""
+
+    def __init__(self, left, top, pw, ph, x0, x1, y0, y1):
+        self.left, self.top, self.pw, self.ph = left, top, pw, ph
+        self.x0, self.x1, self.y0, self.y1 = x0, x1, y0, y1
+
+    def sx(self, x):
+        return self.left + (x - self.x0) / (self.x1 - self.x0) * self.pw
+
+    def sy(self, y):
+        return self.top + (self.y1 - y) / (self.y1 - self.y0) * self.ph
+
+
+SVG_FONT, SVG_CHAR_W = 12, 7.0  # sans-serif at 12 px: about 7 px per character (layout estimate)
+
+
 def svg_chart(series, width=800, height=450, log_y=False, title=None, x_label=None, y_label=None, color=True,
               colors=None, faint=()):
     """The same chart as a standalone SVG document (a str), ``width`` x ``height`` pixels.
@@ -348,47 +382,57 @@ def svg_chart(series, width=800, height=450, log_y=False, title=None, x_label=No
     data = _prepare(series, log_y)
     (x0, x1), (y0, y1) = _ranges(data, log_y)
     y0, y1 = y0 - 0.04 * (y1 - y0), y1 + 0.04 * (y1 - y0)  # lines clear of the frame
-    font, char_w = 12, 7.0  # sans-serif at 12 px: about 7 px per character (layout estimate)
     y_pos, y_labels = _y_ticks(y0, y1, log_y, max(2, int(height // 60)))
-    left = 14 + (22 if y_label else 0) + char_w * max((len(s) for s in y_labels), default=1)
+    left = 14 + (22 if y_label else 0) + SVG_CHAR_W * max((len(s) for s in y_labels), default=1)
     right = 24
-    # the legend: rows of items laid out left to right above the plot
-    items, rows, row_w = [], 0, width - left - right
-    cx = None
-    for i, (name, _, _) in enumerate(data):
-        w = 28 + char_w * len(name) + 16
-        if cx is None or cx + w > row_w:
-            rows, cx = rows + 1, 0
-        items.append((i, name, cx, rows - 1))
-        cx += w
+    items, rows = _svg_legend_layout([name for name, _, _ in data], width - left - right)
     top = 14 + (28 if title else 0) + 20 * rows
     bottom = 34 + (22 if x_label else 0)
     pw, ph = width - left - right, height - top - bottom
     if pw < 40 or ph < 40:
         raise ValueError(f"a picture of {width}x{height} is too small to draw")
-
-    def sx(x):
-        return left + (x - x0) / (x1 - x0) * pw
-
-    def sy(y):
-        return top + (y1 - y) / (y1 - y0) * ph
+    plot = _Plot(left, top, pw, ph, x0, x1, y0, y1)
 
     def stroke(i, name):
-        if not color:
-            return "#000000"
-        return SVG_COLORS[(colors or {}).get(name, i) % len(SVG_COLORS)]
+        return SVG_COLORS[(colors or {}).get(name, i) % len(SVG_COLORS)] if color else "#000000"
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="{font}">']
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="{SVG_FONT}">']
     if title:
         out.append(f"<title>{escape(title)}</title>")
     out.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>')
-    x_ticks = nice_ticks(x0, x1, max(2, int(pw // 90)))
+    out += _svg_axes(plot, y_pos, y_labels, width, height, title, x_label, y_label)
+    if not any(len(x) for _, x, _ in data):
+        out.append(f'<text x="{_n(left + pw / 2)}" y="{_n(top + ph / 2)}" text-anchor="middle" '
+                   f'fill="#777777">(no data)</text>')
+    for i in sorted(range(len(data)), key=lambda i: (data[i][0] not in faint, i)):
+        out += _svg_series(plot, i, *data[i], stroke(i, data[i][0]), data[i][0] in faint, color)
+    out.append(_svg_legend(items, left, title, stroke, faint, color))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _svg_legend_layout(names, row_w):
+    """Legend items (index, name, x within the row, row) laid out left to right, and the rows."""
+    items, rows, cx = [], 0, None
+    for i, name in enumerate(names):
+        w = 28 + SVG_CHAR_W * len(name) + 16
+        if cx is None or cx + w > row_w:
+            rows, cx = rows + 1, 0
+        items.append((i, name, cx, rows - 1))
+        cx += w
+    return items, rows
+
+
+def _svg_axes(plot, y_pos, y_labels, width, height, title, x_label, y_label):
+    """Gridlines, the frame, tick labels, the title and the axis labels."""
+    left, top, pw, ph, sx, sy = plot.left, plot.top, plot.pw, plot.ph, plot.sx, plot.sy
+    x_ticks = nice_ticks(plot.x0, plot.x1, max(2, int(pw // 90)))
     grid = [f'<line x1="{_n(left)}" y1="{_n(sy(p))}" x2="{_n(left + pw)}" y2="{_n(sy(p))}"/>' for p in y_pos]
     grid += [f'<line x1="{_n(sx(v))}" y1="{_n(top)}" x2="{_n(sx(v))}" y2="{_n(top + ph)}"/>' for v in x_ticks]
-    out.append('<g class="grid" stroke="#e3e3e3" stroke-width="1">' + "".join(grid) + "</g>")
-    out.append(f'<rect class="frame" x="{_n(left)}" y="{_n(top)}" width="{_n(pw)}" height="{_n(ph)}" '
-               f'fill="none" stroke="#777777" stroke-width="1"/>')
+    out = ['<g class="grid" stroke="#e3e3e3" stroke-width="1">' + "".join(grid) + "</g>",
+           f'<rect class="frame" x="{_n(left)}" y="{_n(top)}" width="{_n(pw)}" height="{_n(ph)}" '
+           f'fill="none" stroke="#777777" stroke-width="1"/>']
     ticks = [f'<text x="{_n(left - 6)}" y="{_n(sy(p) + 4)}" text-anchor="end">{escape(s)}</text>'
              for p, s in zip(y_pos, y_labels)]
     ticks += [f'<text x="{_n(sx(v))}" y="{_n(top + ph + 17)}" text-anchor="middle">{escape(s)}</text>'
@@ -403,23 +447,26 @@ def svg_chart(series, width=800, height=450, log_y=False, title=None, x_label=No
     if y_label:
         out.append(f'<text class="y-label" transform="translate(16 {_n(top + ph / 2)}) rotate(-90)" '
                    f'text-anchor="middle" fill="#222222">{escape(y_label)}</text>')
-    if not any(len(x) for _, x, _ in data):
-        out.append(f'<text x="{_n(left + pw / 2)}" y="{_n(top + ph / 2)}" text-anchor="middle" '
-                   f'fill="#777777">(no data)</text>')
-    order = sorted(range(len(data)), key=lambda i: (data[i][0] not in faint, i))
-    for i in order:
-        name, x, y = data[i]
-        x, y = _m4(x, y, x0, x1, int(pw))
-        pts = " ".join(f"{_n(sx(a))},{_n(sy(b))}" for a, b in zip(x, y))
-        look = 'stroke-width="1" stroke-opacity="0.35"' if name in faint else 'stroke-width="1.6"'
-        dash = "" if color else SVG_DASHES[i % len(SVG_DASHES)]
-        look += f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(f'<polyline data-series={quoteattr(name)} points="{pts}" fill="none" stroke="{stroke(i, name)}" '
-                   f'{look} stroke-linejoin="round" stroke-linecap="round"/>')
-        if name not in faint and 0 < len(x) <= SVG_MARKER_POINTS:
-            dots = "".join(f'<circle cx="{_n(sx(a))}" cy="{_n(sy(b))}" r="{2.5 if len(x) > 1 else 3.5}"/>'
-                           for a, b in zip(x, y))
-            out.append(f'<g class="points" data-series={quoteattr(name)} fill="{stroke(i, name)}">{dots}</g>')
+    return out
+
+
+def _svg_series(plot, i, name, x, y, stroke, faint, color):
+    """One series' polyline, and its dots when it has few points."""
+    x, y = _m4(x, y, plot.x0, plot.x1, int(plot.pw))
+    pts = " ".join(f"{_n(plot.sx(a))},{_n(plot.sy(b))}" for a, b in zip(x, y))
+    look = 'stroke-width="1" stroke-opacity="0.35"' if faint else 'stroke-width="1.6"'
+    dash = "" if color else SVG_DASHES[i % len(SVG_DASHES)]
+    look += f' stroke-dasharray="{dash}"' if dash else ""
+    out = [f'<polyline data-series={quoteattr(name)} points="{pts}" fill="none" stroke="{stroke}" '
+           f'{look} stroke-linejoin="round" stroke-linecap="round"/>']
+    if not faint and 0 < len(x) <= SVG_MARKER_POINTS:
+        dots = "".join(f'<circle cx="{_n(plot.sx(a))}" cy="{_n(plot.sy(b))}" r="{2.5 if len(x) > 1 else 3.5}"/>'
+                       for a, b in zip(x, y))
+        out.append(f'<g class="points" data-series={quoteattr(name)} fill="{stroke}">{dots}</g>')
+    return out
+
+
+def _svg_legend(items, left, title, stroke, faint, color):
     legend = []
     for i, name, lx, row in items:
         ly = 14 + (28 if title else 0) + 20 * row + 6
@@ -430,6 +477,4 @@ def svg_chart(series, width=800, height=450, log_y=False, title=None, x_label=No
                       f'stroke-width="{1 if name in faint else 2}"{opacity}'
                       + (f' stroke-dasharray="{dash}"' if dash else "") + "/>")
         legend.append(f'<text x="{_n(gx + 28)}" y="{_n(ly + 4)}" fill="#222222">{escape(name)}</text>')
-    out.append('<g class="legend">' + "".join(legend) + "</g>")
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    return '<g class="legend">' + "".join(legend) + "</g>"
