@@ -101,7 +101,8 @@ def run(cmd, env, cwd):
 
 ENCODE = """
 import json, sys, time
-from charrnn.text.corpus import Sources, default_cache_dir, load_corpus
+from charrnn.text.corpus import load_corpus
+from charrnn.text.sources import Sources, default_cache_dir
 t = time.perf_counter()
 with Sources([sys.argv[1]]) as src:
     c = load_corpus(src, cache_dir=default_cache_dir())

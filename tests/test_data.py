@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import charrnn.text.corpus as data_mod
+import charrnn.text.sources as sources_mod
 
-from charrnn.text.corpus import Corpus, Sources, default_cache_dir, load_corpus
+from charrnn.text.corpus import Corpus, load_corpus
+from charrnn.text.sources import Sources, default_cache_dir
 from charrnn.text.windows import Streams, split_train_val
 from charrnn.text.default_corpus import STDLIB_MODULES, build_default_corpus, default_corpus_dir
 from charrnn.errors import CorpusError
@@ -90,7 +92,7 @@ def test_sources_stream_in_chunks_like_the_bytes_in_memory(tmp_path, monkeypatch
     assert all(0 < len(p) <= chunk for p in pieces)
     whole = b"".join(pieces)
     assert whole == read_sources(paths) == parts[0] + parts[1][3:] + parts[2] + parts[3]
-    monkeypatch.setattr(data_mod, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(sources_mod, "CHUNK_BYTES", chunk)
     for level in ("char", "word"):
         for errors in ("strict", "replace"):
             try:
@@ -109,7 +111,7 @@ def test_sources_stream_in_chunks_like_the_bytes_in_memory(tmp_path, monkeypatch
 
 
 def test_errors_name_the_file_and_its_own_offset_across_files_and_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_mod, "CHUNK_BYTES", 5)
+    monkeypatch.setattr(sources_mod, "CHUNK_BYTES", 5)
     a = "añb中".encode() * 3  # 21 bytes
     assert len(a) == 21
     (tmp_path / "a.txt").write_bytes(a)
@@ -216,7 +218,7 @@ def test_char_loading_never_holds_the_input(tmp_path, monkeypatch):
         for _ in range(32):
             f.write(line * 20_000)  # 32 x 1.2 MB
     size = os.path.getsize(path)
-    monkeypatch.setattr(data_mod, "CHUNK_BYTES", 1 << 20)
+    monkeypatch.setattr(sources_mod, "CHUNK_BYTES", 1 << 20)
     monkeypatch.setattr(data_mod, "_ENCODE_CHARS", 1 << 18)
     for cache in (str(tmp_path / "cache"), None, str(tmp_path / "cache")):  # miss, no cache, hit
         tracemalloc.start()
@@ -264,7 +266,7 @@ def test_load_corpus_errors_and_replace():
 def test_chunked_loading_gives_exact_offsets_and_same_tokens(monkeypatch):
     text = "héllo 中文 😀 wörld\r\n" * 50
     whole = load_corpus(text.encode())
-    monkeypatch.setattr(data_mod, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(sources_mod, "CHUNK_BYTES", 7)
     chunked = load_corpus(text.encode())
     assert chunked.vocab == whole.vocab
     assert np.array_equal(chunked.tokens, whole.tokens)

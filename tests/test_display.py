@@ -6,7 +6,7 @@ import sys
 import pytest
 from rich.console import Console
 
-from charrnn.ui import progress
+from charrnn.ui import formats, progress
 from charrnn.training.config import TrainConfig
 from charrnn.core.model import ModelConfig
 
@@ -101,20 +101,20 @@ def test_plain_interrupted_and_sample_escaping():
 
 def test_model_summary_variants():
     m = ModelConfig(vocab_size=10, cell="rnn", activation="relu", layers=1, hidden=64, embed=32, dropout=0.2)
-    assert progress.model_summary(m) == "rnn/relu 1x64 (embed 32, dropout 0.2)"
+    assert formats.model_summary(m) == "rnn/relu 1x64 (embed 32, dropout 0.2)"
 
 
 @pytest.mark.parametrize("secs,text", [(0, "0s"), (45, "45s"), (59.4, "59s"), (60, "1m00s"),
                                        (192, "3m12s"), (3599, "59m59s"), (3720, "1h02m"),
                                        (90000, "25h00m"), (None, "-"), (math.inf, "-")])
 def test_format_duration(secs, text):
-    assert progress.format_duration(secs) == text
+    assert formats.format_duration(secs) == text
 
 
 def test_sparkline():
-    assert progress.sparkline([]) == ""
-    assert progress.sparkline([1.0, 1.0]) == "▄▄"
-    line = progress.sparkline([0.1, 1.0, 10.0, 1000.0])  # log scale: 1.0 and 10.0 evenly spaced
+    assert formats.sparkline([]) == ""
+    assert formats.sparkline([1.0, 1.0]) == "▄▄"
+    line = formats.sparkline([0.1, 1.0, 10.0, 1000.0])  # log scale: 1.0 and 10.0 evenly spaced
     assert line[0] == "▁" and line[-1] == "█" and line[1:3] in ("▂▄", "▃▄", "▂▅", "▃▅")
 
 
@@ -151,7 +151,7 @@ def test_live_shows_key_figures_and_leaves_stdout_alone(capsys):
                    "4,210 chars/s", "eta 3m12s", "step 57: 12.31", "1x", "First Citizen:",
                    "lstm 2x256 (one-hot input)", "823,361 params", "checkpoints/tiny"]:
         assert figure in rendered, figure
-    assert any(ch in rendered for ch in progress.SPARK)
+    assert any(ch in rendered for ch in formats.SPARK)
     assert "eval step 200: val 1.6021 nats (2.311 bits/char) best" in out
     assert out.rstrip().endswith("done: step 200, best val 1.6021, 12s, latest checkpoints/tiny/latest.ckpt")
 

@@ -156,8 +156,9 @@ def test_learning_rate_schedules():
     assert lr(1.0, "cosine", 0.0, 0, warmup=10) == 0.1 and lr(1.0, "constant", 0.0, 9, warmup=10) == 1.0
 
 
-def test_forget_gate_bias_starts_at_one():
-    cfg = ModelConfig(vocab_size=5, cell="lstm", layers=2, hidden=4)
+def test_forget_gate_bias_starts_at_forget_bias_and_the_rest_at_zero():
+    assert ModelConfig(vocab_size=5).forget_bias == 0.0  # as `charrnn train`'s default
+    cfg = ModelConfig(vocab_size=5, cell="lstm", layers=2, hidden=4, forget_bias=1.0)
     p = model.init_params(cfg, np.random.default_rng(0))
     for l in range(2):
         b = p[f"layers.{l}.b"]

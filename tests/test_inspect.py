@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from charrnn.analysis import activations
 from charrnn.store import schema
 from charrnn.store import container
-from charrnn.cli import inspect as insp
+from charrnn.ui import paint as insp
 from charrnn.cli import cli
 from charrnn.core import model
 from charrnn.core.model import ModelConfig

@@ -40,7 +40,7 @@ def make_stream(r, n_chars):
 
 def train(cell, steps, seed=0):
     r = np.random.default_rng(seed)
-    cfg = ModelConfig(vocab_size=len(VOCAB), cell=cell, layers=1, hidden=H)
+    cfg = ModelConfig(vocab_size=len(VOCAB), cell=cell, layers=1, hidden=H, forget_bias=1.0)  # long memory
     params = model.init_params(cfg, r)
     opt = optim.make_optimizer("adam")
     ost = opt.init_state(params)

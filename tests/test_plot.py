@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from charrnn.ui import chart
+from charrnn.ui import axes, chart, svg
 from charrnn.cli import cli
 from charrnn.cli.plot import read_log, training_time
 
@@ -108,11 +108,11 @@ def test_log_y_ticks_read_like_powers_of_ten():
     (0, 7, ["1e0", "1e2", "1e4", "1e6"]),
 ])
 def test_log_tick_values_and_labels(lo, hi, expected):
-    assert chart.format_ticks(chart.log_ticks(lo, hi, 6), uniform=False, exp_from=1e4) == expected
+    assert axes.format_ticks(axes.log_ticks(lo, hi, 6), uniform=False, exp_from=1e4) == expected
 
 
 def test_a_log_axis_under_a_decade_still_gets_several_ticks():
-    ticks = chart.log_ticks(math.log10(1.3), math.log10(4.2), 6)
+    ticks = axes.log_ticks(math.log10(1.3), math.log10(4.2), 6)
     assert len(ticks) >= 3 and all(1.3 <= t <= 4.2 for t in ticks)
 
 
@@ -123,19 +123,19 @@ def test_nan_none_and_inf_points_are_skipped_and_their_neighbours_joined():
     clean = chart.line_chart({"s": ([0, 2, 5], [1.0, 3.0, 6.0])}, width=50, height=10, color=False)
     assert str(holes) == str(clean)
     assert "nan" not in str(holes).lower() and "inf" not in str(holes).lower()
-    doc = chart.svg_chart({"s": (xs, ys)})
+    doc = svg.svg_chart({"s": (xs, ys)})
     assert len(svg_series(doc)["s"]) == 3
 
 
 def test_non_positive_values_are_skipped_on_a_log_axis():
-    doc = chart.svg_chart({"s": ([0, 1, 2, 3], [1.0, 0.0, -5.0, 100.0])}, log_y=True)
+    doc = svg.svg_chart({"s": ([0, 1, 2, 3], [1.0, 0.0, -5.0, 100.0])}, log_y=True)
     assert len(svg_series(doc)["s"]) == 2
 
 
 def test_a_single_point_still_shows():
     text = chart.line_chart({"lone": ([7], [2.5])}, width=40, height=8, color=False)
     assert any(line.strip() for line in canvas(text))
-    doc = chart.svg_chart({"lone": ([7], [2.5])})
+    doc = svg.svg_chart({"lone": ([7], [2.5])})
     assert len(svg_series(doc)["lone"]) == 1
     assert len(ET.fromstring(doc).findall(f".//{SVG}circle")) == 1
 
@@ -187,7 +187,7 @@ def test_a_chart_too_small_to_draw_is_refused():
 
 def test_svg_is_wellformed_with_one_polyline_per_series_and_a_vertex_per_point():
     s = {"train": (np.arange(1, 301), 3 - np.arange(1, 301) / 150), "val": ([50, 100, 150], [2.5, 2.2, None])}
-    doc = chart.svg_chart(s, title="loss <& 'quotes'>", x_label="step", y_label="nats")
+    doc = svg.svg_chart(s, title="loss <& 'quotes'>", x_label="step", y_label="nats")
     root = ET.fromstring(doc)
     assert root.tag == f"{SVG}svg"
     lines = svg_series(doc)
@@ -195,17 +195,17 @@ def test_svg_is_wellformed_with_one_polyline_per_series_and_a_vertex_per_point()
     assert len(lines["train"]) == 300 and len(lines["val"]) == 2
     # higher values higher up: SVG's y grows downward
     assert lines["train"][0][1] < lines["train"][-1][1] and lines["val"][0][1] < lines["val"][1][1]
-    up = svg_series(chart.svg_chart({"up": ([0, 1], [1.0, 2.0])}))["up"]
+    up = svg_series(svg.svg_chart({"up": ([0, 1], [1.0, 2.0])}))["up"]
     assert up[0][1] > up[1][1]
     texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
     assert "loss <& 'quotes'>" in texts and "step" in texts and "nats" in texts
     assert {"train", "val"} <= set(texts)  # the legend
     assert "<script" not in doc and "href" not in doc and "@import" not in doc
-    assert doc == chart.svg_chart(s, title="loss <& 'quotes'>", x_label="step", y_label="nats")
+    assert doc == svg.svg_chart(s, title="loss <& 'quotes'>", x_label="step", y_label="nats")
 
 
 def test_svg_gridlines_and_tick_labels_match():
-    doc = chart.svg_chart({"s": ([0, 100], [0.0, 10.0])})
+    doc = svg.svg_chart({"s": ([0, 100], [0.0, 10.0])})
     root = ET.fromstring(doc)
     grid = root.find(f".//{SVG}g[@class='grid']")
     ticks = ["".join(t.itertext()) for t in root.find(f".//{SVG}g[@class='ticks']")]
@@ -217,7 +217,7 @@ def test_svg_thins_a_very_long_series_but_keeps_its_extremes():
     xs = np.arange(100_000)
     ys = np.sin(xs / 1000.0)
     ys[54_321] = 5.0
-    pts = svg_series(chart.svg_chart({"s": (xs, ys)}))["s"]
+    pts = svg_series(svg.svg_chart({"s": (xs, ys)}))["s"]
     assert len(pts) < 5000
     top = min(p[1] for p in pts)
     assert [p for p in pts if p[1] == top] and len([p for p in pts if p[1] == top]) == 1

@@ -88,7 +88,7 @@ def read_inputs(paths, spool_in_cache=False):
     spooled to a temporary file (in the token cache directory when training): a
     ``data.Sources``, read in chunks. Closing it removes the spool; so does the end of the
     command, whatever happens before."""
-    from charrnn.text.corpus import Sources, default_cache_dir
+    from charrnn.text.sources import Sources, default_cache_dir
     if "-" in paths:
         hint_stdin()
     sources = Sources(paths, sys.stdin.buffer if "-" in paths else None,

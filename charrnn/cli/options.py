@@ -35,7 +35,7 @@ class InputFile(click.File):
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and value != "-":
-            from charrnn.text.corpus import open_input
+            from charrnn.text.sources import open_input
             open_input(value).close()  # CorpusError in charrnn's words, before click's own
         elif value == "-":
             from charrnn.cli.common import hint_stdin

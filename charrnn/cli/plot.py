@@ -100,23 +100,9 @@ def _time_unit(seconds):
 def _read_bytes(path):
     if path == "-":
         return sys.stdin.buffer.read()
-    from charrnn.text.corpus import open_input  # the corpus reader's one-line errors: no such file, a directory, ...
+    from charrnn.text.sources import open_input  # the corpus reader's one-line errors: no such file, a directory, ...
     with open_input(path) as f:
         return f.read()
-
-
-def _stack_svg(docs):
-    """Several SVG documents one above the other, as one document."""
-    width = max(w for w, _, _ in docs)
-    height = sum(h for _, h, _ in docs)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}">']
-    y = 0
-    for _, h, doc in docs:
-        out.append(doc.replace("<svg ", f'<svg x="0" y="{y}" ', 1).rstrip("\n"))
-        y += h
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
 
 
 @dataclass
@@ -216,7 +202,7 @@ def plot(log, x_axis, log_y, raw, first, last, run_no, svg_path, width, height, 
       charrnn plot run.jsonl --x time --from 1000
       charrnn plot run.jsonl --svg run.svg -q
     """
-    from charrnn.ui import chart
+    from charrnn.ui import chart, svg
     from charrnn.cli.common import report_console, write_document
 
     if first is not None and last is not None and first > last:
@@ -235,13 +221,13 @@ def plot(log, x_axis, log_y, raw, first, last, run_no, svg_path, width, height, 
 
     if svg_path is not None:
         w, h = SVG_SIZE
-        docs = [(w, h, chart.svg_chart(c.loss(raw is not False), w, h, log_y=log_y, title=title,
+        docs = [(w, h, svg.svg_chart(c.loss(raw is not False), w, h, log_y=log_y, title=title,
                                        x_label=c.x_label, y_label="loss (nats/token)", **LOSS_STYLE))]
         if acc:
-            docs.append((w, SVG_ACC_HEIGHT, chart.svg_chart(acc, w, SVG_ACC_HEIGHT, x_label=c.x_label,
+            docs.append((w, SVG_ACC_HEIGHT, svg.svg_chart(acc, w, SVG_ACC_HEIGHT, x_label=c.x_label,
                                                             title=f"validation accuracy · {name}",
                                                             y_label="accuracy", **ACC_STYLE)))
-        write_document(svg_path, docs[0][2] if len(docs) == 1 else _stack_svg(docs))
+        write_document(svg_path, docs[0][2] if len(docs) == 1 else svg.stack(docs))
     if quiet:
         return
     console = report_console(wide=False, force_terminal={"always": True, "never": False}.get(color_mode),
@@ -268,7 +254,7 @@ def plot(log, x_axis, log_y, raw, first, last, run_no, svg_path, width, height, 
 
 def _summary(c):
     """The numbers a user looks for under the picture: where the run ended, its best."""
-    from charrnn.ui.progress import format_duration
+    from charrnn.ui.formats import format_duration
 
     last, seconds, eval_steps, evals = c.recs[-1], c.seconds, c.eval_steps, c.evals
     where = f"step {c.steps[-1]:,}"

@@ -105,7 +105,7 @@ class Loop:
         rep.start({**task.info(), "step": self.step, "max_steps": self.max_steps, "max_seconds": self.max_seconds,
                    "run_dir": str(self.rundir.path)})
         t0 = last_t = time.perf_counter()
-        last_step, rate, smooth, tokens = self.step, 0.0, None, 0
+        rate, smooth, tokens = 0.0, None, 0
         last_saved = self.step if self.step > 0 else -1
         while self.step < self.max_steps and not self.stop:
             elapsed = time.perf_counter() - t0
@@ -135,7 +135,7 @@ class Loop:
             smooth = loss if smooth is None else SMOOTHING * smooth + (1 - SMOOTHING) * loss
             now = time.perf_counter()
             if now - last_t >= 0.5 or rate == 0.0:  # tokens/s over the last half second or more
-                rate, last_t, last_step, tokens = tokens / max(now - last_t, 1e-9), now, self.step, 0
+                rate, last_t, tokens = tokens / max(now - last_t, 1e-9), now, 0
             m = {"step": self.step, "epoch": self.step / task.steps_per_epoch, "loss": loss, "smooth_loss": smooth,
                  "grad_norm": norm, "clipped": clipped, "lr": lr, "chars_per_s": rate,
                  "elapsed": now - t0, "eta": self.eta(rate, n, now - t0)}

@@ -18,7 +18,8 @@ from charrnn.errors import CharrnnError, CheckpointError, UsageError
 from charrnn.store import schema
 from charrnn.store.container import MAGIC
 from charrnn.store.rundir import RunDir
-from charrnn.text.corpus import Sources, default_cache_dir, load_corpus
+from charrnn.text.corpus import load_corpus
+from charrnn.text.sources import Sources, default_cache_dir
 from charrnn.training.config import CLASSIFY_MODEL, LM_MODEL, ClassifyConfig, TrainConfig, default_threads
 
 PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal

@@ -1,156 +1,20 @@
-"""Line charts of a few named series: in the terminal (braille dots, as a rich Text) and as SVG.
+"""Line charts of a few named series in the terminal: braille dots, as a rich Text.
 
-``series`` is an ordered mapping name -> (xs, ys). NaN, None and infinite points (and, on a
-log axis, values <= 0) are skipped and their neighbours joined; a series of one point is
-drawn as a dot. Both renderers share the scales and the ticks: round numbers (1, 2, 5 x 10^k)
-on a linear axis, decades on a log axis that spans several (labelled 1e-12), 1-2-5 steps on
-one that spans less. Later series are drawn over earlier ones and series named in ``faint``
-lie underneath all others. Pure functions: no printing, no files, the same output for the
-same input.
+A series of one point is drawn as a small cross. Later series are drawn over earlier ones and
+series named in ``faint`` lie underneath all others. Without colour, the first series is in
+braille and each further one in a marker character. The same chart as SVG is ui/svg.py.
+Pure functions: no printing, no files, the same output for the same input.
 """
-import math
-from xml.sax.saxutils import escape, quoteattr
+from charrnn.ui.axes import format_ticks, nice_ticks, prepare, ranges, thin, y_ticks
 
-import numpy as np
-
-# terminal colours by series index (the terminal's own palette) and their SVG counterparts
-TERM_COLORS = ("cyan", "yellow", "magenta", "green", "red", "blue")
-SVG_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#d62728", "#17becf")
-SVG_DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 5", "12 4")  # told apart without colour
+TERM_COLORS = ("cyan", "yellow", "magenta", "green", "red", "blue")  # by series index: the terminal's palette
 MARKERS = ("+", "x", "o", "*", "#", "%")  # plain text: series after the first drawn in braille
 FAINT_GLYPH = "·"
 BRAILLE = 0x2800
 # braille dot bits by (column, row) inside a 2 x 4 cell
 DOT = {(0, 0): 0x01, (0, 1): 0x02, (0, 2): 0x04, (1, 0): 0x08, (1, 1): 0x10, (1, 2): 0x20,
        (0, 3): 0x40, (1, 3): 0x80}
-SVG_MARKER_POINTS = 60  # series with at most this many points also get a dot per point
 
-
-# --------------------------------------------------------------------------- data and scales
-
-def _prepare(series, log_y):
-    """[(name, xs, ys)] with only drawable points; ys as log10 on a log axis."""
-    out = []
-    for name, (xs, ys) in series.items():
-        x, y = _floats(xs), _floats(ys)
-        if len(x) != len(y):
-            raise ValueError(f"series {name!r}: {len(x)} x values but {len(y)} y values")
-        keep = np.isfinite(x) & np.isfinite(y)
-        if log_y:
-            keep &= y > 0
-        x, y = x[keep], y[keep]
-        out.append((str(name), x, np.log10(y) if log_y else y))
-    return out
-
-
-def _floats(values):
-    return np.array([np.nan if v is None else v for v in values], dtype=float).reshape(-1)
-
-
-def _span(values, log):
-    """The axis range: the data's, widened around a single value; (0, 1) with no data."""
-    if not values:
-        return 0.0, 1.0
-    lo, hi = min(values), max(values)
-    if hi > lo:
-        return lo, hi
-    pad = 0.5 if log else (abs(lo) * 0.1 or 1.0)
-    return lo - pad, hi + pad
-
-
-def _ranges(data, log_y):
-    xs = [v for _, x, _ in data if len(x) for v in (x.min(), x.max())]
-    ys = [v for _, _, y in data if len(y) for v in (y.min(), y.max())]
-    return _span(xs, False), _span(ys, log_y)
-
-
-def nice_ticks(lo, hi, target):
-    """Round values (1, 2 or 5 x 10^k apart) inside [lo, hi], about ``target`` of them."""
-    raw = (hi - lo) / max(1, target)
-    mag = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw * (1 - 1e-9))
-    first = math.ceil(lo / step - 1e-9)
-    ticks = []
-    k = first
-    while k * step <= hi + step * 1e-9:
-        ticks.append(round(k * step, 12) + 0.0)  # + 0.0 turns -0.0 into 0.0
-        k += 1
-    return ticks
-
-
-def log_ticks(lo, hi, target):
-    """Tick values (not logs) for a log axis from 10**lo to 10**hi, at most ``target``."""
-    first, last = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
-    if last - first >= 2:  # three decades or more: every decade, or every k-th (k = 1, 2, 3, 5, 10, 20, ...)
-        need = (last - first + 1) / max(1, target)
-        k = next(m * 10 ** p for p in range(0, 12) for m in (1, 2, 3, 5) if m * 10 ** p >= need)
-        return [10.0 ** e for e in range(first, last + 1) if e % k == 0]
-    vals = [m * 10.0 ** e for e in range(first - 1, last + 1) for m in (1, 2, 5)]
-    vals = [v for v in vals if lo - 1e-9 <= math.log10(v) <= hi + 1e-9]
-    if 3 <= len(vals) <= target:
-        return vals
-    # under a decade or so: round steps of the values themselves, as many as fit
-    for t in (target, 2 * target):
-        vals = [v for v in nice_ticks(10.0 ** lo, 10.0 ** hi, t) if v > 0]
-        if len(vals) >= 3:
-            break
-    return vals
-
-
-def format_ticks(values, uniform=True, exp_from=1e7):
-    """Labels telling the values apart: '0.5', '1,000', or '1e-12' for all of them when one is
-    below 1e-3 or from ``exp_from`` up. ``uniform``: one number of decimals for all (a linear
-    axis); else the fewest for each (a log axis)."""
-    if not values:
-        return []
-    big = max(abs(v) for v in values)
-    small = min((abs(v) for v in values if v), default=1.0)
-    if big >= exp_from or small < 1e-3:
-        return [_exp_label(v) for v in values]
-    if not uniform:
-        return [format_ticks([v])[0] for v in values]
-    for decimals in range(0, 10):
-        labels = [f"{v:,.{decimals}f}" for v in values]
-        if all(abs(float(s.replace(",", "")) - v) <= 1e-9 * max(1.0, abs(v)) for s, v in zip(labels, values)):
-            return labels
-    return [f"{v:g}" for v in values]
-
-
-def _exp_label(v):
-    if v == 0:
-        return "0"
-    e = math.floor(math.log10(abs(v)) + 1e-12)
-    m = v / 10.0 ** e
-    if abs(m) >= 10 - 1e-9:  # 9.9999999 rounded up
-        m, e = m / 10, e + 1
-    return f"{m:.3g}e{e}"
-
-
-def _y_ticks(y0, y1, log_y, target):
-    """(positions on the axis, labels): positions are logs on a log axis."""
-    if log_y:
-        values = log_ticks(y0, y1, target)
-        return [math.log10(v) for v in values], format_ticks(values, uniform=False, exp_from=1e4)
-    values = nice_ticks(y0, y1, target)
-    return values, format_ticks(values)
-
-
-def _m4(x, y, x0, x1, buckets):
-    """At most four points per bucket of x (first, lowest, highest, last): the same picture."""
-    if len(x) <= 4 * buckets or np.any(np.diff(x) < 0):
-        return x, y
-    b = np.minimum(((x - x0) / (x1 - x0) * buckets).astype(int), buckets - 1)
-    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    keep = set()
-    for s, e in zip(starts, ends):
-        seg = y[s:e]
-        keep.update((s, e - 1, s + int(np.argmin(seg)), s + int(np.argmax(seg))))
-    idx = np.array(sorted(keep))
-    return x[idx], y[idx]
-
-
-# --------------------------------------------------------------------------- terminal
 
 def _line_pixels(p, q):
     """Bresenham: the pixels from p to q, both included."""
@@ -214,9 +78,9 @@ def line_chart(series, width=72, height=18, log_y=False, title=None, x_label=Non
     from rich.text import Text
 
     faint = set(faint)
-    data = _prepare(series, log_y)
-    (x0, x1), (y0, y1) = _ranges(data, log_y)
-    y_pos, y_labels = _y_ticks(y0, y1, log_y, max(2, height // 3))
+    data = prepare(series, log_y)
+    (x0, x1), (y0, y1) = ranges(data, log_y)
+    y_pos, y_labels = y_ticks(y0, y1, log_y, max(2, height // 3))
     gutter = max((len(s) for s in y_labels), default=1) + 1
     cols = width - gutter - 1
     if cols < 8 or height < 2:
@@ -257,7 +121,7 @@ def line_chart(series, width=72, height=18, log_y=False, title=None, x_label=Non
 
 def _raster(grid, x, y, mark_lone_dot):
     """One series as braille cells: {(row, col): dot bits}, lines between its points."""
-    x, y = _m4(x, y, grid.x0, grid.x1, grid.W)
+    x, y = thin(x, y, grid.x0, grid.x1, grid.W)
     pts = [(grid.px(a), grid.py(b)) for a, b in zip(x, y)]
     pixels = set()
     if len(pts) == 1 and mark_lone_dot:  # a lone dot as a small cross, to be seen
@@ -342,139 +206,3 @@ def _legend(add, names, styles, width):
         add(sample, style)
         add(" " + name)
         used += item
-
-
-# --------------------------------------------------------------------------- SVG
-
-def _n(v):
-    """SVG numbers: one decimal, no '-0.0', so output is byte-for-byte reproducible."""
-    s = f"{v:.1f}"
-    return "0.0" if s == "-0.0" else s
-
-
-class _Plot:
-    """The SVG plot area: its position and size in pixels, and the data ranges it shows."""
-
-    def __init__(self, left, top, pw, ph, x0, x1, y0, y1):
-        self.left, self.top, self.pw, self.ph = left, top, pw, ph
-        self.x0, self.x1, self.y0, self.y1 = x0, x1, y0, y1
-
-    def sx(self, x):
-        return self.left + (x - self.x0) / (self.x1 - self.x0) * self.pw
-
-    def sy(self, y):
-        return self.top + (self.y1 - y) / (self.y1 - self.y0) * self.ph
-
-
-SVG_FONT, SVG_CHAR_W = 12, 7.0  # sans-serif at 12 px: about 7 px per character (layout estimate)
-
-
-def svg_chart(series, width=800, height=450, log_y=False, title=None, x_label=None, y_label=None, color=True,
-              colors=None, faint=()):
-    """The same chart as a standalone SVG document (a str), ``width`` x ``height`` pixels.
-
-    Gridlines at the ticks, a legend above the plot, one ``<polyline data-series=NAME>`` per
-    series holding one vertex per drawable point (very long series are thinned to four per
-    pixel column, which draws the same), and a dot per point for series of up to 60 points.
-    ``color=False`` draws every series in black, told apart by dash patterns.
-    """
-    faint = set(faint)
-    data = _prepare(series, log_y)
-    (x0, x1), (y0, y1) = _ranges(data, log_y)
-    y0, y1 = y0 - 0.04 * (y1 - y0), y1 + 0.04 * (y1 - y0)  # lines clear of the frame
-    y_pos, y_labels = _y_ticks(y0, y1, log_y, max(2, int(height // 60)))
-    left = 14 + (22 if y_label else 0) + SVG_CHAR_W * max((len(s) for s in y_labels), default=1)
-    right = 24
-    items, rows = _svg_legend_layout([name for name, _, _ in data], width - left - right)
-    top = 14 + (28 if title else 0) + 20 * rows
-    bottom = 34 + (22 if x_label else 0)
-    pw, ph = width - left - right, height - top - bottom
-    if pw < 40 or ph < 40:
-        raise ValueError(f"a picture of {width}x{height} is too small to draw")
-    plot = _Plot(left, top, pw, ph, x0, x1, y0, y1)
-
-    def stroke(i, name):
-        return SVG_COLORS[(colors or {}).get(name, i) % len(SVG_COLORS)] if color else "#000000"
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="{SVG_FONT}">']
-    if title:
-        out.append(f"<title>{escape(title)}</title>")
-    out.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>')
-    out += _svg_axes(plot, y_pos, y_labels, width, height, title, x_label, y_label)
-    if not any(len(x) for _, x, _ in data):
-        out.append(f'<text x="{_n(left + pw / 2)}" y="{_n(top + ph / 2)}" text-anchor="middle" '
-                   f'fill="#777777">(no data)</text>')
-    for i in sorted(range(len(data)), key=lambda i: (data[i][0] not in faint, i)):
-        out += _svg_series(plot, i, *data[i], stroke(i, data[i][0]), data[i][0] in faint, color)
-    out.append(_svg_legend(items, left, title, stroke, faint, color))
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
-
-
-def _svg_legend_layout(names, row_w):
-    """Legend items (index, name, x within the row, row) laid out left to right, and the rows."""
-    items, rows, cx = [], 0, None
-    for i, name in enumerate(names):
-        w = 28 + SVG_CHAR_W * len(name) + 16
-        if cx is None or cx + w > row_w:
-            rows, cx = rows + 1, 0
-        items.append((i, name, cx, rows - 1))
-        cx += w
-    return items, rows
-
-
-def _svg_axes(plot, y_pos, y_labels, width, height, title, x_label, y_label):
-    """Gridlines, the frame, tick labels, the title and the axis labels."""
-    left, top, pw, ph, sx, sy = plot.left, plot.top, plot.pw, plot.ph, plot.sx, plot.sy
-    x_ticks = nice_ticks(plot.x0, plot.x1, max(2, int(pw // 90)))
-    grid = [f'<line x1="{_n(left)}" y1="{_n(sy(p))}" x2="{_n(left + pw)}" y2="{_n(sy(p))}"/>' for p in y_pos]
-    grid += [f'<line x1="{_n(sx(v))}" y1="{_n(top)}" x2="{_n(sx(v))}" y2="{_n(top + ph)}"/>' for v in x_ticks]
-    out = ['<g class="grid" stroke="#e3e3e3" stroke-width="1">' + "".join(grid) + "</g>",
-           f'<rect class="frame" x="{_n(left)}" y="{_n(top)}" width="{_n(pw)}" height="{_n(ph)}" '
-           f'fill="none" stroke="#777777" stroke-width="1"/>']
-    ticks = [f'<text x="{_n(left - 6)}" y="{_n(sy(p) + 4)}" text-anchor="end">{escape(s)}</text>'
-             for p, s in zip(y_pos, y_labels)]
-    ticks += [f'<text x="{_n(sx(v))}" y="{_n(top + ph + 17)}" text-anchor="middle">{escape(s)}</text>'
-              for v, s in zip(x_ticks, format_ticks(x_ticks))]
-    out.append('<g class="ticks" fill="#444444">' + "".join(ticks) + "</g>")
-    if title:
-        out.append(f'<text class="title" x="{_n(left + pw / 2)}" y="26" text-anchor="middle" font-size="15" '
-                   f'font-weight="bold" fill="#222222">{escape(title)}</text>')
-    if x_label:
-        out.append(f'<text class="x-label" x="{_n(left + pw / 2)}" y="{_n(height - 10)}" text-anchor="middle" '
-                   f'fill="#222222">{escape(x_label)}</text>')
-    if y_label:
-        out.append(f'<text class="y-label" transform="translate(16 {_n(top + ph / 2)}) rotate(-90)" '
-                   f'text-anchor="middle" fill="#222222">{escape(y_label)}</text>')
-    return out
-
-
-def _svg_series(plot, i, name, x, y, stroke, faint, color):
-    """One series' polyline, and its dots when it has few points."""
-    x, y = _m4(x, y, plot.x0, plot.x1, int(plot.pw))
-    pts = " ".join(f"{_n(plot.sx(a))},{_n(plot.sy(b))}" for a, b in zip(x, y))
-    look = 'stroke-width="1" stroke-opacity="0.35"' if faint else 'stroke-width="1.6"'
-    dash = "" if color else SVG_DASHES[i % len(SVG_DASHES)]
-    look += f' stroke-dasharray="{dash}"' if dash else ""
-    out = [f'<polyline data-series={quoteattr(name)} points="{pts}" fill="none" stroke="{stroke}" '
-           f'{look} stroke-linejoin="round" stroke-linecap="round"/>']
-    if not faint and 0 < len(x) <= SVG_MARKER_POINTS:
-        dots = "".join(f'<circle cx="{_n(plot.sx(a))}" cy="{_n(plot.sy(b))}" r="{2.5 if len(x) > 1 else 3.5}"/>'
-                       for a, b in zip(x, y))
-        out.append(f'<g class="points" data-series={quoteattr(name)} fill="{stroke}">{dots}</g>')
-    return out
-
-
-def _svg_legend(items, left, title, stroke, faint, color):
-    legend = []
-    for i, name, lx, row in items:
-        ly = 14 + (28 if title else 0) + 20 * row + 6
-        gx = left + lx
-        dash = "" if color else SVG_DASHES[i % len(SVG_DASHES)]
-        opacity = ' stroke-opacity="0.35"' if name in faint else ""
-        legend.append(f'<line x1="{_n(gx)}" y1="{_n(ly)}" x2="{_n(gx + 22)}" y2="{_n(ly)}" stroke="{stroke(i, name)}" '
-                      f'stroke-width="{1 if name in faint else 2}"{opacity}'
-                      + (f' stroke-dasharray="{dash}"' if dash else "") + "/>")
-        legend.append(f'<text x="{_n(gx + 28)}" y="{_n(ly + 4)}" fill="#222222">{escape(name)}</text>')
-    return '<g class="legend">' + "".join(legend) + "</g>"

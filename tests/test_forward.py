@@ -1,0 +1,138 @@
+"""Each cell's forward against its equations written out plainly (float64, one gate at a time).
+
+The gradient checks prove every backward is the derivative of its forward; they cannot see a
+forward that is consistently wrong (a swapped gate, a missing bias). These tests compute the
+same windows with a loop over time that applies the docstrings' equations literally, with
+each gate's own slice of the fused weights and sigmoid as 1/(1 + e^-x), as torch-rnn's
+test/LSTM_test.lua does for its LSTM.
+"""
+import numpy as np
+import pytest
+
+from charrnn.core import cells, layers, model
+from charrnn.core.model import ModelConfig
+
+T, B, D, H = 6, 3, 5, 4
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+ACT = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0), "sigmoid": sigmoid}
+
+
+def gate(p, k, x, h):
+    """Gate k's pre-activation from its own columns: x·Wx_k + h·Wh_k + b_k."""
+    cols = slice(k * H, (k + 1) * H)
+    return x @ p["Wx"][:, cols] + h @ p["Wh"][:, cols] + p["b"][cols]
+
+
+def naive_rnn(p, xs, h, act):
+    out = []
+    for x in xs:
+        h = ACT[act](x @ p["Wx"] + h @ p["Wh"] + p["b"])  # h_t = f(Wx·x_t + Wh·h_{t-1} + b)
+        out.append(h)
+    return np.stack(out), (h,)
+
+
+def naive_lstm(p, xs, h, c):
+    out = []
+    for x in xs:
+        i = sigmoid(gate(p, 0, x, h))
+        f = sigmoid(gate(p, 1, x, h))
+        g = np.tanh(gate(p, 2, x, h))
+        o = sigmoid(gate(p, 3, x, h))
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        out.append(h)
+    return np.stack(out), (h, c)
+
+
+def naive_gru(p, xs, h):
+    out = []
+    for x in xs:
+        z = sigmoid(gate(p, 0, x, h))
+        r = sigmoid(gate(p, 1, x, h))
+        n_cols = slice(2 * H, 3 * H)
+        n = np.tanh(x @ p["Wx"][:, n_cols] + p["b"][n_cols] + r * (h @ p["Wh"][:, n_cols] + p["bh"]))
+        h = (1 - z) * n + z * h
+        out.append(h)
+    return np.stack(out), (h,)
+
+
+def params_for(cell, r, D=D):
+    G = cells.GATES[cell] * H
+    p = {"Wx": r.standard_normal((D, G)), "Wh": r.standard_normal((H, G)) * 0.5, "b": r.standard_normal(G)}
+    if cell == "gru":
+        p["bh"] = r.standard_normal(H)
+    return p
+
+
+def naive(cell, act, p, xs, state):
+    if cell == "lstm":
+        return naive_lstm(p, xs, *state)
+    if cell == "gru":
+        return naive_gru(p, xs, state[0])
+    return naive_rnn(p, xs, state[0], act)
+
+
+CASES = [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid"), ("lstm", "tanh"), ("gru", "tanh")]
+
+
+@pytest.mark.parametrize("cell,act", CASES)
+def test_a_recurrent_layer_computes_its_equations(cell, act):
+    r = np.random.default_rng(0)
+    p = params_for(cell, r)
+    xs = r.standard_normal((T, B, D))
+    state = tuple(r.standard_normal((B, H)) for _ in cells.STATE_NAMES[cell])
+    hs, final, _ = layers.recurrent_forward(p, xs, state, cell, act)
+    want_hs, want_final = naive(cell, act, p, xs, state)
+    np.testing.assert_allclose(hs, want_hs, rtol=0, atol=1e-12)
+    for a, b in zip(final, want_final):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell,act", CASES)
+def test_a_one_hot_layer_reads_rows_of_wx(cell, act):
+    """Token ids in: x·Wx is the row of Wx, plus b, as for the one-hot vector of the id."""
+    r = np.random.default_rng(1)
+    V = 7
+    p = params_for(cell, r, D=V)
+    ids = r.integers(0, V, (T, B))
+    state = tuple(np.zeros((B, H)) for _ in cells.STATE_NAMES[cell])
+    hs, _, _ = layers.recurrent_forward(p, ids, state, cell, act)
+    want, _ = naive(cell, act, p, np.eye(V)[ids], state)
+    np.testing.assert_allclose(hs, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_bidirectional_layer_joins_a_forward_and_a_reversed_pass(cell):
+    r = np.random.default_rng(2)
+    p = {"fwd": params_for(cell, r), "bwd": params_for(cell, r)}
+    xs = r.standard_normal((T, B, D))
+    zero = tuple(np.zeros((B, H)) for _ in cells.STATE_NAMES[cell])
+    out, _, _ = layers.bidirectional_forward(p, xs, (zero, zero), cell)
+    fwd, _ = naive(cell, "tanh", p["fwd"], xs, zero)
+    bwd, _ = naive(cell, "tanh", p["bwd"], xs[::-1], zero)
+    np.testing.assert_allclose(out, np.concatenate([fwd, bwd[::-1]], axis=-1), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_model_is_embedding_then_stacked_layers_then_the_softmax_of_v_h_plus_c(cell):
+    """y_t = softmax(V·h_t + c) over a 2-layer stack with an embedding, by the equations."""
+    r = np.random.default_rng(3)
+    cfg = ModelConfig(vocab_size=9, cell=cell, layers=2, hidden=H, embed=D)
+    params = model.init_params(cfg, r, np.float64)
+    for k in params:  # no zero biases: a forgotten one must show
+        params[k] = params[k] + 0.1 * r.standard_normal(params[k].shape)
+    ids = r.integers(0, 9, (T, B))
+    logits, _, _ = model.forward(params, cfg, ids, model.zero_state(cfg, B, np.float64))
+    x = params["embed.W"][ids]
+    for l in range(2):
+        p = model.layer_params(params, l, False)
+        x, _ = naive(cell, "tanh", p, x, tuple(np.zeros((B, H)) for _ in cells.STATE_NAMES[cell]))
+    want = x @ params["out.V"] + params["out.c"]
+    np.testing.assert_allclose(logits, want, rtol=0, atol=1e-12)
+    probs = np.exp(layers.log_softmax(logits))
+    np.testing.assert_allclose(probs, np.exp(want) / np.exp(want).sum(-1, keepdims=True), rtol=1e-12)
