@@ -143,11 +143,12 @@ class Vocab:
 
     # -- encoding
 
-    def _char_ids(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, known mask) for every code point of text."""
-        cps = np.minimum(codepoints(text), len(self._lut) - 1)
-        ids = self._lut[cps]
-        return ids, ids >= 0
+    def _char_chunks(self, text: str):
+        """(chunk, ids, known mask) for every _CHAR_CHUNK code points of text, in order."""
+        for i in range(0, len(text), _CHAR_CHUNK):
+            chunk = text[i : i + _CHAR_CHUNK]
+            ids = self._lut[np.minimum(codepoints(chunk), len(self._lut) - 1)]
+            yield chunk, ids, ids >= 0
 
     def read_as_unk(self, text: str) -> dict[str, int]:
         """Word level with an unknown token: the words of ``text`` the vocabulary lacks, which
@@ -191,16 +192,13 @@ class Vocab:
         unknown = {}
         if self.level == "char":
             parts = []
-            for i in range(0, len(text), _CHAR_CHUNK):
-                chunk = text[i : i + _CHAR_CHUNK]
-                ids, known = self._char_ids(chunk)
+            for chunk, ids, known in self._char_chunks(text):
                 if not known.all():
                     for j in np.flatnonzero(~known):
                         unknown[chunk[j]] = unknown.get(chunk[j], 0) + 1
                     ids = ids[known]
                 parts.append(ids)
-            ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-            return ids.astype(np.int32, copy=False), unknown
+            return _joined(parts), unknown
         index, unk, out = self._index, self.unk, []
         for tok in split_words(text):
             i = index.get(tok, unk)
@@ -214,14 +212,11 @@ class Vocab:
         """Encode to int32 ids; an unknown symbol maps to unk, or raises CorpusError."""
         if self.level == "char":
             parts = []
-            for i in range(0, len(text), _CHAR_CHUNK):
-                chunk = text[i : i + _CHAR_CHUNK]
-                ids, known = self._char_ids(chunk)
+            for chunk, ids, known in self._char_chunks(text):
                 if not known.all():
                     _raise_unknown(chunk[int(np.argmin(known))])
                 parts.append(ids)
-            ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-            return ids.astype(np.int32, copy=False)
+            return _joined(parts)
         index, unk = self._index, self.unk
         if unk is not None:
             return np.fromiter((index.get(t, unk) for t in split_words(text)), dtype=np.int32)
@@ -274,6 +269,12 @@ class Vocab:
         if not isinstance(d["tokens"], (list, tuple)):
             raise ValueError("vocabulary 'tokens' must be a list of strings")
         return cls(d["level"], tuple(d["tokens"]), d["unk"])
+
+
+def _joined(parts) -> np.ndarray:
+    """The id pieces as one int32 array."""
+    ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+    return ids.astype(np.int32, copy=False)
 
 
 def _raise_unknown(c: str) -> None:

@@ -27,87 +27,37 @@ def default_threads(batch):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    level: str = "char"
-    max_vocab: int | None = None
-    errors: str = "strict"
-    seq_len: int = 100
-    batch: int = 32
-    optimizer: str = "adam"
-    lr: float = 8e-3
-    lr_schedule: str = "cosine"
-    warmup: int = 100
-    clip: float = 5.0
-    clip_value: float = 0.0  # per-element clipping (char-rnn's grad_clip); 0 = off
-    steps: int | None = None
-    epochs: float | None = None
-    minutes: float | None = None
-    val_frac: float = 0.05
-    eval_every: int = 200
-    seed: int = 0
-    threads: int = 1  # workers splitting the batch (charrnn/workers.py); part of the recipe (summation order)
-
-    def __post_init__(self):
-        checks = [
-            (self.level in ("char", "word"), "level must be char or word"),
-            (self.max_vocab is None or self.max_vocab >= 1, "--max-vocab must be at least 1"),
-            (self.errors in ("strict", "replace"), "errors must be strict or replace"),
-            (self.seq_len >= 1, "--seq-len must be at least 1"),
-            (self.batch >= 1, "--batch must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
-            (self.warmup >= 0, "--warmup must be 0 or more"),
-            (self.clip >= 0, "--clip must be 0 (off) or positive"),
-            (self.clip_value >= 0, "--clip-value must be 0 (off) or positive"),
-            (self.steps is None or self.steps >= 1, "--steps must be at least 1"),
-            (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
-            (self.minutes is None or self.minutes > 0, "--minutes must be positive"),
-            (0.0 <= self.val_frac < 1.0, "--val-frac must be in [0, 1)"),
-            (self.eval_every >= 1, "--eval-every must be at least 1"),
-            (self.threads >= 1, "--threads must be at least 1"),
-        ]
-        _check(checks)
-
-    @property
-    def limits(self):
-        """(steps, epochs, minutes), with the default time limit when none is set."""
-        if self.steps is None and self.epochs is None and self.minutes is None:
-            return None, None, DEFAULT_MINUTES
-        return self.steps, self.epochs, self.minutes
-
-    def to_json(self):
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d):
-        return _from_json(cls, d)
-
-
-@dataclass(frozen=True)
-class ClassifyConfig:
-    """`charrnn classify train`'s training options, one to one; travels in the checkpoint as "classify"."""
+class Recipe:
+    """What both training commands decide a run by, and the training loop reads."""
 
     level: str = "char"
     max_vocab: int | None = None
     errors: str = "strict"
-    max_len: int = 400  # tokens kept from the start of each text
     batch: int = 32
     optimizer: str = "adam"
     lr: float = 2e-3
     lr_schedule: str = "cosine"
     warmup: int = 50
     clip: float = 5.0
-    clip_value: float = 0.0  # per-element clipping; 0 = off
+    clip_value: float = 0.0  # per-element clipping (char-rnn's grad_clip); 0 = off
     steps: int | None = None
     epochs: float | None = None
     minutes: float | None = None
     val_frac: float = 0.1
-    eval_every: int | None = None  # None: once per epoch
+    eval_every: int | None = None
     seed: int = 0
 
+    DEFAULT_LIMITS = (None, None, DEFAULT_MINUTES)  # (steps, epochs, minutes) when none is given
+
     def __post_init__(self):
-        checks = [
+        _check(self.checks())
+
+    def checks(self):
+        """(ok, message) pairs: a ValueError with the first message that is not ok."""
+        return [
             (self.level in ("char", "word"), "level must be char or word"),
-            (self.max_len >= 1, "--max-len must be at least 1"),
+            (self.max_vocab is None or self.max_vocab >= 1, "--max-vocab must be at least 1"),
+            (self.errors in ("strict", "replace"), "errors must be strict or replace"),
             (self.batch >= 1, "--batch must be at least 1"),
             (self.lr > 0, "--lr must be positive"),
             (self.warmup >= 0, "--warmup must be 0 or more"),
@@ -119,13 +69,12 @@ class ClassifyConfig:
             (0.0 <= self.val_frac < 1.0, "--val-frac must be in [0, 1)"),
             (self.eval_every is None or self.eval_every >= 1, "--eval-every must be at least 1"),
         ]
-        _check(checks)
 
     @property
     def limits(self):
-        """(steps, epochs, minutes); with none set, 10 epochs: a labelled set is small and overfits."""
+        """(steps, epochs, minutes), with DEFAULT_LIMITS when none is set."""
         if self.steps is None and self.epochs is None and self.minutes is None:
-            return None, DEFAULT_CLASSIFY_EPOCHS, None
+            return self.DEFAULT_LIMITS
         return self.steps, self.epochs, self.minutes
 
     def to_json(self):
@@ -133,18 +82,41 @@ class ClassifyConfig:
 
     @classmethod
     def from_json(cls, d):
-        return _from_json(cls, d)
+        """cls(**d), refusing keys it does not know (a checkpoint from a newer charrnn)."""
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training option(s) {sorted(unknown)}")
+        return cls(**d)
 
 
-DEFAULT_CLASSIFY_EPOCHS = 10.0
+@dataclass(frozen=True)
+class TrainConfig(Recipe):
+    """`charrnn train`'s recipe, one to one; travels in the checkpoint as "train"."""
+
+    seq_len: int = 100
+    lr: float = 8e-3
+    warmup: int = 100
+    val_frac: float = 0.05
+    eval_every: int = 200
+    threads: int = 1  # workers splitting the batch (training/workers.py); part of the recipe (summation order)
+
+    def checks(self):
+        return super().checks() + [(self.seq_len >= 1, "--seq-len must be at least 1"),
+                                   (self.eval_every is not None, "--eval-every must be at least 1"),
+                                   (self.threads >= 1, "--threads must be at least 1")]
 
 
-def _from_json(cls, d):
-    """cls(**d), refusing keys it does not know (a checkpoint from a newer charrnn)."""
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown training option(s) {sorted(unknown)}")
-    return cls(**d)
+@dataclass(frozen=True)
+class ClassifyConfig(Recipe):
+    """`charrnn classify train`'s recipe, one to one; travels in the checkpoint as "classify".
+    eval_every None: once per epoch."""
+
+    max_len: int = 400  # tokens kept from the start of each text
+
+    DEFAULT_LIMITS = (None, 10.0, None)  # 10 epochs: a labelled set is small and overfits
+
+    def checks(self):
+        return super().checks() + [(self.max_len >= 1, "--max-len must be at least 1")]
 
 
 def _check(checks):
