@@ -21,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import charrnn  # noqa: E402,F401  (first: one BLAS thread, as charrnn runs)
+import charrnn  # noqa: E402
+charrnn._one_blas_thread()  # before numpy loads: one BLAS thread per worker, as `charrnn train` runs
 import numpy as np  # noqa: E402
 from charrnn import blas  # noqa: E402
 from charrnn.core import products  # noqa: E402

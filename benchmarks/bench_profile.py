@@ -33,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import charrnn  # noqa: E402,F401  (first: one BLAS thread per worker)
+import charrnn  # noqa: E402
+charrnn._one_blas_thread()  # before numpy loads: one BLAS thread per worker, as `charrnn train` runs
 import numpy as np  # noqa: E402
 from charrnn import blas  # noqa: E402
 from charrnn.core import cells, layers, model, optim, products  # noqa: E402
@@ -201,6 +202,7 @@ MEMORY_CHILD = r"""
 import sys, json, resource
 sys.path.insert(0, sys.argv[1])
 import charrnn
+charrnn._one_blas_thread()
 import numpy as np
 from charrnn.core import model, optim
 from charrnn.core.model import ModelConfig

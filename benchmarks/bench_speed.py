@@ -24,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import charrnn  # noqa: E402,F401  (first: pins BLAS to one thread per worker before numpy loads)
+import charrnn  # noqa: E402
+charrnn._one_blas_thread()  # before numpy loads: one BLAS thread per worker, as `charrnn train` runs
 import numpy as np  # noqa: E402
 from charrnn import blas
 from charrnn.training import workers  # noqa: E402

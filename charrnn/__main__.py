@@ -5,6 +5,8 @@ import sys
 def run():
     """Import the CLI (numpy, click: a few hundred ms) and run it; a Ctrl-C that lands during
     the imports is the same one line and exit 130 as one that lands later, not a traceback."""
+    import charrnn
+    charrnn._one_blas_thread()  # this process's own: before the CLI's imports load numpy
     try:
         from charrnn.cli import main
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ neither. Checked on the source (every import statement, also those inside functi
 by importing the pure folders in a fresh interpreter.
 """
 import ast
+import os
 import pathlib
 import subprocess
 import sys
@@ -89,12 +90,24 @@ def test_click_and_rich_appear_only_in_cli_and_ui():
         assert not used, f"{path.relative_to(PKG)} imports {used}"
 
 
-def test_importing_the_library_loads_neither_click_nor_rich():
-    code = ("import sys, charrnn, charrnn.api, charrnn.core.model, charrnn.training.loop, "
+def test_importing_the_library_loads_neither_click_nor_rich_and_leaves_the_environment_alone():
+    """The BLAS thread count is the command line's to pin (charrnn/__main__.py), not an
+    import's: a library user's numpy, and every process it starts, keep theirs."""
+    code = ("import os, sys; before = dict(os.environ); "
+            "import charrnn, charrnn.api, charrnn.core.model, charrnn.training.loop, "
             "charrnn.training.lm, charrnn.store.schema, charrnn.analysis.activations; "
-            "bad = {'click', 'rich'} & set(sys.modules); assert not bad, bad")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+            "charrnn.load, charrnn.train, charrnn.Model; "
+            "bad = {'click', 'rich'} & set(sys.modules); assert not bad, bad; "
+            "assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_bare_import_loads_not_even_numpy():
+    r = subprocess.run([sys.executable, "-c", "import sys, charrnn; assert 'numpy' not in sys.modules; "
+                        "print(charrnn.__version__)"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "0.1.0", r.stderr
 
 
 def test_no_module_of_the_package_is_long():

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from charrnn import blas
 from charrnn.core import optim
 from charrnn.errors import CharrnnError
 from charrnn.store import schema
@@ -97,7 +98,9 @@ class Loop:
         self.loss_ceiling = 100 * max(1.0, task.fresh_loss)
 
     def run(self):
-        with self.task, np.errstate(all="ignore"):  # non-finite values are checked for explicitly
+        # one BLAS thread per worker (the command line pins it before numpy loads; a library
+        # caller's numpy may run several), and non-finite values are checked for explicitly
+        with blas.threads(1), self.task, np.errstate(all="ignore"):
             return self._run()
 
     def _run(self):
