@@ -769,15 +769,15 @@ def test_run_dir_keeps_last_three_and_tracks_best(tmp_path):
         is_best = loss is not None and loss < best_so_far
         best_so_far = min(best_so_far, loss) if loss is not None else best_so_far
         written = run.write(weights(step * 100), {"step": step * 100}, step * 100, loss, is_best)
-        assert os.path.basename(written) == (
-            f"step-{step * 100:07d}-val-{'nan' if loss is None else f'{loss:.4f}'}.ckpt"
+        assert os.path.basename(written) == (  # no validation loss, no val in the name
+            f"step-{step * 100:07d}.ckpt" if loss is None else f"step-{step * 100:07d}-val-{loss:.4f}.ckpt"
         )
         assert step_of(run.latest_path()) == step * 100
     names = [os.path.basename(p) for p in run.periodic_paths()]
     assert names == [
         "step-0000400-val-1.5000.ckpt",
         "step-0000500-val-1.7000.ckpt",
-        "step-0000600-val-nan.ckpt",
+        "step-0000600.ckpt",
     ]
     assert run.latest_path() == str(tmp_path / "run" / "latest.ckpt")
     assert run.best_path() == str(tmp_path / "run" / "best.ckpt")
@@ -789,7 +789,7 @@ def test_run_dir_custom_keep_and_best_fallback(tmp_path):
     run = RunDir(tmp_path / "run")
     for step in range(1, 5):
         run.write(weights(step), {"step": step}, step, float("nan"), is_best=False, keep=1)
-    assert [os.path.basename(p) for p in run.periodic_paths()] == ["step-0000004-val-nan.ckpt"]
+    assert [os.path.basename(p) for p in run.periodic_paths()] == ["step-0000004.ckpt"]
     assert run.best_path() == run.latest_path()
     assert step_of(run.best_path()) == 4
 

@@ -20,7 +20,7 @@ def info(**over):
 
 
 def step_m(step, **over):
-    d = {"step": step, "epoch": step / 490, "loss": 1.9, "smooth_loss": 1.83421, "grad_norm": 0.9123,
+    d = {"step": step, "epoch": step / 490, "loss": 1.9, "mean_loss": 1.83421, "grad_norm": 0.9123,
          "clipped": False, "lr": 2e-3, "chars_per_s": 4210.4, "elapsed": 10.0, "eta": 192.0}
     d.update(over)
     return d
@@ -51,14 +51,17 @@ def test_plain_lines_exact():
         "training lstm 2x256 (one-hot input), 823,361 params, vocab 65, 1,003,854 train tokens, "
         "111,539 val tokens -> checkpoints/tiny",
         "clip step 57: grad norm 12.31 > 5.00",
-        "step 57/1000 epoch 0.12 loss 1.8342 grad 12.311 lr 2.00e-03 4,210 chars/s eta 3m12s",
+        "step 57/1000 epoch 0.12 loss 1.9000 (mean of the last 20 1.8342) grad 12.311 lr 2.00e-03 4,210 chars/s "
+        "eta 3m12s",
         "clip step 58: grad norm 7.00 > 5.00",
-        "step 58/1000 epoch 0.12 loss 1.8342 grad 7.000 lr 2.00e-03 4,210 chars/s eta 3m12s",
-        "step 200/1000 epoch 0.41 loss 1.8342 grad 0.912 lr 2.00e-03 4,210 chars/s eta -",
+        "step 58/1000 epoch 0.12 loss 1.9000 (mean of the last 20 1.8342) grad 7.000 lr 2.00e-03 4,210 chars/s "
+        "eta 3m12s",
+        "step 200/1000 epoch 0.41 loss 1.9000 (mean of the last 20 1.8342) grad 0.912 lr 2.00e-03 4,210 chars/s "
+        "eta -",
         "eval step 200: val 1.6021 nats (2.311 bits/char) best",
         "sample step 200: First Citizen:\\nBefore we\\tproceed",
         "eval step 400: val -",
-        "done: step 1000, best val 1.5123, 2m03s, latest checkpoints/tiny/latest.ckpt",
+        "done: step 1000, best val 1.5123 nats, 2m03s, latest checkpoints/tiny/latest.ckpt",
     ]
     assert "\x1b" not in out.getvalue()
 
@@ -134,7 +137,7 @@ def test_live_shows_key_figures_and_leaves_stdout_alone(capsys):
         rep.clip(57, 12.3111, 5.0)
         rep.step(step_m(57, grad_norm=12.3111, clipped=True))
         for s in range(58, 201):
-            rep.step(step_m(s, grad_norm=0.5 + s / 100, smooth_loss=1.75, epoch=s / 490))
+            rep.step(step_m(s, grad_norm=0.5 + s / 100, mean_loss=1.75, epoch=s / 490))
         rep.evaluate({"step": 200, "val_loss": 1.60214, "val_bpc": 2.3114, "best": True,
                       "best_val_loss": 1.60214, "path": "p"})
         rep.sample(200, "First Citizen:\nBefore we proceed")
@@ -153,7 +156,7 @@ def test_live_shows_key_figures_and_leaves_stdout_alone(capsys):
         assert figure in rendered, figure
     assert any(ch in rendered for ch in formats.SPARK)
     assert "eval step 200: val 1.6021 nats (2.311 bits/char) best" in out
-    assert out.rstrip().endswith("done: step 200, best val 1.6021, 12s, latest checkpoints/tiny/latest.ckpt")
+    assert out.rstrip().endswith("done: step 200, best val 1.6021 nats, 12s, latest checkpoints/tiny/latest.ckpt")
 
 
 @pytest.mark.parametrize("width", [60, 100, 120])
@@ -169,7 +172,7 @@ def test_a_long_sample_line_never_cuts_the_labels(width):
         Console(file=out, force_terminal=True, width=width, color_system=None).print(rep.render())
     rows = [line[2:] for line in out.getvalue().splitlines()[1:-1]]  # after "│ "
     labels = [r.split("  ")[0] for r in rows if not r.startswith(" ")]
-    assert labels == ["step", "progress", "loss", "validation", "grad norm", "lr", "speed", "time",
+    assert labels == ["step", "progress", "loss", "validation", "best", "grad norm", "lr", "speed", "time",
                                         "sample @200"]
 
 
@@ -230,3 +233,28 @@ def test_a_log_that_cannot_be_written_warns_once_and_is_dropped():
     assert said == ["warning: --log: Broken pipe; training goes on without it"]
     good = io.StringIO()
     assert write_log(good, {"event": "step", "loss": 1.5}, rep) is good and good.getvalue() == '{"event": "step", "loss": 1.5}\n'
+
+
+@pytest.mark.parametrize("width", [60, 72])
+def test_a_narrow_terminal_wraps_the_figures_and_cuts_none(width):
+    """At 60 columns every label and every figure is whole: a long value wraps onto the next
+    line; only the sample preview is shortened (with an ellipsis)."""
+    rep = progress.LiveReporter(console=Console(file=io.StringIO(), force_terminal=True, width=width))
+    with rep:
+        rep.start(info())
+        for s in (110, 111, 112):
+            rep.clip(s, 12.3111, 5.0)
+        rep.step(step_m(200, grad_norm=0.7))
+        rep.evaluate({"step": 200, "val_loss": 1.60214, "val_bpc": 2.3114, "best": True, "best_val_loss": 1.60214,
+                      "path": "p"})
+        rep.sample(200, "First Citizen: Before we proceed any further, hear me speak.")
+        out = io.StringIO()
+        Console(file=out, force_terminal=True, width=width, color_system=None).print(rep.render())
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    flat = " ".join(line.strip("│ ").strip() for line in text.splitlines())
+    for figure in ["200 / 1,000", "epoch 0.41", "1.9000", "1.8342", "1.6021 nats", "2.311 bits/char",
+                   "best", "step 112: 12.31", "step 110: 12.31", "3x (limit 5.00)", "eta 3m12s", "4,210 chars/s"]:
+        assert figure in flat, figure
+    cut = [line for line in text.splitlines() if "…" in line]
+    assert all("First Citizen" in line for line in cut), cut

@@ -44,7 +44,7 @@ def glyph_rows(rows, col):
 
 
 def steps_log(n, loss=lambda s: 3.0 - s / 100, evals=(), start=1):
-    lines = [{"event": "step", "step": s, "epoch": s / 10, "loss": loss(s) + 0.1, "smooth_loss": loss(s),
+    lines = [{"event": "step", "step": s, "epoch": s / 10, "loss": loss(s) + 0.1, "mean_loss": loss(s),
               "grad_norm": 1.0, "clipped": False, "lr": 1e-3, "chars_per_s": 100.0, "elapsed": s / 20}
              for s in range(start, start + n)]
     lines += [{"event": "eval", "step": s, "val_loss": v, "val_bpc": v / math.log(2), "best": False}
@@ -231,7 +231,7 @@ def test_a_later_record_for_the_same_step_wins():
     runs, notes = read_log((first + resumed).encode(), "log")
     assert len(runs) == 1 and notes == []
     assert sorted(runs[0].steps) == list(range(1, 11))
-    assert runs[0].steps[6]["smooth_loss"] == 9.0 and runs[0].steps[4]["smooth_loss"] == 3.0 - 4 / 100
+    assert runs[0].steps[6]["mean_loss"] == 9.0 and runs[0].steps[4]["mean_loss"] == 3.0 - 4 / 100
 
 
 def test_a_fresh_start_in_the_same_file_is_another_run():
@@ -298,7 +298,7 @@ def test_an_unfinished_last_line_is_skipped_with_a_note(tmp_path):
     r = invoke("plot", str(log), "--svg", "-")
     assert r.exit_code == 0, r.stderr
     assert f"note: {log}: skipped the unfinished last line 21" in r.stderr
-    assert len(svg_series(r.stdout)["train loss (smoothed)"]) == 20
+    assert len(svg_series(r.stdout)["train loss (mean of 20 steps)"]) == 20
 
 
 def test_resumed_log_later_step_wins_in_the_picture(tmp_path):
@@ -306,7 +306,7 @@ def test_resumed_log_later_step_wins_in_the_picture(tmp_path):
     log.write_text(steps_log(8, loss=lambda s: 2.0) + steps_log(6, loss=lambda s: 9.0 if s == 6 else 2.0, start=5))
     r = invoke("plot", str(log), "--svg", "-", "-q")
     assert r.exit_code == 0 and r.stderr == ""
-    pts = svg_series(r.stdout)["train loss (smoothed)"]
+    pts = svg_series(r.stdout)["train loss (mean of 20 steps)"]
     assert len(pts) == 10
     assert min(range(10), key=lambda i: pts[i][1]) == 5  # step 6 is the highest point
 
@@ -315,10 +315,10 @@ def test_several_runs_draw_the_last_unless_told(tmp_path):
     log = tmp_path / "log.jsonl"
     log.write_text(steps_log(5) + steps_log(3))
     r = invoke("plot", str(log), "--svg", "-")
-    assert len(svg_series(r.stdout)["train loss (smoothed)"]) == 3
+    assert len(svg_series(r.stdout)["train loss (mean of 20 steps)"]) == 3
     assert "holds 2 runs" in r.stderr and "from line 6" in r.stderr and "run 2 of 2" in r.stderr
     r = invoke("plot", str(log), "--svg", "-", "--run", "1")
-    assert len(svg_series(r.stdout)["train loss (smoothed)"]) == 5 and "holds 2 runs" not in r.stderr
+    assert len(svg_series(r.stdout)["train loss (mean of 20 steps)"]) == 5 and "holds 2 runs" not in r.stderr
 
 
 def test_x_axis_epoch_and_time_and_step_range(tmp_path):
@@ -331,7 +331,7 @@ def test_x_axis_epoch_and_time_and_step_range(tmp_path):
         assert label in texts
     r = invoke("plot", str(log), "--from", "15", "--to", "35", "--svg", "-", "-q")
     lines = svg_series(r.stdout)
-    assert len(lines["train loss (smoothed)"]) == 21 and len(lines["validation loss"]) == 2
+    assert len(lines["train loss (mean of 20 steps)"]) == 21 and len(lines["validation loss"]) == 2
 
 
 def test_classifier_accuracy_gets_its_own_chart(tmp_path):
@@ -361,7 +361,7 @@ def test_svg_file_is_written_and_reported(tmp_path):
     assert r.exit_code == 0 and r.stdout == ""
     assert r.stderr.rstrip().endswith(f"wrote {tmp_path / 'out.svg'}")
     lines = svg_series((tmp_path / "out.svg").read_text())
-    assert list(lines) == ["train loss", "train loss (smoothed)", "validation loss"]  # SVG draws the raw loss too
+    assert list(lines) == ["train loss", "train loss (mean of 20 steps)", "validation loss"]  # SVG draws the raw loss too
     r = invoke("plot", str(log), "--svg", str(tmp_path / "nowhere" / "out.svg"))
     assert r.exit_code == 1
     assert r.stderr == f"charrnn: error: {tmp_path / 'nowhere' / 'out.svg'}: cannot write it " \
@@ -385,13 +385,14 @@ def test_end_to_end_on_a_log_from_charrnn_train(tmp_path, monkeypatch):
     err = p.stderr.decode()
     assert p.stdout == b"" and "\x1b" not in err and "\r" not in err
     assert "loss · log.jsonl" in err and "validation loss" in err
-    assert re.search(r"^last step 30, epoch \d+\.\d\d: train loss \d\.\d{4}, smoothed \d\.\d{4}$", err, re.M)
+    assert re.search(r"^last step 30, epoch \d+\.\d\d: train loss \d\.\d{4}, mean of the last 20 steps \d\.\d{4}$",
+                     err, re.M)
     assert re.search(r"^validation \d\.\d{4} nats \(\d\.\d{3} bits/char\) at step 30; best \d\.\d{4} at step \d0$",
                      err, re.M)
     assert re.search("[\u2801-\u28ff]", err)  # braille: the curve is drawn
     r = invoke("plot", "log.jsonl", "--svg", "-", "-q")
     lines = svg_series(r.stdout)
-    assert len(lines["train loss"]) == 30 and len(lines["train loss (smoothed)"]) == 30
+    assert len(lines["train loss"]) == 30 and len(lines["train loss (mean of 20 steps)"]) == 30
     assert len(lines["validation loss"]) == 3
     r = invoke("plot", "-", "--svg", "-", "-q", input=(tmp_path / "log.jsonl").read_bytes())
     assert r.exit_code == 0 and len(svg_series(r.stdout)["validation loss"]) == 3

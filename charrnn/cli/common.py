@@ -106,9 +106,10 @@ def run_training(make, reporter, log_path, stop):
         log = open(log_path, "a", encoding="utf-8") if log_path else None
     except OSError as e:
         raise CharrnnError(f"--log {log_path}: {e.strerror or e}") from None
+    from charrnn.ui.progress import LiveReporter
     try:
         trainer = make(log)
-        with stop_on_signals(stop):
+        with stop_on_signals(stop, reporter.message if isinstance(reporter, LiveReporter) else None):
             trainer.run()
     finally:
         if hasattr(reporter, "close"):
@@ -123,10 +124,14 @@ def run_training(make, reporter, log_path, stop):
 
 
 class stop_on_signals:
-    """First SIGINT/SIGTERM: finish the step, save, exit 128+N. A second SIGINT: exit at once."""
+    """First SIGINT/SIGTERM: finish the step, save at once (no validation), exit 128+N. A second
+    SIGINT abandons the step under way, or the validation, and saves the steps already done;
+    during an update or a save it waits for them (training/loop.py's Stop). ``say`` shows a
+    line: through the live view when there is one, so the frame stays whole."""
 
-    def __init__(self, stop):
+    def __init__(self, stop, say=None):
         self.stop, self.old = stop, {}
+        self.say = say or (lambda line: click.echo(("\n" if sys.stderr.isatty() else "") + line, err=True))
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -134,11 +139,13 @@ class stop_on_signals:
 
     def handle(self, signum, frame):
         if self.stop.signum and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            if self.stop.interruptible:
+                raise KeyboardInterrupt  # the loop abandons this step and saves the ones done
+            self.say("SIGINT again: saving the steps done, a moment")
+            return
         self.stop.signum = signum
-        lead = "\n" if sys.stderr.isatty() else ""  # past the ^C the terminal echoed
-        click.echo(f"{lead}{signal.Signals(signum).name}: finishing this step and saving "
-                   "(Ctrl-C again to quit at once)", err=True)
+        self.say(f"{signal.Signals(signum).name}: finishing this step and saving "
+                 "(Ctrl-C again to skip the rest of the step)")
 
     def __exit__(self, *exc):
         for sig, h in self.old.items():

@@ -1,6 +1,6 @@
 """`charrnn plot LOG`: the loss curves of a `charrnn train --log` file, in the terminal or as SVG.
 
-The log is JSON lines: "step" records (loss, smooth_loss, epoch, elapsed, ...) and "eval"
+The log is JSON lines: "step" records (loss, mean_loss, epoch, elapsed, ...) and "eval"
 records (val_loss, val_bpc, and val_acc from a classifier). A log appended by resumed runs
 repeats steps; the later record of a step wins. A record at step 1 after others starts a new
 run (a fresh start appending to the same file); the last run is drawn unless --run says
@@ -119,8 +119,9 @@ class Curves:
     seconds: np.ndarray = None  # training time at each kept step, for the summary
 
     def loss(self, with_raw):
-        series = {"train loss": (self.xs, _column(self.recs, "loss"))} if with_raw else {}
-        series["train loss (smoothed)"] = (self.xs, _column(self.recs, "smooth_loss"))
+        raw = _column(self.recs, "loss")
+        series = {"train loss": (self.xs, raw)} if with_raw else {}
+        series[MEAN_LABEL] = (self.xs, trailing_mean(raw))
         val = _column(self.evals, "val_loss")
         if np.isfinite(val).any():  # no validation split: no empty legend entry
             series["validation loss"] = (self.ex, val)
@@ -164,7 +165,22 @@ def select(run, x_axis, first, last, name):
                   [run.evals[s] for s in eval_steps], x_of(eval_steps), seconds)
 
 
-LOSS_STYLE = dict(colors={"train loss": 0, "train loss (smoothed)": 0, "validation loss": 1}, faint=("train loss",))
+MEAN_OF = 20  # as the training loop's mean beside each step's loss (training/loop.py)
+MEAN_LABEL = f"train loss (mean of {MEAN_OF} steps)"
+LOSS_STYLE = dict(colors={"train loss": 0, MEAN_LABEL: 0, "validation loss": 1}, faint=("train loss",))
+
+
+def trailing_mean(values, n=MEAN_OF):
+    """The mean of each value and the n - 1 before it (fewer at the start); NaN values skipped."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(ok)])
+    i = np.arange(1, len(v) + 1)
+    lo = np.maximum(i - n, 0)
+    k = counts[i] - counts[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, (sums[i] - sums[lo]) / np.maximum(k, 1), np.nan)
 ACC_STYLE = dict(colors={"validation accuracy": 3})
 
 
@@ -262,7 +278,9 @@ def _summary(c):
         where += f", epoch {_num(last.get('epoch')):.2f}"
     if seconds is not None and math.isfinite(seconds[-1]):
         where += f", {format_duration(seconds[-1])} of training"
-    lines = [f"last {where}: train loss {_fmt(last.get('loss'))}, smoothed {_fmt(last.get('smooth_loss'))}"]
+    mean = trailing_mean(_column(c.recs, "loss"))[-1]
+    lines = [f"last {where}: train loss {_fmt(last.get('loss'))}, mean of the last {min(len(c.recs), MEAN_OF)} "
+             f"steps {_fmt(mean)}"]
     scored = [(s, e) for s, e in zip(eval_steps, evals) if math.isfinite(_num(e.get("val_loss")))]
     if scored:
         s, e = scored[-1]

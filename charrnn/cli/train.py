@@ -17,6 +17,8 @@ from charrnn.training.config import LM_MODEL, TrainConfig
     forget_bias=dict(help="LSTM: the forget gate's initial bias. 1 helps very long memory; 0 learns text faster."),
     bidirectional=dict(hidden=True),  # refused with a reason: a language model must not read ahead
     lr=dict(default=None, show_default=False, help="Peak learning rate. [default: 8e-3 at char level, 2e-3 at word level]"),
+    eval_every=dict(help="Validate and checkpoint every N steps [default: 200, or each fifth of a --minutes run "
+                         "if that comes sooner]."),
 )
 @option("checkpoint_dir")
 @option("name")

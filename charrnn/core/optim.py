@@ -103,13 +103,18 @@ def make_optimizer(name, **hp):
     return cls(**hp)
 
 
+WARMUP_SHARE = 0.1  # warm-up never takes more than this share of a run
+
+
 def learning_rate(base, schedule, progress, step, warmup=0, decay=0.5, decay_every=0.25):
     """The learning rate at a given step.
 
     progress: fraction of the run done, in [0, 1] (steps, epochs or minutes, whichever leads).
     constant: base.  step: base·decay^⌊progress/decay_every⌋ (halved at 25 %, 50 %, 75 %).
-    cosine: base·½(1 + cos(π·progress)).  Warm-up multiplies by (step+1)/warmup for the first
-    ``warmup`` steps, in every schedule.
+    cosine: base·½(1 + cos(π·progress)).  Warm-up, in every schedule, multiplies by
+    max((step+1)/warmup, progress/0.1) while that is below 1: linear over the first ``warmup``
+    steps, or over the first tenth of the run if that ends sooner (a short time-limited run
+    would otherwise spend its whole schedule warming up).
     """
     progress = min(max(progress, 0.0), 1.0)
     if schedule == "constant":
@@ -121,7 +126,7 @@ def learning_rate(base, schedule, progress, step, warmup=0, decay=0.5, decay_eve
     else:
         raise ValueError(f"lr schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
     if warmup > 0 and step < warmup:
-        lr *= (step + 1) / warmup
+        lr *= min(1.0, max((step + 1) / warmup, progress / WARMUP_SHARE))
     return lr
 
 

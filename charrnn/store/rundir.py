@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - platforms without flock get no locking
 
 __all__ = ["BEST_NAME", "LATEST_NAME", "RunDir", "periodic_name", "resolve_checkpoint"]
 
-_PERIODIC = re.compile(r"step-(\d+)-val-(.+)\.ckpt")
+_PERIODIC = re.compile(r"step-(\d+)(?:-val-(.+))?\.ckpt")
 
 LATEST_NAME = "latest.ckpt"
 BEST_NAME = "best.ckpt"
@@ -36,10 +36,10 @@ LOCK_NAME = ".lock"
 
 
 def periodic_name(step: int, val_loss: float | None) -> str:
-    """``step-0001234-val-1.2345.ckpt``; ``val-nan`` when the loss is unknown or not finite."""
-    unknown = val_loss is None or not math.isfinite(val_loss)
-    val = "nan" if unknown else f"{val_loss:.4f}"
-    return f"step-{step:07d}-val-{val}.ckpt"
+    """``step-0001234-val-1.2345.ckpt``; ``step-0001234.ckpt`` without a validation loss."""
+    if val_loss is None or not math.isfinite(val_loss):
+        return f"step-{step:07d}.ckpt"
+    return f"step-{step:07d}-val-{val_loss:.4f}.ckpt"
 
 
 class RunDir:

@@ -18,7 +18,7 @@ class ClassifierTask:
     """Learn labels from ``data`` = (train seqs, train labels, val seqs, val labels), the seqs
     1-D id arrays in ``vocab``, under the recipe ``ccfg`` (a ClassifyConfig)."""
 
-    start_step, threads = 0, 1
+    start_step, threads, eval_by_time = 0, 1, False
 
     def __init__(self, data, mcfg, ccfg, label_names, vocab):
         self.train_seqs, self.train_y, self.val_seqs, self.val_y = data
@@ -66,11 +66,11 @@ class ClassifierTask:
         loss = float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-300)).mean())
         return {"val_loss": loss, "val_acc": float((probs.argmax(axis=1) == y).mean())}, loss
 
-    def judge(self, metrics, train_loss):
-        """Higher accuracy is better, then lower loss; without validation every save is the best."""
+    def judge(self, metrics):
+        """Higher accuracy is better, then lower loss; without validation there is no best."""
         acc, val = metrics.get("val_acc"), metrics.get("val_loss")
         if acc is None:
-            return True
+            return False
         if acc > self.best[0] or (acc == self.best[0] and val < self.best[1]):
             self.best = (acc, val)
             return True
@@ -87,7 +87,7 @@ class ClassifierTask:
 
     def summary(self):
         return {"best_val_loss": None if math.isinf(self.best[1]) else self.best[1],
-                "best_val_acc": None if self.best[0] < 0 else self.best[0]}
+                "best_val_acc": None if self.best[0] < 0 else self.best[0], "validated": len(self.val_seqs) > 0}
 
     def info(self):
         return {"params": model.num_params(self.params), "vocab": len(self.vocab),

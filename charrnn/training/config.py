@@ -97,12 +97,11 @@ class TrainConfig(Recipe):
     lr: float = 8e-3
     warmup: int = 100
     val_frac: float = 0.05
-    eval_every: int = 200
+    eval_every: int | None = None  # None: every 200 steps, or each fifth of a --minutes run if sooner
     threads: int = 1  # workers splitting the batch (training/workers.py); part of the recipe (summation order)
 
     def checks(self):
         return super().checks() + [(self.seq_len >= 1, "--seq-len must be at least 1"),
-                                   (self.eval_every is not None, "--eval-every must be at least 1"),
                                    (self.threads >= 1, "--threads must be at least 1")]
 
 

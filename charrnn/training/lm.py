@@ -18,6 +18,7 @@ from charrnn.training.loop import StepFailed
 
 MAX_VAL_TOKENS = 1 << 20  # validation reads at most the first 1,048,576 tokens of its split
 PREVIEW_CHARS = 200
+DEFAULT_EVAL_EVERY = 200
 
 
 class LanguageModelTask:
@@ -35,7 +36,9 @@ class LanguageModelTask:
                                    f"the training part of the corpus (all but the last --val-frac {tcfg.val_frac:g})",
                                    "a smaller --batch or --seq-len or --val-frac")
         self.steps_per_epoch = self.streams.windows_per_epoch
-        self.eval_every, self.threads = tcfg.eval_every, tcfg.threads
+        # without --eval-every: every DEFAULT_EVAL_EVERY steps, or each fifth of a time-limited run
+        self.eval_every, self.eval_by_time = tcfg.eval_every or DEFAULT_EVAL_EVERY, tcfg.eval_every is None
+        self.threads = tcfg.threads
         self.fresh_loss = math.log(len(corpus.vocab))
         self.rng = np.random.default_rng(tcfg.seed)
         self.opt = optim.make_optimizer(tcfg.optimizer)
@@ -110,8 +113,9 @@ class LanguageModelTask:
         toks = np.asarray(self.val_tok[:min(len(self.val_tok), MAX_VAL_TOKENS)])
         return max(1, int(lens[toks].sum() * n / max(len(toks), 1)))
 
-    def judge(self, metrics, train_loss):
-        score = metrics.get("val_loss", train_loss)
+    def judge(self, metrics):
+        """The lowest validation loss is the best; without validation there is no best."""
+        score = metrics.get("val_loss")
         if score is None or not score < self.best:
             return False
         self.best = score
@@ -135,7 +139,7 @@ class LanguageModelTask:
         return vocab.decode([s.draw() for _ in range(PREVIEW_CHARS if vocab.level == "char" else 60)])
 
     def summary(self):
-        return {"best_val_loss": None if math.isinf(self.best) else self.best}
+        return {"best_val_loss": None if math.isinf(self.best) else self.best, "validated": len(self.val_tok) >= 2}
 
     def info(self):
         return {"windows_per_epoch": self.steps_per_epoch, "params": model.num_params(self.params),

@@ -19,14 +19,17 @@ A task provides:
     with task:                 holds what a run needs open (worker processes)
     step(step) -> (loss, grads, tokens)   one batch, parameters untouched; may raise StepFailed
     advance()                  after the update (the language model carries its state)
+    eval_by_time               also validate after each fifth of a time-limited run (bool)
     evaluate() -> (metrics, loss)   {"val_loss": …, ...} (empty without validation data), and a
                                loss in nats the loop checks is not absurd (or None)
     judge(metrics) -> bool     whether these metrics are the run's best (and remember them)
-    checkpoint(step, metrics) -> store.schema.Checkpoint
+    checkpoint(step, metrics, train_loss) -> store.schema.Checkpoint
     preview(step) -> str | None    a short sample for the reporter
     info() -> dict             for reporter.start
     summary() -> dict          the best metrics, for reporter.finish
 """
+import collections
+import contextlib
 import json
 import math
 import time
@@ -39,7 +42,8 @@ from charrnn.core import optim
 from charrnn.errors import CharrnnError
 from charrnn.store import schema
 
-SMOOTHING = 0.98  # the shown training loss: an exponential moving average of the steps' losses
+MEAN_OF = 20  # the training loss shown beside each step's own: the mean of the last MEAN_OF steps
+EVALS_PER_RUN = 5  # a time-limited run that lets time decide validates at least this often
 
 
 class Diverged(CharrnnError):
@@ -53,14 +57,27 @@ class StepFailed(CharrnnError):
 
 @dataclass
 class Stop:
-    """Set by a signal handler (signum) or a library callback (requested); the loop finishes
-    its step, saves and returns."""
+    """How a run is asked to end early. A signal handler sets ``signum`` (the loop finishes
+    its step, saves at once without validating, and returns); a library callback sets
+    ``requested`` (the same, with the usual validation). ``interruptible`` is True while a
+    step or a validation runs: only then may a second Ctrl-C abandon it (the handler raises
+    KeyboardInterrupt; the steps done are saved). Never during an update or a save."""
 
     signum: int = 0
     requested: bool = False
+    interruptible: bool = False
 
     def __bool__(self):
         return bool(self.signum or self.requested)
+
+
+@contextlib.contextmanager
+def _interruptible(stop):
+    stop.interruptible = True
+    try:
+        yield
+    finally:
+        stop.interruptible = False
 
 
 class NullReporter:
@@ -80,6 +97,29 @@ def diverged(step, what):
                     f"(try a lower --lr or a smaller --clip)")
 
 
+class Meter:
+    """Speed and the running loss, over training time only: validation, checkpoints and
+    previews do not count toward chars/s, and the ETA adds their measured cost apart."""
+
+    def __init__(self):
+        self.losses = collections.deque(maxlen=MEAN_OF)
+        self.train_seconds = 0.0  # time inside steps and updates
+        self.rate, self._tokens, self._since = 0.0, 0, 0.0
+        self.save_seconds = 0.0  # the last save's cost (validation, writing, preview)
+
+    def add(self, loss, tokens, seconds):
+        self.losses.append(loss)
+        self.train_seconds += seconds
+        self._tokens += tokens
+        self._since += seconds
+        if self._since >= 0.5 or self.rate == 0.0:  # tokens/s over the last half second of training or more
+            self.rate, self._tokens, self._since = self._tokens / max(self._since, 1e-9), 0, 0.0
+
+    @property
+    def mean(self):
+        return sum(self.losses) / len(self.losses) if self.losses else None
+
+
 class Loop:
     """Run ``task`` under the recipe ``cfg`` (a TrainConfig or ClassifyConfig), saving into
     ``rundir`` (a store.rundir.RunDir)."""
@@ -96,6 +136,7 @@ class Loop:
         self.max_steps, self.max_seconds = limit, (math.inf if minutes is None else minutes * 60)
         # a fresh model scores ln V per token; a hundred times that only comes from blowing up
         self.loss_ceiling = 100 * max(1.0, task.fresh_loss)
+        self.meter = Meter()
 
     def run(self):
         # one BLAS thread per worker (the command line pins it before numpy loads; a library
@@ -104,88 +145,116 @@ class Loop:
             return self._run()
 
     def _run(self):
-        task, cfg, rep = self.task, self.cfg, self.reporter
+        task, rep = self.task, self.reporter
         rep.start({**task.info(), "step": self.step, "max_steps": self.max_steps, "max_seconds": self.max_seconds,
                    "run_dir": str(self.rundir.path)})
-        t0 = last_t = time.perf_counter()
-        rate, smooth, tokens = 0.0, None, 0
+        self.t0 = last_save = time.perf_counter()
         last_saved = self.step if self.step > 0 else -1
         while self.step < self.max_steps and not self.stop:
-            elapsed = time.perf_counter() - t0
-            if elapsed >= self.max_seconds:
+            started = time.perf_counter()
+            if started - self.t0 >= self.max_seconds:
                 break
-            try:
-                loss, grads, n = task.step(self.step)
-            except StepFailed as e:  # the parameters are untouched: keep the steps done
-                if self.step != last_saved and self.step > 0:
-                    self.save(smooth)
-                where = f"at step {self.step}, which is saved" if self.step > 0 else "before its first step"
-                raise StepFailed(f"{e}; training stopped {where}") from None
-            if cfg.clip_value > 0:
-                optim.clip_values(grads, cfg.clip_value)
-            norm, clipped = optim.clip_global_norm(grads, cfg.clip)
-            if not math.isfinite(norm) or not loss <= self.loss_ceiling:
-                what = f"the gradient norm is {norm}" if math.isfinite(loss) and loss <= self.loss_ceiling \
-                    else f"the loss is {loss:.4g} nats (a fresh model's is {task.fresh_loss:.2f})"
-                raise diverged(self.step + 1, what)
-            progress = max(self.step / self.max_steps if math.isfinite(self.max_steps) else 0.0,
-                           elapsed / self.max_seconds if math.isfinite(self.max_seconds) else 0.0)
-            lr = optim.learning_rate(cfg.lr, cfg.lr_schedule, progress, self.step, cfg.warmup)
-            task.opt.step(task.params, grads, task.opt_state, lr, workers=task.threads)
-            task.advance()
-            self.step += 1
-            tokens += n
-            smooth = loss if smooth is None else SMOOTHING * smooth + (1 - SMOOTHING) * loss
-            now = time.perf_counter()
-            if now - last_t >= 0.5 or rate == 0.0:  # tokens/s over the last half second or more
-                rate, last_t, tokens = tokens / max(now - last_t, 1e-9), now, 0
-            m = {"step": self.step, "epoch": self.step / task.steps_per_epoch, "loss": loss, "smooth_loss": smooth,
-                 "grad_norm": norm, "clipped": clipped, "lr": lr, "chars_per_s": rate,
-                 "elapsed": now - t0, "eta": self.eta(rate, n, now - t0)}
-            if clipped:
-                rep.clip(self.step, norm, cfg.clip)
-            rep.step(m)
-            self.write_log({"event": "step", **{k: v for k, v in m.items() if k != "eta"}})
-            if self.step % task.eval_every == 0:
-                self.save(smooth)
-                last_saved = self.step
+            if not self.train_step(started - self.t0):
+                break  # a second Ctrl-C abandoned the step
+            if self.due(last_save):
+                self.save()
+                last_saved, last_save = self.step, time.perf_counter()
         if self.step != last_saved and self.step > 0:
-            self.save(smooth)
-        summary = {"step": self.step, **task.summary(), "elapsed": time.perf_counter() - t0,
+            self.save(validate=not self.stop.signum)  # after a signal: the steps first, at once
+        summary = {"step": self.step, **task.summary(), "elapsed": time.perf_counter() - self.t0,
                    "interrupted": self.stop.signum, "latest": self.rundir.latest_path()}
         rep.finish(summary)
         return summary
 
-    def eta(self, rate, tokens_per_step, elapsed):
-        left = []
-        if math.isfinite(self.max_steps) and rate > 0:
-            left.append((self.max_steps - self.step) * tokens_per_step / rate)
+    def train_step(self, elapsed):
+        """One step: loss and gradients, clipping, the update, the report. False when a second
+        Ctrl-C abandoned it (the parameters are untouched)."""
+        task, cfg, rep, meter = self.task, self.cfg, self.reporter, self.meter
+        started = time.perf_counter()
+        try:
+            with _interruptible(self.stop):
+                loss, grads, n = task.step(self.step)
+        except KeyboardInterrupt:
+            return False
+        except StepFailed as e:  # the parameters are untouched: keep the steps done
+            if self.step > 0:
+                self.save(validate=False)
+            where = f"at step {self.step}, which is saved" if self.step > 0 else "before its first step"
+            raise StepFailed(f"{e}; training stopped {where}") from None
+        if cfg.clip_value > 0:
+            optim.clip_values(grads, cfg.clip_value)
+        norm, clipped = optim.clip_global_norm(grads, cfg.clip)
+        if not math.isfinite(norm) or not loss <= self.loss_ceiling:
+            what = f"the gradient norm is {norm}" if math.isfinite(loss) and loss <= self.loss_ceiling \
+                else f"the loss is {loss:.4g} nats (a fresh model's is {task.fresh_loss:.2f})"
+            raise diverged(self.step + 1, what)
+        progress = max(self.step / self.max_steps if math.isfinite(self.max_steps) else 0.0,
+                       elapsed / self.max_seconds if math.isfinite(self.max_seconds) else 0.0)
+        lr = optim.learning_rate(cfg.lr, cfg.lr_schedule, progress, self.step, cfg.warmup)
+        task.opt.step(task.params, grads, task.opt_state, lr, workers=task.threads)
+        task.advance()
+        self.step += 1
+        now = time.perf_counter()
+        meter.add(loss, n, now - started)
+        m = {"step": self.step, "epoch": self.step / task.steps_per_epoch, "loss": loss, "mean_loss": meter.mean,
+             "grad_norm": norm, "clipped": clipped, "lr": lr, "chars_per_s": meter.rate,
+             "elapsed": now - self.t0, "eta": self.eta(now - self.t0)}
+        if clipped:
+            rep.clip(self.step, norm, cfg.clip)
+        rep.step(m)
+        self.write_log({"event": "step", **{k: v for k, v in m.items() if k != "eta"}})
+        return True
+
+    def due(self, last_save):
+        """Validate and save now? Every eval_every steps; a task that lets the time budget decide
+        (eval_by_time) also after a fifth of a time-limited run, if that comes sooner."""
+        if self.step % self.task.eval_every == 0:
+            return True
+        return (self.task.eval_by_time and math.isfinite(self.max_seconds)
+                and time.perf_counter() - last_save >= self.max_seconds / EVALS_PER_RUN)
+
+    def eta(self, elapsed):
+        """Seconds left: by the step limit, from the training speed plus the saves still to come
+        at the last one's cost; by the time limit, what is left of it."""
+        left, m, done = [], self.meter, self.step - self.task.start_step
+        if math.isfinite(self.max_steps) and done > 0:
+            steps_left = self.max_steps - self.step
+            saves_left = steps_left // self.task.eval_every + 1
+            left.append(steps_left * m.train_seconds / done + saves_left * m.save_seconds)
         if math.isfinite(self.max_seconds):
             left.append(self.max_seconds - elapsed)
         return max(0.0, min(left)) if left else None
 
-    def save(self, train_loss):
-        """Validate, checkpoint (the best too, when it is), report, and show a preview."""
-        task = self.task
+    def save(self, validate=True):
+        """Validate (unless told not to, or a second Ctrl-C cuts it short), checkpoint (the best
+        too, when it is), report, and show a preview."""
+        task, started = self.task, time.perf_counter()
         bad = next((k for k, v in task.params.items() if not np.isfinite(v).all()), None)
         if bad is not None:  # the update after a finite loss can still overflow
             raise diverged(self.step, f"parameter {bad} is not finite")
-        metrics, check = task.evaluate()
+        metrics, check = {}, None
+        if validate:
+            try:
+                with _interruptible(self.stop):
+                    metrics, check = task.evaluate()
+            except KeyboardInterrupt:  # the steps matter more than their score: save them unscored
+                metrics, check, validate = {}, None, False
         val = metrics.get("val_loss")
         if check is not None and not check <= self.loss_ceiling:
             raise diverged(self.step, f"the {'validation ' if val is not None else ''}loss is {check:.4g} nats")
-        is_best = task.judge(metrics, train_loss)
-        ck = task.checkpoint(self.step, metrics, train_loss)
+        is_best = task.judge(metrics)
+        ck = task.checkpoint(self.step, metrics, self.meter.mean)
         ck.saved_at = time.time()
         arrays, meta = schema.pack(ck)
         path = self.rundir.write(arrays, meta, step=self.step, val_loss=val, is_best=is_best)
-        m = {"step": self.step, **{k: v for k, v in metrics.items()}, "best": is_best, **task.summary(),
-             "path": path}
-        self.reporter.evaluate(m)
-        self.write_log({"event": "eval", **m})
-        text = task.preview(self.step)
+        m = {"step": self.step, **metrics, "best": is_best, **task.summary(), "path": path}
+        if validate:
+            self.reporter.evaluate(m)
+        self.write_log({"event": "eval" if validate else "save", **m})
+        text = task.preview(self.step) if validate else None
         if text is not None:
             self.reporter.sample(self.step, text)
+        self.meter.save_seconds = time.perf_counter() - started
 
     def write_log(self, record):
         self.log = write_log(self.log, record, self.reporter)

@@ -15,12 +15,14 @@ import threading
 import time
 from collections import deque
 
-from charrnn.training.loop import NullReporter
+from charrnn.training.loop import MEAN_OF, NullReporter
 from charrnn.ui.formats import format_duration, model_summary, one_line, sparkline
+
 
 def step_line(m, max_steps):
     of = f"/{int(max_steps)}" if math.isfinite(max_steps) else ""
-    return (f"step {m['step']}{of} epoch {m['epoch']:.2f} loss {m['smooth_loss']:.4f} "
+    return (f"step {m['step']}{of} epoch {m['epoch']:.2f} loss {m['loss']:.4f} "
+            f"(mean of the last {min(m['step'], MEAN_OF)} {m['mean_loss']:.4f}) "
             f"grad {m['grad_norm']:.3f} lr {m['lr']:.2e} {m['chars_per_s']:,.0f} chars/s "
             f"eta {format_duration(m.get('eta'))}")
 
@@ -61,14 +63,18 @@ def finish_line(summary):
         except ValueError:
             name = f"signal {summary['interrupted']}"
         return f"interrupted at step {summary['step']} ({name}), saved {latest}"
-    best = summary.get("best_val_loss")
-    acc = summary.get("best_val_acc")
-    if acc is not None:
-        best = f"{best:.4f}, accuracy {acc:.1%}" if best is not None else f"accuracy {acc:.1%}"
-    elif best is not None:
-        best = f"{best:.4f}"
-    return (f"done: step {summary['step']}, best val {'-' if best is None else best}, "
+    return (f"done: step {summary['step']}, {best_words(summary)}, "
             f"{format_duration(summary.get('elapsed'))}, latest {latest}")
+
+
+def best_words(summary):
+    """'best val 1.4321 nats', 'best val accuracy 93.1% (loss 0.2100)', 'no validation (--val-frac 0)'."""
+    if not summary.get("validated", True):
+        return "no validation (--val-frac 0)"
+    best, acc = summary.get("best_val_loss"), summary.get("best_val_acc")
+    if acc is not None:  # a classifier's best is its accuracy
+        return f"best val accuracy {acc:.1%}" + (f" (loss {best:.4f})" if best is not None else "")
+    return f"best val {'-' if best is None else f'{best:.4f} nats'}"
 
 
 class SilentReporter(NullReporter):
@@ -201,8 +207,9 @@ class LiveReporter(SilentReporter):
             best_step, limit = self.best_step, self.limit
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
-        grid.add_column(overflow="ellipsis", no_wrap=True)
+        grid.add_column(overflow="fold")  # a narrow terminal wraps a value, never cuts it
         labels = []
+        room = max(20, self.console.width - 4 - 2 - 13)  # inside the panel, beside the widest label
 
         def row(label, value):
             labels.append(label)
@@ -218,18 +225,18 @@ class LiveReporter(SilentReporter):
             by_time = m["elapsed"] / max_seconds if math.isfinite(max_seconds) else 0.0
             frac = min(1.0, max(by_steps, by_time))
             bar = Table.grid(padding=(0, 1))
-            bar.add_row(ProgressBar(total=1.0, completed=frac, width=40),
+            bar.add_row(ProgressBar(total=1.0, completed=frac, width=max(10, min(40, room - 24))),
                         f"{frac:6.1%} of the {'time' if by_time > by_steps else 'step'} limit")
             row("progress", bar)
-            row("loss", f"{m['smooth_loss']:.4f} (smoothed)   last {m['loss']:.4f}")
+            row("loss", f"{m['loss']:.4f}   mean of the last {min(m['step'], MEAN_OF)} steps {m['mean_loss']:.4f}")
         if val is not None:
-            v, bpc, best = val.get("val_loss"), val.get("val_bpc"), val.get("best_val_loss")
+            v, bpc = val.get("val_loss"), val.get("val_bpc")
             s = "-" if v is None else f"{v:.4f} nats" + ("" if bpc is None else f"  {bpc:.3f} bits/char")
             if val.get("val_acc") is not None:
                 s += f"  accuracy {val['val_acc']:.1%}"
-            s += f" (step {val['step']:,})   best {'-' if best is None else f'{best:.4f}'}"
-            s += f" (step {best_step:,})" if best_step is not None else ""
-            row("validation", s)
+            row("validation", s + f" (step {val['step']:,})")
+            best = best_words(val).removeprefix("best val ")
+            row("best", best + (f" (step {best_step:,})" if best_step is not None else ""))
         if m is not None:
             row("grad norm", Text(f"{m['grad_norm']:8.3f}  ") + Text(sparkline(norms), style="cyan"))
         if n_clips:
@@ -240,7 +247,7 @@ class LiveReporter(SilentReporter):
             row("speed", f"{m['chars_per_s']:,.0f} chars/s")
             row("time", f"{format_duration(m['elapsed'])} elapsed   eta {format_duration(m.get('eta'))}")
         if sample.strip():
-            lines = [one_line(line, limit=200) for line in sample.strip("\n").splitlines()[-4:]]
+            lines = [one_line(line, limit=room) for line in sample.strip("\n").splitlines()[-4:]]
             row(f"sample @{sample_at:,}", Text("\n".join(lines), style="dim"))
         grid.columns[0].min_width = max(map(len, labels))  # a long sample line cuts the values, never the labels
         title = "charrnn"

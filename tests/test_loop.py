@@ -1,0 +1,190 @@
+"""The training loop as a user meets it: the loss it shows, its speed and ETA, when it validates,
+what Ctrl-C does, and a run without validation."""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from charrnn.core import optim
+from charrnn.store import schema
+from charrnn.store.rundir import RunDir
+from charrnn.text.corpus import load_corpus
+from charrnn.training.config import TrainConfig
+from charrnn.training.lm import LanguageModelTask
+from charrnn.training.loop import MEAN_OF, Loop
+from charrnn.core.model import ModelConfig
+from charrnn.ui.progress import PlainReporter
+
+from .test_cli import make_corpus
+
+
+def corpus_of(tmp_path, n=400):
+    return load_corpus(make_corpus(tmp_path / "c.txt", n).read_bytes())
+
+
+def task_for(corpus, **recipe):
+    tcfg = TrainConfig(**{"batch": 4, "seq_len": 16, "threads": 1, **recipe})
+    mcfg = ModelConfig(vocab_size=len(corpus.vocab), layers=1, hidden=16)
+    return LanguageModelTask(corpus, mcfg, tcfg), tcfg
+
+
+class Recorder(PlainReporter):
+    """A plain reporter (one line a step) that also keeps what it was told."""
+
+    def __init__(self):
+        super().__init__(io.StringIO(), every=1, min_interval=0)
+        self.steps, self.evals = [], []
+
+    def step(self, m):
+        self.steps.append(m)
+        super().step(m)
+
+    def evaluate(self, m):
+        self.evals.append(m)
+        super().evaluate(m)
+
+
+def test_the_loss_shown_is_each_steps_own_beside_the_mean_of_the_last_20(tmp_path):
+    """The plain line's first figure is the step's loss; the one beside it, labelled, is the plain
+    mean of the last 20 (no average that starts at the first loss and lags for a hundred steps)."""
+    task, tcfg = task_for(corpus_of(tmp_path), steps=45)
+    rep = Recorder()
+    Loop(task, tcfg, RunDir(tmp_path / "run"), rep).run()
+    losses = [m["loss"] for m in rep.steps]
+    for m in rep.steps:
+        window = losses[max(0, m["step"] - MEAN_OF):m["step"]]
+        assert m["mean_loss"] == pytest.approx(sum(window) / len(window), rel=1e-12)
+    line = next(ln for ln in rep.stream.getvalue().splitlines() if ln.startswith("step 45/45 "))
+    assert f"loss {losses[-1]:.4f} (mean of the last 20 {rep.steps[-1]['mean_loss']:.4f})" in line
+    assert rep.steps[-1]["mean_loss"] < losses[0] - 0.3  # it follows the loss down
+
+
+def test_speed_counts_training_steps_only(tmp_path, monkeypatch):
+    """A slow validation does not drag chars/s down (the ETA adds it apart)."""
+    task, tcfg = task_for(corpus_of(tmp_path), steps=120, eval_every=40)
+    real = task.evaluate
+
+    def slow_evaluate():
+        time.sleep(1.0)
+        return real()
+
+    monkeypatch.setattr(task, "evaluate", slow_evaluate)
+    rep = Recorder()
+    Loop(task, tcfg, RunDir(tmp_path / "run"), rep).run()
+    before = [m["chars_per_s"] for m in rep.steps if 25 <= m["step"] <= 40]
+    after = [m["chars_per_s"] for m in rep.steps if 41 <= m["step"] <= 60]
+    # over wall time the second second of the run held a 1 s pause: a rate some tens of times lower
+    assert min(after) > 0.2 * np.median(before), (min(after), np.median(before))
+    assert all(m["eta"] is not None for m in rep.steps)
+
+
+def test_without_eval_every_a_time_limited_run_validates_each_fifth_of_it(tmp_path, monkeypatch):
+    """--eval-every unset: every 200 steps, or each fifth of a --minutes run if sooner, so a
+    one-minute run whose steps are slow still shows validation and previews as it goes."""
+    task, tcfg = task_for(corpus_of(tmp_path), minutes=0.05)  # 3 s
+    real = task.step
+
+    def slow_step(step):
+        time.sleep(0.02)  # 200 steps would take 4 s: longer than the run
+        return real(step)
+
+    monkeypatch.setattr(task, "step", slow_step)
+    rep = Recorder()
+    Loop(task, tcfg, RunDir(tmp_path / "run"), rep).run()
+    assert rep.steps[-1]["step"] < 200
+    assert len(rep.evals) >= 4, [m["step"] for m in rep.evals]  # about 0.6 s apart, and the last
+
+
+def test_a_short_time_limited_run_warms_up_within_a_tenth_of_it():
+    lr = optim.learning_rate
+    assert lr(1.0, "constant", 0.05, 5, warmup=100) == pytest.approx(0.5)  # half of the tenth: half the rate
+    assert lr(1.0, "constant", 0.10, 5, warmup=100) == 1.0  # a tenth of the run: warm, at step 5 of 100
+    assert lr(1.0, "constant", 0.001, 49, warmup=100) == pytest.approx(0.5)  # a long run: by steps, as before
+
+
+def test_without_validation_there_is_no_best_and_the_files_say_no_loss(tmp_path, monkeypatch):
+    from .test_cli import SMALL, run
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    make_corpus(tmp_path / "corpus.txt")
+    r = run("train", "corpus.txt", "--steps", "8", "--val-frac", "0", *SMALL[:-1])
+    assert r.exit_code == 0, r.output
+    names = sorted(os.listdir(tmp_path / "checkpoints" / "corpus"))
+    assert "best.ckpt" not in names and [n for n in names if n.startswith("step-")] == \
+        ["step-0000004.ckpt", "step-0000008.ckpt"]
+    assert "done: step 8, no validation (--val-frac 0), " in r.stderr
+    assert "best val" not in r.stderr
+    assert schema.load(schema.resolve("checkpoints/corpus", "checkpoints")).step == 8  # sample reads latest then
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+SLOW = ["--hidden", "192", "--layers", "2", "--batch", "16", "--seq-len", "100", "--threads", "1",
+        "--steps", "100000", "--eval-every", "100000"]
+
+
+def spawn(tmp_path, *args):
+    env = dict(os.environ, CHARRNN_CACHE_DIR=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
+    env.pop("CHARRNN_CHECKPOINT_DIR", None)
+    return subprocess.Popen([sys.executable, "-m", "charrnn", "train", "corpus.txt", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for_steps(log, n, proc, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if log.exists() and sum(1 for line in log.read_text().splitlines() if '"event": "step"' in line) >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no {n} steps: {proc.stderr.read().decode() if proc.poll() is not None else ''}")
+
+
+def records(log):
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_steps_at_once_without_validating(tmp_path):
+    """The first Ctrl-C finishes the step and saves it before anything else: no validation and
+    no preview (on a large model they took minutes before a checkpoint existed)."""
+    make_corpus(tmp_path / "corpus.txt", n=3000)
+    log = tmp_path / "log.jsonl"
+    p = spawn(tmp_path, *SLOW, "--log", str(log))
+    wait_for_steps(log, 3, p)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    recs = records(log)
+    steps = [r["step"] for r in recs if r["event"] == "step"]
+    assert recs[-1]["event"] == "save" and recs[-1]["step"] == steps[-1]
+    assert not any(r["event"] == "eval" for r in recs)
+    ck = schema.load(str(tmp_path / "checkpoints" / "corpus" / "latest.ckpt"))
+    assert ck.step == steps[-1] and ck.metrics["val_loss"] is None
+    assert b"eval step" not in err and b"sample step" not in err
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_skips_the_rest_of_the_step_and_keeps_the_steps_done(tmp_path):
+    make_corpus(tmp_path / "corpus.txt", n=3000)
+    log = tmp_path / "log.jsonl"
+    p = spawn(tmp_path, *SLOW, "--log", str(log))
+    wait_for_steps(log, 3, p)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    steps = [r["step"] for r in records(log) if r["event"] == "step"]
+    ck = schema.load(str(tmp_path / "checkpoints" / "corpus" / "latest.ckpt"))
+    assert ck.step == steps[-1] >= 3  # every step done is in the checkpoint
+    assert b"Traceback" not in err
+    r = subprocess.run([sys.executable, "-m", "charrnn", "train", "corpus.txt", "--resume", "--steps",
+                        str(ck.step + 1), "--quiet"], cwd=tmp_path, capture_output=True, timeout=120,
+                       env=dict(os.environ, CHARRNN_CACHE_DIR=str(tmp_path / "cache")))
+    assert r.returncode == 0, r.stderr
