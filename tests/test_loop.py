@@ -188,3 +188,44 @@ def test_a_second_ctrl_c_skips_the_rest_of_the_step_and_keeps_the_steps_done(tmp
                         str(ck.step + 1), "--quiet"], cwd=tmp_path, capture_output=True, timeout=120,
                        env=dict(os.environ, CHARRNN_CACHE_DIR=str(tmp_path / "cache")))
     assert r.returncode == 0, r.stderr
+
+
+# --------------------------------------------------------------------------- big models
+
+def test_a_model_too_big_for_this_machine_is_refused_before_anything_is_allocated(tmp_path, monkeypatch):
+    from .test_cli import run
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    make_corpus(tmp_path / "corpus.txt")
+    started = time.monotonic()
+    r = run("train", "corpus.txt", "--hidden", "100000", "--steps", "1")
+    assert r.exit_code == 1 and time.monotonic() - started < 10
+    assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("charrnn: error: a 2x100000 lstm needs about 2.2 TiB to train at --batch 32 x "
+                               "--seq-len 100 (weights, gradients and optimizer state 2.2 TiB, activations ")
+    assert "free: use a smaller --hidden, --layers, --batch or --seq-len" in r.stderr
+    assert not (tmp_path / "checkpoints" / "corpus").exists()
+
+
+def test_a_large_model_says_what_it_costs_before_it_is_built():
+    from charrnn.training.setup import check_memory
+    said = []
+    cfg = ModelConfig(vocab_size=65, hidden=4096)
+    check_memory(cfg, 32, 100, "adam", 2, said.append, available=64 << 30)
+    assert said == ["building a 2x4096 lstm of 202,690,625 parameters (about 4.9 GiB to train)"]
+    with pytest.raises(Exception) as e:
+        check_memory(cfg, 32, 100, "adam", 2, said.append, available=4 << 30)
+    assert "this machine has 4.0 GiB free" in str(e.value)
+    said.clear()
+    check_memory(ModelConfig(vocab_size=65), 32, 100, "adam", 2, said.append, available=4 << 30)
+    assert said == []  # the default model: nothing to say
+
+
+def test_the_estimate_is_the_parameter_count_and_the_window_it_keeps():
+    from charrnn.core import model
+    for cfg in [ModelConfig(vocab_size=65), ModelConfig(vocab_size=9, cell="gru", embed=4, layers=3, hidden=7),
+                ModelConfig(vocab_size=9, cell="rnn", bidirectional=True, labels=3, hidden=5)]:
+        params = model.init_params(cfg, np.random.default_rng(0))
+        assert model.count_params(cfg) == model.num_params(params)
+        need = model.training_bytes(cfg, 8, 10, slots=2, workers=1)
+        assert need["weights"] == 4 * 4 * model.num_params(params)  # parameters, one gradient, two moments

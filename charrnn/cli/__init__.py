@@ -69,6 +69,8 @@ class CharrnnGroup(click.Group):
             _fail("interrupted", 130, prefix="charrnn: ")
         except BrokenPipeError:
             _quiet_broken_pipe()
+        except MemoryError:  # what the estimate before training did not foresee
+            _fail("out of memory; use a smaller --hidden, --layers, --batch or --seq-len", 1)
         except OSError as e:
             _fail(str(e), 1)
         try:

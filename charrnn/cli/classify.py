@@ -47,7 +47,7 @@ def train(data, **o):
     from charrnn.training.loop import Loop, Stop
     from charrnn.ui import progress
 
-    p = setup.prepare_classifier(o, data.read(), input_name(data))
+    p = setup.prepare_classifier(o, data.read(), input_name(data), lambda line: click.echo(line, err=True))
     reporter = progress.make_reporter(o["quiet"])
     stop = Stop()
     with p.run.lock():

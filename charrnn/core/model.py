@@ -142,6 +142,31 @@ def num_params(params):
     return int(sum(v.size for v in params.values()))
 
 
+def count_params(cfg):
+    """The number of parameters ``init_params(cfg)`` makes, without making them."""
+    G, H, E = cells.GATES[cfg.cell] * cfg.hidden, cfg.hidden, cfg.embed
+    n = cfg.vocab_size * E
+    D = E if E > 0 else cfg.vocab_size
+    for _ in range(cfg.layers):
+        n += (2 if cfg.bidirectional else 1) * (D * G + H * G + G + (H if cfg.cell == "gru" else 0))
+        D = cfg.out_width
+    return n + cfg.out_width * cfg.out_size + cfg.out_size
+
+
+def training_bytes(cfg, batch, seq_len, slots=2, workers=1, itemsize=4):
+    """What training ``cfg`` holds in memory, in bytes, as {"weights": parameters, gradients
+    (one set per worker) and ``slots`` optimizer arrays each, "activations": what one window's
+    forward keeps for the backward, over all B·T rows}. An estimate from the shapes, not a
+    measurement (README "Speed" compares the two)."""
+    P, H, G = count_params(cfg), cfg.hidden, cells.GATES[cfg.cell] * cfg.hidden
+    rows = batch * seq_len * (2 if cfg.bidirectional else 1)
+    # per layer: the cell's cache (its gates and states), the layer's input and dropout mask, and
+    # what the backward adds; once: one layer's input projection, the logits, softmax and gradient
+    per_layer = {"lstm": G + 6 * H, "gru": 3 * G + 4 * H, "rnn": 4 * H}[cfg.cell]
+    acts = rows * (cfg.layers * per_layer + G + 3 * cfg.out_size + cfg.embed)
+    return {"weights": P * itemsize * (1 + workers + slots), "activations": acts * itemsize}
+
+
 # --------------------------------------------------------------------------- state
 
 def zero_state(cfg, B, dtype=np.float32):

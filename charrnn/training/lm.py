@@ -8,12 +8,14 @@ import math
 
 import numpy as np
 
+from charrnn import blas
 from charrnn.analysis import likelihood
 from charrnn.core import model, optim
 from charrnn.core.sampling import Sampler, start_token
 from charrnn.store.schema import Checkpoint
 from charrnn.text.windows import Streams, split_train_val
 from charrnn.training import workers
+from charrnn.training.config import default_threads
 from charrnn.training.loop import StepFailed
 
 MAX_VAL_TOKENS = 1 << 20  # validation reads at most the first 1,048,576 tokens of its split
@@ -43,7 +45,8 @@ class LanguageModelTask:
         self.rng = np.random.default_rng(tcfg.seed)
         self.opt = optim.make_optimizer(tcfg.optimizer)
         if resume is None:
-            self.params = model.init_params(mcfg, self.rng)
+            with blas.threads(default_threads(4)):  # the orthogonal blocks' QRs: all cores, for a large H
+                self.params = model.init_params(mcfg, self.rng)
             self.opt_state = self.opt.init_state(self.params)
             self.start_step, self.best, self.state = 0, math.inf, None
         else:

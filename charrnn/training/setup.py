@@ -78,6 +78,7 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
         mcfg = check_model_unchanged(resume.cfg, o, given)
     else:
         mcfg = model_config(o, len(corpus.vocab), tcfg.level)
+    check_memory(mcfg, tcfg.batch, tcfg.seq_len, tcfg.optimizer, tcfg.threads, notify, fresh=resume is None)
     return Prepared(run, corpus, mcfg, tcfg, resume, bool(o.get("force")))
 
 
@@ -105,7 +106,7 @@ class PreparedClassifier:
     vocab: object
 
 
-def prepare_classifier(o, data, name):
+def prepare_classifier(o, data, name, notify=lambda line: None):
     """From `charrnn classify train`'s options and the bytes of its label<TAB>text file."""
     from charrnn.text import labeled
     labels, texts = labeled.parse_tsv(data, o["errors"], name)
@@ -121,6 +122,7 @@ def prepare_classifier(o, data, name):
                        forget_bias=m["forget_bias"], labels=len(names))
     run = RunDir(os.path.join(o["checkpoint_dir"], checked_run_name(o.get("name"), ["-" if name == "<stdin>"
                                                                                     else name])))
+    check_memory(mcfg, ccfg.batch, max(len(s) for s in seqs), ccfg.optimizer, 1, notify)
     split = ([seqs[i] for i in tr], y[tr], [seqs[i] for i in va], y[va])
     return PreparedClassifier(run, split, mcfg, ccfg, names, vocab)
 
@@ -219,6 +221,51 @@ def model_config(o, vocab_size, level):
     embed = m["embed"] if m.get("embed") is not None else (0 if level == "char" else 128)
     return ModelConfig(vocab_size=vocab_size, cell=m["cell"], activation=m["activation"], layers=m["layers"],
                        hidden=m["hidden"], embed=embed, dropout=m["dropout"], forget_bias=m["forget_bias"])
+
+
+ANNOUNCE_PARAMS = 10_000_000  # a model this large takes seconds to build: say so first
+
+
+def check_memory(mcfg, batch, seq_len, optimizer, workers, notify, fresh=True, available=None):
+    """Refuse a run that cannot fit in the memory this machine has free (one line, before
+    anything is allocated: a 2x100000 LSTM was a 54-line MemoryError), and say what a large
+    model costs before it is built (a 2x4096 one took 85 s in silence)."""
+    from charrnn.core import model, optim
+    need = model.training_bytes(mcfg, batch, seq_len, len(optim.make_optimizer(optimizer).slots), workers)
+    total = need["weights"] + need["activations"]
+    available = available_memory() if available is None else available
+    shape = f"a {mcfg.layers}x{mcfg.hidden} {mcfg.cell}"
+    if available is not None and total > available:
+        raise CharrnnError(f"{shape} needs about {_size(total)} to train at --batch {batch} x --seq-len {seq_len} "
+                           f"(weights, gradients and optimizer state {_size(need['weights'])}, activations "
+                           f"{_size(need['activations'])}); this machine has {_size(available)} free: use a smaller "
+                           f"--hidden, --layers, --batch or --seq-len")
+    n = model.count_params(mcfg)
+    if fresh and n >= ANNOUNCE_PARAMS:
+        notify(f"building {shape} of {n:,} parameters (about {_size(total)} to train)")
+
+
+def available_memory():
+    """Bytes of memory free for a new process (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(n):
+    """1.2 GiB, 340 MiB, 3.5 TiB."""
+    for unit, div in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n / 1024:.0f} KiB"
 
 
 def check_model_unchanged(cfg, o, given):
