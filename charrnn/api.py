@@ -367,7 +367,7 @@ def train(corpus=None, *, text=None, callback=None, progress=False, log=None, ch
     try:
         with p.run.lock():
             setup.claim(p.run, p.resume is None, p.force)
-            task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit())
+            task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths)
             Loop(task, p.tcfg, p.run, reporter, log_file, stop).run()
     finally:
         if hasattr(reporter, "close"):

@@ -75,9 +75,10 @@ def test_train_without_a_corpus_learns_the_default_corpus_and_sample_reads_it(wo
     monkeypatch.delenv("CHARRNN_CORPUS_DIR", raising=False)
     r = CliRunner().invoke(cli, ["train", "--steps", "2", *SMALL[:-1]], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    built = os.listdir(work / "corpora")
+    assert sorted(os.listdir(work)) == ["cache", "checkpoints", "corpus.txt"]  # nothing written into the cwd
+    built = os.listdir(work / "cache" / "corpora")  # but into charrnn's cache directory
     assert len(built) == 1 and built[0].startswith("python-3.") and built[0].endswith("-docs.txt")
-    assert r.stderr.startswith(f"no corpus given: training on the default corpus corpora/{built[0]} ")
+    assert r.stderr.startswith(f"no corpus given: training on the default corpus {work}/cache/corpora/{built[0]} ")
     assert schema.load(str(work / "checkpoints" / built[0][:-4] / "latest.ckpt")).step == 2
     s = run("sample", "--length", "30", "--seed", "0")
     assert s.exit_code == 0 and s.stdout.strip()

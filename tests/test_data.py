@@ -444,7 +444,8 @@ def test_default_corpus_is_deterministic_and_sized(tmp_path):
 
 def test_default_corpus_dir(monkeypatch):
     monkeypatch.delenv("CHARRNN_CORPUS_DIR", raising=False)
-    assert default_corpus_dir() == "corpora"
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", "/the/cache")
+    assert default_corpus_dir() == "/the/cache/corpora"  # not ./corpora of whatever directory it runs in
     monkeypatch.setenv("CHARRNN_CORPUS_DIR", "/some/where")
     assert default_corpus_dir() == "/some/where"
 

@@ -229,3 +229,53 @@ def test_the_estimate_is_the_parameter_count_and_the_window_it_keeps():
         assert model.count_params(cfg) == model.num_params(params)
         need = model.training_bytes(cfg, 8, 10, slots=2, workers=1)
         assert need["weights"] == 4 * 4 * model.num_params(params)  # parameters, one gradient, two moments
+
+
+# --------------------------------------------------------------------------- resume alone
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
+    make_corpus(tmp_path / "notes.txt")
+    return tmp_path
+
+
+def test_resume_alone_continues_the_latest_run_on_the_corpus_it_recorded(work):
+    """After Ctrl-C the natural command is `charrnn train --resume`: no corpus named, so the run
+    reads the one its checkpoint records (its sha256 checked), not the default corpus."""
+    from .test_cli import SMALL, run
+    assert run("train", "notes.txt", "--steps", "4", *SMALL).exit_code == 0
+    ck = schema.load("checkpoints/notes/latest.ckpt")
+    assert ck.corpus["paths"] == [str(work / "notes.txt")]
+    r = run("train", "--resume", "--steps", "8", *SMALL[:-1])
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr.startswith(f"resuming on the corpus the run recorded: {work / 'notes.txt'}\n")
+    assert schema.load("checkpoints/notes/latest.ckpt").step == 8
+    assert not (work / "cache" / "corpora").exists()  # the default corpus was not built
+
+
+def test_resume_alone_names_the_file_it_needs(work):
+    from .test_cli import SMALL, run
+    (work / "b.txt").write_text((work / "notes.txt").read_text())
+    assert run("train", "notes.txt", "b.txt", "--steps", "2", *SMALL).exit_code == 0
+    (work / "b.txt").unlink()
+    r = run("train", "--resume", "--steps", "4")
+    assert r.exit_code == 1
+    assert r.stderr == (f"charrnn: error: checkpoints/notes was trained on {work}/notes.txt, {work}/b.txt; "
+                        f"{work}/b.txt is gone: give the corpus as it was, charrnn train {work}/notes.txt "
+                        f"{work}/b.txt --resume --name notes\n")
+    (work / "b.txt").write_text("something else entirely, and long enough to train on. " * 200)
+    r = run("train", "--resume", "--steps", "4")
+    assert r.exit_code == 1 and r.stderr.endswith("b.txt changed since the run was trained on it (another sha256); "
+                                                  "add --force to resume on it anyway\n")
+
+
+def test_resume_alone_after_stdin_says_to_give_it_again(work):
+    from .test_cli import SMALL, run
+    assert run("train", "-", "--steps", "2", *SMALL, input=(work / "notes.txt").read_bytes()).exit_code == 0
+    r = run("train", "--resume", "--name", "stdin", "--steps", "4")
+    assert r.exit_code == 1 and r.stderr == (
+        "charrnn: error: checkpoints/stdin was trained on standard input, which cannot be read again; give it "
+        "again: ... | charrnn train - --resume --name stdin\n")

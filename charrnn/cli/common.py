@@ -148,5 +148,5 @@ class stop_on_signals:
                  "(Ctrl-C again to skip the rest of the step)")
 
     def __exit__(self, *exc):
-        for sig, h in self.old.items():
-            signal.signal(sig, h)
+        for sig, h in self.old.items():  # once stopped by a signal, the command is leaving: more are moot
+            signal.signal(sig, signal.SIG_IGN if self.stop.signum else h)

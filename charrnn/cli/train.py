@@ -52,7 +52,7 @@ def train(ctx, corpus, **o):
         def make(log):
             if p.resume is not None:
                 reporter.message(f"resuming {p.run.path} at step {p.resume.step}")
-            task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit())
+            task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths)
             return Loop(task, p.tcfg, p.run, reporter, log, stop)
 
         run_training(make, reporter, o["log_path"], stop)

@@ -59,8 +59,9 @@ SEPARATOR = "\n\n"
 
 
 def default_corpus_dir() -> str:
-    """$CHARRNN_CORPUS_DIR, else ./corpora."""
-    return os.environ.get("CHARRNN_CORPUS_DIR") or "corpora"
+    """$CHARRNN_CORPUS_DIR, else corpora/ in charrnn's cache directory (text/sources.py)."""
+    from charrnn.text.sources import default_cache_dir
+    return os.environ.get("CHARRNN_CORPUS_DIR") or os.path.join(default_cache_dir(), "corpora")
 
 
 def default_corpus_name() -> str:

@@ -28,8 +28,9 @@ class LanguageModelTask:
     (a TrainConfig), from scratch or from the Checkpoint ``resume``; ``limit`` is
     core/products.py's block limit for this BLAS."""
 
-    def __init__(self, corpus, mcfg, tcfg, resume=None, limit=0):
+    def __init__(self, corpus, mcfg, tcfg, resume=None, limit=0, paths=()):
         self.corpus, self.mcfg, self.tcfg, self.limit = corpus, mcfg, tcfg, limit
+        self.paths = list(paths)  # the corpus files, recorded so that --resume alone finds them
         train_tok, self.val_tok = split_train_val(corpus.tokens, tcfg.val_frac)
         if len(self.val_tok) == 0:
             self.streams = Streams(train_tok, tcfg.batch, tcfg.seq_len)
@@ -130,7 +131,7 @@ class LanguageModelTask:
             metrics={"train_loss": train_loss, "val_loss": metrics.get("val_loss"),
                      "val_bpc": metrics.get("val_bpc"), "best_val_loss": self.best},
             train=self.tcfg, position=step % self.steps_per_epoch, rng=self.rng.bit_generator.state,
-            corpus={"sha256": self.corpus.sha256, "tokens": int(len(self.corpus.tokens))},
+            corpus={"sha256": self.corpus.sha256, "tokens": int(len(self.corpus.tokens)), "paths": self.paths},
             opt_state=self.opt_state, state=self.state)
 
     def preview(self, step):

@@ -42,6 +42,7 @@ class Prepared:
     resume: schema.Checkpoint | None = None
     force: bool = False
     done: str | None = None
+    paths: list | None = None  # the corpus, as the checkpoints record it (recorded_paths)
 
 
 def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
@@ -52,9 +53,12 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
     if o.get("bidirectional"):
         raise UsageError("a bidirectional language model would see the future it must predict; "
                          "bidirectional layers are for `charrnn classify`")
-    if not paths and data is None and o.get("resume"):
-        refuse_corpus_as_checkpoint(o["resume"])  # `train --resume notes.txt`, before any default corpus
-    if not paths and data is None:
+    recorded = not paths and data is None and o.get("resume") is not None
+    if recorded:  # `train --resume` alone: the run's own corpus, as its checkpoint records it
+        if o["resume"]:
+            refuse_corpus_as_checkpoint(o["resume"])  # `train --resume notes.txt`: say how to mean the corpus
+        paths = corpus_of_run(o, notify)
+    elif not paths and data is None:
         paths = [default_corpus(notify, o.get("quiet"))]
     # a missing corpus is the first thing to report
     sources = Sources.from_bytes(data) if data is not None else Sources(paths, stdin, spool_dir=default_cache_dir())
@@ -68,18 +72,78 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
         if resume is not None and "threads" in given and tcfg.threads != resume.train.threads:
             notify(f"warning: --threads {tcfg.threads} differs from the run's {resume.train.threads}: training "
                    f"goes on, but no longer bit for bit as the run would have without the interruption")
-        corpus = read_corpus(sources, tcfg, progress, resume)
+        corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
+                             progress=progress and sources.size > PROGRESS_BYTES)
     finally:
         sources.close()  # the stdin spool, if any: training needs only the (memory-mapped) tokens
     if resume is not None:
         if resume.corpus.get("sha256") != corpus.sha256 and not o.get("force"):
-            raise CharrnnError("this corpus differs from the one the checkpoint was trained on "
-                               "(another sha256); add --force to resume on it anyway")
+            what = f"{', '.join(paths)} changed since the run was trained on it" if recorded else \
+                "this corpus differs from the one the checkpoint was trained on"
+            raise CharrnnError(f"{what} (another sha256); add --force to resume on it anyway")
+        if corpus.vocab.tokens != resume.vocab.tokens:
+            corpus = remap(corpus, resume.vocab)
         mcfg = check_model_unchanged(resume.cfg, o, given)
     else:
         mcfg = model_config(o, len(corpus.vocab), tcfg.level)
     check_memory(mcfg, tcfg.batch, tcfg.seq_len, tcfg.optimizer, tcfg.threads, notify, fresh=resume is None)
-    return Prepared(run, corpus, mcfg, tcfg, resume, bool(o.get("force")))
+    return Prepared(run, corpus, mcfg, tcfg, resume, bool(o.get("force")), paths=recorded_paths(paths))
+
+
+def recorded_paths(paths):
+    """The corpus as a checkpoint records it: absolute paths of regular files, "-" for standard
+    input and for pipes (neither can be read again)."""
+    out = []
+    for p in paths or []:
+        out.append(os.path.abspath(p) if p != "-" and os.path.isfile(p) else "-")
+    return out
+
+
+def corpus_of_run(o, notify):
+    """The corpus paths the run to resume recorded: that of --resume PATH, of --name, or of the
+    most recent language-model run. Sets o["name"] to the run's, so the run found is the run
+    resumed. One line naming what is needed where the corpus cannot be read again."""
+    from charrnn.store.container import read_meta
+    path = o["resume"] or None
+    if path is None:
+        if o.get("name") is not None:
+            run = RunDir(os.path.join(o["checkpoint_dir"], checked_run_name(o["name"], [])))
+            path = run.resume_path()
+            if path is None:
+                raise CharrnnError(f"nothing to resume: {run.path} has no checkpoint")
+        else:
+            run = RunDir(os.path.dirname(schema.resolve(None, o["checkpoint_dir"])))
+            path = run.resume_path()
+    elif os.path.isdir(path):
+        run = RunDir(path)
+        path = run.resume_path() or os.path.join(path, "latest.ckpt")
+    else:
+        run = RunDir(os.path.dirname(os.path.abspath(path)))
+    o["name"] = os.path.basename(run.path)
+    paths = (read_meta(path).get("corpus") or {}).get("paths")
+    how = f"charrnn train CORPUS --resume --name {o['name']}"
+    if not paths:
+        raise CharrnnError(f"{path} does not record its corpus (an earlier charrnn wrote it); name the corpus: {how}")
+    if "-" in paths:
+        raise CharrnnError(f"{run.path} was trained on standard input, which cannot be read again; give it "
+                           f"again: ... | charrnn train - --resume --name {o['name']}")
+    missing = [p for p in paths if not os.path.exists(p)]
+    from charrnn.text.default_corpus import default_corpus_dir, default_corpus_name
+    default = os.path.abspath(os.path.join(default_corpus_dir(), default_corpus_name()))
+    if missing == [default]:  # the default corpus is rebuilt as it was
+        default_corpus(notify, quiet=True)
+        missing = []
+    if missing:
+        raise CharrnnError(f"{run.path} was trained on {', '.join(paths)}; {missing[0]} is gone: give the corpus "
+                           f"as it was, {how.replace('CORPUS', ' '.join(_quote(p) for p in paths))}")
+    if not o.get("quiet"):
+        notify(f"resuming on the corpus the run recorded: {', '.join(paths)}")
+    return paths
+
+
+def _quote(p):
+    import shlex
+    return shlex.quote(p)
 
 
 def claim(run, fresh, force, resumable=True):
@@ -273,16 +337,6 @@ def check_model_unchanged(cfg, o, given):
         if k in given and o[k] != getattr(cfg, k):
             raise UsageError(f"--{k.replace('_', '-')} cannot change when resuming (the checkpoint has {getattr(cfg, k)})")
     return cfg
-
-
-def read_corpus(sources, tcfg, progress, resume):
-    """The corpus's tokens (through the token cache), in a resumed model's vocabulary; the
-    encoding bar shows on ``progress`` for inputs above PROGRESS_BYTES."""
-    corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
-                         progress=progress and sources.size > PROGRESS_BYTES)
-    if resume is not None and corpus.vocab.tokens != resume.vocab.tokens:
-        corpus = remap(corpus, resume.vocab)
-    return corpus
 
 
 def remap(corpus, vocab):
