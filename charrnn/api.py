@@ -30,6 +30,7 @@ from charrnn.core import model as core_model
 from charrnn.core.sampling import NonFiniteOutput, Sampler, beam_search, context
 from charrnn.errors import CharrnnError, CharrnnWarning, UsageError
 from charrnn.store import schema
+from charrnn.text.decode import lf
 from charrnn.training.config import LM_MODEL, TrainConfig, default_threads
 
 __all__ = ["MODEL_DEFAULTS", "Model", "Score", "load", "train"]
@@ -118,6 +119,7 @@ class Model:
         self._need("lm", "generate text")
         ck = self._ck
         _check_sampling(length, temperature, top_k, top_p, argmax, stop, seed, beam)
+        stop = lf(stop) if stop else stop  # the text made has "\n" line breaks only
         prime_ids = self._encode(prime or "", "the prime")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         start = context(ck.vocab.tokens, prime_ids, rng)
@@ -159,6 +161,7 @@ class Model:
         from charrnn.analysis import likelihood
         self._need("lm", "evaluate text")
         ck = self._ck
+        text = lf(text)
         ids, unknown = ck.vocab.encode_known(text)
         self._warn(ck.vocab.describe_unknown(ids, unknown, name, text))
         if len(ids) < 2:
@@ -239,6 +242,7 @@ class Model:
     def _encode(self, text, what):
         if not text:
             return []
+        text = lf(text)  # a model reads a CRLF line break as "\n" (text/decode.py)
         ids, unknown = self._ck.vocab.encode_known(text)
         self._warn(self._ck.vocab.describe_unknown(ids, unknown, what, text))
         return [int(i) for i in ids]

@@ -239,11 +239,11 @@ def test_load_corpus_char_level_basics():
     c = load_corpus(raw)
     assert isinstance(c, Corpus)
     assert c.sha256 == hashlib.sha256(raw).hexdigest()
-    assert c.n_chars == len("hi 😀\r\nhi\r\n") == 10
-    assert c.vocab.tokens == ("\n", "\r", " ", "h", "i", "😀")
+    assert c.n_chars == len("hi 😀\nhi\n") == 8 and c.crlf == 2  # a CRLF line break is read as "\n"
+    assert c.vocab.tokens == ("\n", " ", "h", "i", "😀")
     assert c.tokens.dtype == np.int32 and c.tokens.ndim == 1
-    assert c.tokens.tolist() == [3, 4, 2, 5, 1, 0, 3, 4, 1, 0]
-    assert c.vocab.decode(c.tokens) == "hi 😀\r\nhi\r\n"
+    assert c.tokens.tolist() == [2, 3, 1, 4, 0, 2, 3, 0]
+    assert c.vocab.decode(c.tokens) == "hi 😀\nhi\n"
 
 
 @pytest.mark.parametrize("raw", [b"", b"\xef\xbb\xbf"])
@@ -270,7 +270,7 @@ def test_chunked_loading_gives_exact_offsets_and_same_tokens(monkeypatch):
     chunked = load_corpus(text.encode())
     assert chunked.vocab == whole.vocab
     assert np.array_equal(chunked.tokens, whole.tokens)
-    assert chunked.n_chars == len(text)
+    assert chunked.n_chars == len(text) - 50 and chunked.crlf == 50  # every CRLF, also the ones a chunk cut
     bad = text.encode() + b"\xc3(" + b"tail" * 10
     with pytest.raises(CorpusError, match=rf"byte offset {len(text.encode())};"):
         load_corpus(bad)
@@ -281,8 +281,8 @@ def test_chunked_loading_gives_exact_offsets_and_same_tokens(monkeypatch):
 def test_load_corpus_round_trip(text):
     for level in ("char", "word"):
         c = load_corpus(text.encode(), level=level)
-        assert c.vocab.decode(c.tokens) == text
-        assert c.n_chars == len(text)
+        assert c.vocab.decode(c.tokens) == text.replace("\r\n", "\n")  # the one line-break rule
+        assert c.n_chars == len(text.replace("\r\n", "\n"))
 
 
 def test_word_level_max_vocab():
@@ -453,14 +453,14 @@ def test_default_corpus_dir(monkeypatch):
 # ----------------------------------------------------------------------------- real corpora
 
 
-def test_warpeace_bom_dropped_crlf_kept():
+def test_warpeace_bom_dropped_crlf_read_as_lf():
     raw = read_sources([str(shared("warpeace.txt"))])
     assert raw.startswith(b"\xef\xbb\xbf")
     c = load_corpus(raw)
-    assert len(c.vocab) == 84 - 1  # MANIFEST counts the BOM among its 84 symbols
-    assert "\ufeff" not in c.vocab.tokens and "\r" in c.vocab.tokens
-    assert c.n_chars == 3_258_227 - 1 == len(c.tokens)
-    head = raw[3:2003].decode("utf-8")
+    assert len(c.vocab) == 84 - 2  # MANIFEST counts the BOM and "\r" among its 84 symbols
+    assert "\ufeff" not in c.vocab.tokens and "\r" not in c.vocab.tokens
+    assert c.crlf == raw.count(b"\r\n") and c.n_chars == 3_258_227 - 1 - c.crlf == len(c.tokens)
+    head = raw[3:2003].decode("utf-8").replace("\r\n", "\n")
     assert c.vocab.decode(c.tokens[: len(head)]) == head
 
 

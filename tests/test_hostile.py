@@ -958,9 +958,9 @@ def test_shared_war_and_peace_bom_and_crlf(work):
     data = shared_head("warpeace.txt", 200_000)
     assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
     run = trained(work, "warpeace", data, steps=3)
-    text = data[3:].decode("utf-8")
+    text = data[3:].decode("utf-8").replace("\r\n", "\n")  # read as "\n", as every line break
     b, sampled = round_trip(work, run, text)
-    assert "\r" in b.vocab.tokens and "\ufeff" not in b.vocab.tokens and "\ufeff" not in sampled
+    assert "\r" not in b.vocab.tokens and "\ufeff" not in b.vocab.tokens and "\ufeff" not in sampled
 
 
 def test_shared_tang_poetry_large_vocabulary(work):

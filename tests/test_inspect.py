@@ -212,7 +212,7 @@ def test_without_a_terminal_the_text_has_a_line_of_values_under_each_line(plante
     assert r.stdout == ""
     assert r.stderr.splitlines() == [
         "rnn/tanh 2x4 (one-hot input) · layer 0, unit 1 (h) · 9 characters",
-        "values: ▁ -1 ... █ +1 (↵ marks a line break)",
+        "values: ▁ -1 ... █ +1 (↵ marks a line break, × a character the model cannot read)",
         "axa↵", "▅█▅▅",  # 0 is the lowest of the upper half; the line break is a character too
         "xx→x␛", "██▅█▅",  # a tab as one column, ESC as its picture: no control codes reach the terminal
     ]
@@ -297,6 +297,19 @@ def test_unknown_characters_warn_once_and_are_skipped(planted):
     assert r.exit_code == 1 and r.stderr.splitlines() == [
         "warning: the text: 2 of 2 characters (100.0%) are not in the model's vocabulary and were skipped: '☃'",
         "charrnn: error: nothing to inspect: the text has no symbol the model knows"]
+
+
+def test_unknown_characters_are_shown_where_they_stand_and_marked(planted, tmp_path):
+    """The text is shown whole: a symbol the model never saw keeps its place, grey, with × for a
+    value (it was dropped from the display, so the picture did not match the text)."""
+    r = run("a☃x☃", "--checkpoint", planted, "--layer", "0", "--unit", "1")
+    assert r.exit_code == 0
+    lines = r.stderr.splitlines()
+    assert lines[-2:][0] == "a☃x☃" and lines[-1][1] == "×" and lines[-1][3] == "×" and "×" not in lines[-1][::2]
+    r = run("a☃x", "--checkpoint", planted, "--layer", "0", "--unit", "1", "--html", str(tmp_path / "u.html"))
+    page = (tmp_path / "u.html").read_text()
+    assert page.count('title="not in the model&#x27;s vocabulary">☃</span>') == 1 or \
+        page.count('title="not in the model\'s vocabulary">☃</span>') == 1
 
 
 def test_a_word_level_model_is_coloured_but_find_is_refused(tmp_path):

@@ -20,6 +20,7 @@ from charrnn.cli.common import input_name, read_inputs, report_console, warn_unk
 from charrnn.cli.options import option, options
 from charrnn.ui.paint import FEATURE_TITLES, page, painted, legend_text, plain, plain_legend
 from charrnn.errors import CharrnnError
+from charrnn.text.decode import lf
 
 EXCERPT_LINES, EXCERPT_CHARS = 4, 320
 
@@ -74,10 +75,10 @@ def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, fin
     if find and b.vocab.level != "char":
         raise click.UsageError("--find needs a character-level model (this one reads words); "
                                "show one unit with --layer and --unit instead")
-    text = text if file is None else _read_text(file, errors)
-    ids, shown = _encode(b.vocab, text)
+    text = lf(text if file is None else _read_text(file, errors))  # as the model reads line breaks
+    ids, owner = _encode(b.vocab, text)
     values = activations.select(activations.run(b.params, cfg, ids), state)  # (L,T,H)
-    view = View(path, b, state, ids, shown, values)
+    view = View(path, b, state, ids, text, owner, values)
     if find:
         _find(view, layer, top, html_path, as_json)
     else:
@@ -93,27 +94,31 @@ def _read_text(file, errors):
 
 
 def _encode(vocab, text):
-    """(ids (T,), the text the model reads): unknown symbols dropped with one warning."""
-    ids, unknown = vocab.encode_known(text)
+    """(ids (T,), owner (N,)): what the model reads (Vocab.read), unknown symbols with one warning
+    (they are shown, marked, but have no value)."""
+    ids, owner = vocab.read(text)
+    _, unknown = vocab.encode_known(text)
     warn_unknown(vocab, ids, unknown, "the text", text)
     if len(ids) == 0:
         raise CharrnnError("nothing to inspect: the text has no symbol the model knows")
-    return ids, vocab.decode(ids)
+    return ids, owner
 
 
 class View:
-    """The inspected text with its values, and how to describe them."""
+    """The inspected text with its values, and how to describe them: ``owner`` (N,) maps each
+    character of ``text`` to its token among ``ids`` (-1: a symbol the model cannot read)."""
 
-    def __init__(self, path, b, state, ids, text, values):
+    def __init__(self, path, b, state, ids, text, owner, values):
         self.path, self.b, self.state, self.ids, self.text, self.values = path, b, state, ids, text, values
-        lengths = np.array([len(b.vocab.tokens[i]) for i in ids]) if b.vocab.level == "word" else None
-        self.lengths = lengths  # (T,) characters per token at word level, None at char level
+        self.owner, self.read = owner, owner >= 0
         self.lim = _scale(values)  # one colour scale for every unit shown
 
     def per_char(self, layer, unit):
-        """(N,) the unit's value at each character of the text (a word's value on all its characters)."""
-        v = self.values[layer, :, unit].astype(np.float64)  # (T,)
-        return v if self.lengths is None else np.repeat(v, self.lengths)
+        """(N,) the unit's value at each character of the text (a word's value on all its
+        characters), NaN at one the model cannot read."""
+        out = np.full(len(self.text), np.nan)  # (N,)
+        out[self.read] = self.values[layer, self.owner[self.read], unit]
+        return out
 
     def label(self, layer, unit):
         return f"layer {layer}, unit {unit} ({'tanh(c)' if self.state == 'c' else 'h'})"
@@ -154,9 +159,9 @@ def _show(view, layer, unit, html_path, as_json):
 # --------------------------------------------------------------------------- find
 
 def _find(view, layer, top, html_path, as_json):
-    feats = activations.features(view.text)
+    feats = activations.features(view.text)  # of the whole text; ranked where the model reads it
     layers = list(range(view.b.cfg.layers)) if layer is None else [layer]
-    ranking = activations.rank(view.values, feats, top=top, layers=layers)
+    ranking = activations.rank(view.values, {k: f[view.read] for k, f in feats.items()}, top=top, layers=layers)
     if as_json:
         click.echo(json.dumps({"checkpoint": view.path, "model": view.b.cfg.to_json(), "state": view.state,
                                "layers": layers, "characters": len(view.text), "features": ranking}))

@@ -26,12 +26,12 @@ from tqdm import tqdm
 from charrnn.store import atomic
 from charrnn.errors import BadBytes, CorpusError
 from charrnn.text.vocab import Vocab, char_vocab, seen_codepoints, word_chunks, word_counts, word_vocab
-from charrnn.text.decode import StreamDecoder, check_nul
+from charrnn.text.decode import LineBreaks, StreamDecoder, check_nul
 from charrnn.text.sources import Sources
 
 tqdm.monitor_interval = 0  # no monitor thread: train forks its workers (training/workers.py)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: CRLF line breaks read as "\n" (text/decode.py)
 
 
 # ----------------------------------------------------------------------------- corpus
@@ -45,6 +45,7 @@ class Corpus:
     vocab: Vocab
     sha256: str
     n_chars: int
+    crlf: int = 0  # CRLF line breaks in the input, read as "\n"
 
 
 def load_corpus(
@@ -92,21 +93,22 @@ def _load(src: Sources, level: str, max_vocab: int | None, errors: str, cache_di
         hit = _load_cached(base, meta)
         if hit is not None:
             return hit
+    breaks = LineBreaks()
     if level == "char":
-        vocab, n_chars, n_tokens, pieces = _encode_chars(src, errors, progress)
+        vocab, n_chars, n_tokens, pieces = _encode_chars(src, errors, progress, breaks)
     else:
-        vocab, n_chars, n_tokens, pieces = _encode_words(src, max_vocab, errors, progress)
+        vocab, n_chars, n_tokens, pieces = _encode_words(src, max_vocab, errors, progress, breaks)
     tokens = None
     if base is not None:
-        tokens = _write_cache(base, dict(meta, vocab=vocab.to_json(), n_tokens=n_tokens, n_chars=n_chars),
-                              lambda: _same_input(pieces(), src, sha))
+        info = dict(meta, vocab=vocab.to_json(), n_tokens=n_tokens, n_chars=n_chars, crlf=breaks.crlf)
+        tokens = _write_cache(base, info, lambda: _same_input(pieces(), src, sha))
     if tokens is None:  # no cache, or it could not be written (caching is only a speed-up)
         tokens = np.empty(n_tokens, dtype=np.int32)
         pos = 0
         for ids in _same_input(pieces(), src, sha):
             tokens[pos : pos + len(ids)] = ids
             pos += len(ids)
-    return Corpus(tokens=tokens, vocab=vocab, sha256=sha, n_chars=n_chars)
+    return Corpus(tokens=tokens, vocab=vocab, sha256=sha, n_chars=n_chars, crlf=breaks.crlf)
 
 
 def _bar(total: int, desc: str, progress: bool, unit: str = "B"):
@@ -150,16 +152,17 @@ def _same_input(pieces, src: Sources, sha: str):
         raise CorpusError(f"{names}: changed while it was being read; try again")
 
 
-def _decoded(chunks, errors: str) -> Iterator[tuple[int, str]]:
-    """(bytes read so far, text) for each chunk of a byte stream, decoded exactly."""
-    dec, done = StreamDecoder(errors), 0
+def _decoded(chunks, errors: str, breaks: LineBreaks | None = None) -> Iterator[tuple[int, str]]:
+    """(bytes read so far, text) for each chunk of a byte stream, decoded exactly, its CRLF line
+    breaks read as "\n" (counted in ``breaks``)."""
+    dec, done, breaks = StreamDecoder(errors), 0, breaks or LineBreaks()
     for chunk in chunks:
         done += len(chunk)
-        text = dec.decode(chunk)
+        text = breaks.feed(dec.decode(chunk))
         del chunk
         yield done, text
         del text
-    yield done, dec.decode(b"", final=True)
+    yield done, breaks.feed(dec.decode(b"", final=True), final=True)
 
 
 class _Pieces:
@@ -188,14 +191,14 @@ class _Pieces:
 _ENCODE_CHARS = 1 << 18  # code points encoded at a time (1 MB of ids)
 
 
-def _encode_chars(src: Sources, errors: str, progress: bool):
+def _encode_chars(src: Sources, errors: str, progress: bool, breaks: LineBreaks):
     """Vocabulary pass, then a lazy encoding pass: only one chunk of the input is held at a
     time. Returns (vocab, n_chars, n_tokens, pieces) where pieces() iterates over the
     int32 id pieces (reading the input afresh on each call; ``pieces().sha`` is the sha256
     of what the last full iteration read)."""
     seen, n_chars, done = None, 0, 0
     with _bar(src.size, "vocabulary", progress) as bar:
-        for end, text in _decoded(src.chunks(), errors):
+        for end, text in _decoded(src.chunks(), errors, breaks):
             for i in range(0, len(text), _ENCODE_CHARS):  # no copy of the whole piece
                 seen = seen_codepoints(text[i : i + _ENCODE_CHARS], seen)
             n_chars += len(text)
@@ -208,10 +211,10 @@ def _encode_chars(src: Sources, errors: str, progress: bool):
     return vocab, n_chars, n_chars, _Pieces(src, errors, vocab.encode, progress, src.size)
 
 
-def _encode_words(src: Sources, max_vocab, errors: str, progress: bool):
+def _encode_words(src: Sources, max_vocab, errors: str, progress: bool, breaks: LineBreaks):
     """Word level holds the decoded text and its ids in memory, tokenising in pieces."""
     chunks = _Hashed(src)
-    text = "".join(text for _, text in _decoded(chunks, errors))
+    text = "".join(text for _, text in _decoded(chunks, errors, breaks))
     if not text:
         raise CorpusError("the corpus is empty")
     counts = Counter()
@@ -257,7 +260,9 @@ def _load_cached(base: str, meta: dict) -> Corpus | None:
         tokens = _map_tokens(base + ".tokens.int32", n_tokens)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return Corpus(tokens=tokens, vocab=vocab, sha256=meta["sha256"], n_chars=n_chars)
+    crlf = info.get("crlf", 0)
+    return Corpus(tokens=tokens, vocab=vocab, sha256=meta["sha256"], n_chars=n_chars,
+                  crlf=crlf if isinstance(crlf, int) else 0)
 
 
 def _ids_in_range(path: str, n_vocab: int, chunk: int = 1 << 20) -> bool:

@@ -1,9 +1,12 @@
 """Bytes -> text: strict UTF-8 with exact byte offsets in every error, a leading byte-order
-mark dropped, CRLF kept, NUL bytes refused as binary.
+mark dropped, NUL bytes refused as binary; and the one rule for line breaks.
 
 Pure: the standard library only, never prints, never touches files. A whole input is
 ``decode_bytes``; a stream fed in pieces cut anywhere (text/corpus.py reads files in chunks)
-is ``StreamDecoder``, which gives exactly the same text and the same error offsets.
+is ``StreamDecoder``, which gives exactly the same text and the same error offsets. Both
+keep the text as it is; ``LineBreaks`` and ``lf`` are where text meets a model: a model reads
+a CRLF line break as "\n", so a Windows file and its LF twin train the same model and score
+the same, and `--stop $'\n\n'` finds its blank line in both (a lone "\r" stays).
 """
 import codecs
 
@@ -61,6 +64,28 @@ class StreamDecoder:
             raise BadBytes("invalid UTF-8", off, UTF8_ADVICE) from None
         self.consumed += len(data)
         return text
+
+
+def lf(text: str) -> str:
+    """``text`` with every CRLF line break as "\n" (what a model reads)."""
+    return text.replace("\r\n", "\n")
+
+
+class LineBreaks:
+    """``lf`` for a text fed in pieces cut anywhere, even between the "\r" and the "\n" of one
+    line break; ``crlf`` counts the breaks it turned."""
+
+    def __init__(self):
+        self.pending, self.crlf = "", 0
+
+    def feed(self, text: str, final: bool = False) -> str:
+        text = self.pending + text
+        self.pending = ""
+        if text.endswith("\r") and not final:  # its "\n" may open the next piece
+            text, self.pending = text[:-1], "\r"
+        n = text.count("\r\n")
+        self.crlf += n
+        return text.replace("\r\n", "\n") if n else text
 
 
 def decode_bytes(data: bytes, errors: str = "strict", *, name: str | None = None,

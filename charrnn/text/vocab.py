@@ -161,6 +161,26 @@ class Vocab:
                 found[tok] = found.get(tok, 0) + 1
         return found
 
+    def read(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, owner): what the model reads of ``text`` (as encode_known), and for each
+        character of the text the index into ids of the token it belongs to, -1 where the
+        model cannot read it (a symbol it never saw)."""
+        if self.level == "char":
+            ids, known = [], []
+            for _, part, k in self._char_chunks(text):
+                ids.append(part[k])
+                known.append(k)
+            known = np.concatenate(known) if known else np.zeros(0, dtype=bool)
+            owner = np.where(known, np.cumsum(known) - 1, -1)
+            return _joined(ids), owner
+        index, unk, ids, owner = self._index, self.unk, [], []
+        for tok in split_words(text):
+            i = index.get(tok, unk)
+            owner.append(np.full(len(tok), -1 if i is None else len(ids)))
+            if i is not None:
+                ids.append(i)
+        return np.array(ids, dtype=np.int32), (np.concatenate(owner) if owner else np.zeros(0, dtype=np.int64))
+
     def describe_unknown(self, ids, unknown: dict[str, int], what: str, text: str | None = None) -> list[str]:
         """What ``encode_known`` dropped from ``what`` (``ids`` are what it kept), as one line
         each: how many occurrences of how many, and which; with the ``text``, a second for the

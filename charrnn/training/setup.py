@@ -76,6 +76,8 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
                              progress=progress and sources.size > PROGRESS_BYTES)
     finally:
         sources.close()  # the stdin spool, if any: training needs only the (memory-mapped) tokens
+    if corpus.crlf and not o.get("quiet"):
+        notify(f"note: the corpus's {corpus.crlf:,} CRLF line breaks are read as \\n, as every line break is")
     if resume is not None:
         if resume.corpus.get("sha256") != corpus.sha256 and not o.get("force"):
             what = f"{', '.join(paths)} changed since the run was trained on it" if recorded else \

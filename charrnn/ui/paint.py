@@ -23,10 +23,18 @@ FEATURE_TITLES = {"inside_quotes": "inside quotes", "inside_brackets": "inside b
 
 # --------------------------------------------------------------------------- colours
 
+UNREAD_RGB = (190, 190, 190)  # a character the model cannot read (not in its vocabulary): no value
+UNREAD_MARK = "×"
+
+
 def colours(x, lim):
-    """(N,3) uint8 RGB for values x (N,) on the diverging scale [-lim, lim]."""
-    t = np.clip(np.asarray(x, dtype=np.float64) / lim, -1.0, 1.0)
-    return np.stack([np.interp(t, STOPS, RGB[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
+    """(N,3) uint8 RGB for values x (N,) on the diverging scale [-lim, lim]; NaN (a character
+    the model cannot read) is grey."""
+    x = np.asarray(x, dtype=np.float64)
+    t = np.clip(np.nan_to_num(x) / lim, -1.0, 1.0)
+    rgb = np.stack([np.interp(t, STOPS, RGB[:, k]) for k in range(3)], axis=1)
+    rgb[np.isnan(x)] = UNREAD_RGB
+    return rgb.round().astype(np.uint8)
 
 
 def _hex(rgb):
@@ -93,13 +101,15 @@ def legend_text(lim):
 
 
 def plain_legend(lim):
-    return f"values: {SPARK[0]} {-lim:+g} ... {SPARK[-1]} {lim:+g} (↵ marks a line break)"
+    return (f"values: {SPARK[0]} {-lim:+g} ... {SPARK[-1]} {lim:+g} (↵ marks a line break, {UNREAD_MARK} a "
+            f"character the model cannot read)")
 
 
 def spark(vals, lim):
-    """One of ▁▂▃▄▅▆▇█ per value on [-lim, lim]."""
-    q = np.clip(np.floor((np.asarray(vals) / lim + 1.0) / 2.0 * len(SPARK)), 0, len(SPARK) - 1).astype(int)
-    return "".join(SPARK[k] for k in q)
+    """One of ▁▂▃▄▅▆▇█ per value on [-lim, lim]; × where there is none (NaN)."""
+    v = np.asarray(vals, dtype=np.float64)
+    q = np.clip(np.floor((np.nan_to_num(v) / lim + 1.0) / 2.0 * len(SPARK)), 0, len(SPARK) - 1).astype(int)
+    return "".join(UNREAD_MARK if np.isnan(x) else SPARK[k] for k, x in zip(q, v))
 
 
 def plain(text, vals, lim, width=PLAIN_WIDTH):
@@ -164,7 +174,8 @@ def html_spans(text, vals, lim):
     for ch, c, v in zip(text, rgb, np.asarray(vals).tolist()):
         style = f"background:{_hex(c)}" + (";color:#fff" if _dark(c) else "")
         cls = ' class="nl"' if ch == "\n" else ""
-        out.append(f'<span{cls} style="{style}" title="{v:+.3f}">{html.escape(glyph(ch, html_safe=True))}</span>')
+        title = "not in the model's vocabulary" if v != v else f"{v:+.3f}"  # v != v: NaN
+        out.append(f'<span{cls} style="{style}" title="{title}">{html.escape(glyph(ch, html_safe=True))}</span>')
     return "".join(out)
 
 
