@@ -262,6 +262,9 @@ def _check_sampling(length, temperature, top_k, top_p, argmax, stop, seed, beam)
         raise UsageError(f"top_k must be a whole number, 0 or more, not {top_k!r}")
     if not (0 < top_p <= 1):
         raise UsageError(f"top_p must be in (0, 1], not {top_p!r}")
+    if argmax and (temperature != 1.0 or top_k or top_p < 1.0 or seed is not None or beam):
+        raise UsageError("argmax takes the most likely token every time: temperature, top_k, top_p, seed and "
+                         "beam do not apply")
     if beam is not None:
         if not (isinstance(beam, int) and beam >= 1):
             raise UsageError(f"beam must be a whole number, 1 or more, not {beam!r}")

@@ -394,6 +394,17 @@ def test_errors_replace_goes_on(work):
     (["frobnicate"], 2, "charrnn: error: No such command 'frobnicate'."),
     (["train", "corpus.txt", "--seed", "-1"], 2, "charrnn: error: Invalid value for '--seed'"),
     (["sample", "--seed", "-1"], 2, "charrnn: error: Invalid value for '--seed'"),
+    # options the chosen cell or mode has no use for are refused, not silently dropped
+    (["train", "corpus.txt", "--activation", "relu"], 2,
+     "charrnn: error: --activation applies to --cell rnn only (an lstm's gates have their own nonlinearities)"),
+    (["train", "corpus.txt", "--cell", "gru", "--forget-bias", "1"], 2,
+     "charrnn: error: --forget-bias applies to --cell lstm only (a gru has no forget gate)"),
+    (["classify", "train", "corpus.txt", "--cell", "rnn", "--forget-bias", "1"], 2,
+     "charrnn: error: --forget-bias applies to --cell lstm only (an rnn has no forget gate)"),
+    (["sample", "--argmax", "--temp", "0.5", "--seed", "1"], 2,
+     "charrnn: error: --argmax cannot be combined with --temp, --seed: it takes the most likely token every time, "
+     "so nothing is drawn and every sample is the same"),
+    (["sample", "--argmax", "--num-samples", "2"], 2, "charrnn: error: --argmax cannot be combined with --num-samples"),
 ])
 def test_usage_and_runtime_errors_are_one_line(work, args, code, needle):
     r = charrnn(*args, work=work)
@@ -537,3 +548,12 @@ def test_checkpoint_dir_env_and_option(work, monkeypatch):
     assert run("train", "corpus.txt", "--steps", "2", *SMALL).exit_code == 0
     assert (work / "elsewhere" / "corpus" / "latest.ckpt").exists()
     assert rundir.resolve_checkpoint(None, str(work / "elsewhere")).endswith("best.ckpt")
+
+
+def test_more_threads_than_cores_are_capped_with_a_warning(work):
+    from charrnn.training.config import cores
+    n = cores()
+    r = run("train", "corpus.txt", "--steps", "2", "--threads", str(n + 62), *SMALL[:-1])
+    assert r.exit_code == 0, r.output
+    assert f"warning: --threads {n + 62} is more than the {n} cores here; using {n}\n" in r.stderr
+    assert schema.load(str(work / "checkpoints" / "corpus" / "latest.ckpt")).train.threads == n

@@ -40,14 +40,16 @@ def classify():
                   seed=dict(help="Seeds the initialisation, the split, the batches and dropout: same seed, "
                                  "same model."))
 @options("log", "quiet")
-def train(data, **o):
+@click.pass_context
+def train(ctx, data, **o):
     """Learn to label texts from DATA: lines of label<TAB>text (- = stdin)."""
     from charrnn.training import setup
     from charrnn.training.classify import ClassifierTask
     from charrnn.training.loop import Loop, Stop
     from charrnn.ui import progress
 
-    p = setup.prepare_classifier(o, data.read(), input_name(data), lambda line: click.echo(line, err=True))
+    given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    p = setup.prepare_classifier(o, data.read(), input_name(data), lambda line: click.echo(line, err=True), given)
     reporter = progress.make_reporter(o["quiet"])
     stop = Stop()
     with p.run.lock():

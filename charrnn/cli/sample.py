@@ -42,6 +42,13 @@ def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, threads, **o):
         raise UsageError("give --prime or --prime-file, not both")
     if o["beam"] and o["length"] == 0:
         raise UsageError("--beam needs a --length above 0")
+    if o["argmax"]:  # the most likely token every time: nothing is drawn, every sample is the same
+        on = [("--temp", o["temp"] != 1.0), ("--top-k", o["top_k"]), ("--top-p", o["top_p"] < 1.0),
+              ("--seed", o["seed"] is not None), ("--num-samples", num_samples > 1), ("--beam", o["beam"])]
+        ignored = [name for name, used in on if used]
+        if ignored:
+            raise UsageError(f"--argmax cannot be combined with {', '.join(ignored)}: it takes the most likely "
+                             f"token every time, so nothing is drawn and every sample is the same")
     if o["beam"]:  # beam search is deterministic and keeps its beams to the end: these would do nothing
         on = [("--temp", o["temp"] != 1.0), ("--top-k", o["top_k"]), ("--top-p", o["top_p"] < 1.0),
               ("--argmax", o["argmax"]), ("--seed", o["seed"] is not None), ("--stop", o["stop_text"]),
@@ -59,7 +66,8 @@ def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, threads, **o):
             if threads and threads > 1 and not applied:
                 click.echo("charrnn: warning: --threads has no effect here (numpy's BLAS is not an OpenBLAS "
                            "whose thread count can be set)", err=True)
-            _write(m, prime or "", num_samples, np.random.default_rng(o.pop("seed")), **o)
+            seed = o.pop("seed")
+            _write(m, prime or "", num_samples, None if o["argmax"] or o["beam"] else np.random.default_rng(seed), **o)
 
 
 def _load(ckpt, checkpoint_dir):
@@ -75,7 +83,7 @@ def _write(m, prime, num_samples, rng, temp, top_k, top_p, argmax, length, stop_
         if n:
             out.write(b"\n")
         text = ""
-        for piece in m.stream(prime, length, temp, top_k, top_p, argmax, stop_text, None if beam else rng, beam):
+        for piece in m.stream(prime, length, temp, top_k, top_p, argmax, stop_text, rng, beam):
             out.write(piece.encode("utf-8"))
             out.flush()
             text = (text + piece)[-2:]  # enough to know how the sample ended

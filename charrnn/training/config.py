@@ -17,13 +17,17 @@ CLASSIFY_MODEL = dict(cell="lstm", activation="tanh", layers=1, hidden=128, embe
                       forget_bias=1.0, bidirectional=False)
 
 
+def cores():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def default_threads(batch):
     """One worker per available core, at most 4 and at most one per stream."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores, batch))
+    return max(1, min(4, cores(), batch))
 
 
 @dataclass(frozen=True)

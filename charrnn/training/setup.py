@@ -20,7 +20,7 @@ from charrnn.store.container import MAGIC
 from charrnn.store.rundir import RunDir
 from charrnn.text.corpus import load_corpus
 from charrnn.text.sources import Sources, default_cache_dir
-from charrnn.training.config import CLASSIFY_MODEL, LM_MODEL, ClassifyConfig, TrainConfig, default_threads
+from charrnn.training.config import CLASSIFY_MODEL, LM_MODEL, ClassifyConfig, TrainConfig, cores, default_threads
 
 PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
 MODEL_OPTIONS = ("cell", "activation", "layers", "hidden", "embed", "dropout", "forget_bias")
@@ -53,6 +53,8 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
     if o.get("bidirectional"):
         raise UsageError("a bidirectional language model would see the future it must predict; "
                          "bidirectional layers are for `charrnn classify`")
+    if o.get("resume") is None:
+        refuse_ignored(o, given)
     recorded = not paths and data is None and o.get("resume") is not None
     if recorded:  # `train --resume` alone: the run's own corpus, as its checkpoint records it
         if o["resume"]:
@@ -65,7 +67,7 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
     try:
         run = RunDir(os.path.join(o["checkpoint_dir"], checked_run_name(o.get("name"), paths)))
         resume = load_resume(o, run) if o.get("resume") is not None else None
-        tcfg = train_config(o, resume, given)
+        tcfg = train_config(o, resume, given, notify)
         if resume is not None and tcfg.steps is not None and resume.step >= tcfg.steps:
             return Prepared(run, resume=resume, done=f"nothing to train: {run.path} is at step {resume.step:,}, "
                             f"and --steps {tcfg.steps:,} is the run's total; give a larger --steps to go on")
@@ -172,9 +174,10 @@ class PreparedClassifier:
     vocab: object
 
 
-def prepare_classifier(o, data, name, notify=lambda line: None):
+def prepare_classifier(o, data, name, notify=lambda line: None, given=()):
     """From `charrnn classify train`'s options and the bytes of its label<TAB>text file."""
     from charrnn.text import labeled
+    refuse_ignored(o, given, CLASSIFY_MODEL)
     labels, texts = labeled.parse_tsv(data, o["errors"], name)
     names, y = labeled.label_index(labels)
     ccfg = ClassifyConfig(**{f.name: o[f.name] for f in fields(ClassifyConfig) if f.name in o})
@@ -266,9 +269,31 @@ def _earlier_good(run, bad):
     return None
 
 
-def train_config(o, resume, given):
+def refuse_ignored(o, given, model=LM_MODEL):
+    """An option the chosen cell has no use for is a usage error, not silently dropped."""
+    cell = o.get("cell") or model["cell"]
+    if "activation" in given and cell != "rnn":
+        raise UsageError(f"--activation applies to --cell rnn only (an {cell}'s gates have their own "
+                         f"nonlinearities)")
+    if "forget_bias" in given and cell != "lstm":
+        raise UsageError(f"--forget-bias applies to --cell lstm only (a{'n' if cell == 'rnn' else ''} {cell} "
+                         f"has no forget gate)")
+
+
+def capped_threads(threads, notify):
+    """--threads at most one worker per core: 32 workers on 2 cores ran 5x slower."""
+    n = cores()
+    if threads > n:
+        notify(f"warning: --threads {threads} is more than the {n} cores here; using {n}")
+        return n
+    return threads
+
+
+def train_config(o, resume, given, notify=lambda line: None):
     """The recipe: the options, or on resume the checkpoint's recipe except what is given."""
     keys = [f.name for f in fields(TrainConfig)]
+    if "threads" in given:
+        o = dict(o, threads=capped_threads(o["threads"], notify))
     if resume is not None:
         base = resume.train.to_json()
         for k in {"level", "max_vocab", "errors", "optimizer"} & given:
