@@ -23,7 +23,7 @@ class CheckpointError(CharrnnError):
 
 class BadBytes(CorpusError):
     """Bytes that are not text: "<problem> at byte offset <offset><advice>", the offset into the
-    bytes read. ``at`` names the file (with the offset within it); ``without_advice`` drops the
+    bytes read. ``at`` names the file (with the offset within it); ``with_advice`` gives other
     advice, for a command that lacks the option it names."""
 
     def __init__(self, problem, offset, advice=""):
@@ -31,10 +31,13 @@ class BadBytes(CorpusError):
         super().__init__(f"{problem} at byte offset {offset}{advice}")
 
     def at(self, name, offset=None):
-        return BadBytes(f"{name}: {self.problem}", self.offset if offset is None else offset, self.advice)
+        """Named after its file; an advice's FILE becomes the file's name (quoted for a shell)."""
+        import shlex
+        return BadBytes(f"{name}: {self.problem}", self.offset if offset is None else offset,
+                        self.advice.replace("FILE", shlex.quote(name)))
 
-    def without_advice(self):
-        return BadBytes(self.problem, self.offset)
+    def with_advice(self, advice):
+        return BadBytes(self.problem, self.offset, advice)
 
 
 class CharrnnWarning(UserWarning):

@@ -227,10 +227,10 @@ def test_same_seed_same_bytes_and_prime_is_echoed(trained):
 
 
 def test_argmax_is_deterministic_and_tiny_temperature_equals_it(trained):
-    a = run("sample", "--argmax", "--length", "60", "--seed", "1").stdout
-    b = run("sample", "--argmax", "--length", "60", "--seed", "2").stdout
+    a = run("sample", "--argmax", "--length", "60").stdout
+    b = run("sample", "--argmax", "--length", "60").stdout
     c = run("sample", "--temp", "1e-30", "--length", "60", "--seed", "3").stdout
-    assert a == b == c
+    assert a == b == c and len(a) >= 60
 
 
 def test_unknown_prime_characters_warn_and_are_skipped(trained):
@@ -272,7 +272,9 @@ def test_beam_search_gives_the_most_likely_continuation(trained):
 def test_a_bad_prime_file_is_named_without_advising_an_option_sample_lacks(trained):
     (trained / "bad.txt").write_bytes(b"ab\xffcd")
     r = run("sample", "--prime-file", "bad.txt")
-    assert r.exit_code == 1 and r.stderr == "charrnn: error: bad.txt: invalid UTF-8 at byte offset 2\n"
+    assert r.exit_code == 1 and r.stderr == ("charrnn: error: bad.txt: invalid UTF-8 at byte offset 2; if it is "
+                                             "Latin-1 or Windows-1252 text, convert it first: iconv -f "
+                                             "WINDOWS-1252 -t UTF-8\n")  # sample has no --errors
 
 
 def test_beam_refuses_the_options_it_would_ignore(trained):
@@ -328,8 +330,14 @@ def test_a_trained_model_scores_its_own_kind_of_text_better_than_noise(trained):
 
 @pytest.mark.parametrize("content,message", [
     (b"", "charrnn: error: the corpus is empty"),
-    (b"ab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 2; use --errors replace to decode it anyway"),
-    (b"\xef\xbb\xbfab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 5; use --errors replace to decode it anyway"),
+    (b"ab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 2; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8, or use --errors replace to decode it anyway"),
+    (b"\xef\xbb\xbfab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 5; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8, or use --errors replace to decode it anyway"),
+    ("text in UTF-16".encode("utf-16"), "charrnn: error: bad.txt: NUL byte at byte offset 3: this looks like UTF-16 "
+                                        "text; convert it to UTF-8 first, e.g. iconv -f UTF-16 -t UTF-8 bad.txt > "
+                                        "bad.txt.utf8"),
+    ("sans BOM".encode("utf-16-le"), "charrnn: error: bad.txt: NUL byte at byte offset 1: this looks like UTF-16 "
+                                     "text; convert it to UTF-8 first, e.g. iconv -f UTF-16 -t UTF-8 bad.txt > "
+                                     "bad.txt.utf8"),
     (b"text\x00more", "charrnn: error: bad.txt: NUL byte at byte offset 4: this looks like a binary file, not text"),
     (b"tiny", "charrnn: error: the corpus has 4 tokens, too few for one window of --batch 32 x --seq-len 100 (+1); "
               "use a smaller --batch or --seq-len"),

@@ -27,7 +27,7 @@ ANY_TEXT = st.lists(
 def test_invalid_utf8_names_exact_offset():
     with pytest.raises(CorpusError) as e:
         decode_bytes(b"ab\xffcd")
-    assert str(e.value) == "invalid UTF-8 at byte offset 2; use --errors replace to decode it anyway"
+    assert str(e.value) == "invalid UTF-8 at byte offset 2; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8, or use --errors replace to decode it anyway"
 
 
 def test_invalid_utf8_offset_counts_the_bom():

@@ -15,7 +15,11 @@ from charrnn.errors import BadBytes
 BOM = b"\xef\xbb\xbf"
 ERRORS = ("strict", "replace")
 NUL_ADVICE = ": this looks like a binary file, not text"
-UTF8_ADVICE = "; use --errors replace to decode it anyway"
+UTF16_ADVICE = (": this looks like UTF-16 text; convert it to UTF-8 first, e.g. iconv -f UTF-16 -t UTF-8 FILE > "
+                "FILE.utf8")
+CONVERT_ADVICE = "; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8"
+UTF8_ADVICE = CONVERT_ADVICE + ", or use --errors replace to decode it anyway"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def _check_errors(errors: str) -> None:
@@ -24,10 +28,19 @@ def _check_errors(errors: str) -> None:
 
 
 def check_nul(data: bytes, offset: int = 0) -> None:
-    """BadBytes at the first NUL byte of ``data`` (``offset``: where data starts in its input)."""
+    """BadBytes at the first NUL byte of ``data`` (``offset``: where data starts in its input),
+    advising a conversion where the input starts like UTF-16 text, else calling it binary."""
     at = data.find(b"\0")
     if at >= 0:
-        raise BadBytes("NUL byte", offset + at, NUL_ADVICE)
+        raise BadBytes("NUL byte", offset + at, UTF16_ADVICE if offset == 0 and looks_utf16(data) else NUL_ADVICE)
+
+
+def looks_utf16(head: bytes) -> bool:
+    """A UTF-16 byte-order mark, or text whose every other byte is NUL (UTF-16 without one)."""
+    if head.startswith(UTF16_BOMS):
+        return True
+    sample = head[:4096]
+    return len(sample) >= 8 and max(sample[0::2].count(0), sample[1::2].count(0)) >= 0.4 * len(sample) / 2
 
 
 class StreamDecoder:
@@ -107,8 +120,8 @@ def decode_bytes(data: bytes, errors: str = "strict", *, name: str | None = None
             raise BadBytes("invalid UTF-8", start + err.start, UTF8_ADVICE) from None
     except BadBytes as e:
         located = e if name is None else e.at(name)
-        if e.advice == UTF8_ADVICE and not errors_option:
-            located = located.without_advice()
+        if e.advice == UTF8_ADVICE and not errors_option:  # a command without --errors: not that advice
+            located = located.with_advice(CONVERT_ADVICE)
         if located is e:
             raise
         raise located from None
