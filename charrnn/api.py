@@ -93,7 +93,8 @@ class Model:
              "params": core_model.num_params(ck.params), "step": ck.step, "epoch": ck.epoch,
              "val_loss": ck.metrics.get("val_loss"), "best_val_loss": ck.metrics.get("best_val_loss"),
              "vocab_size": len(ck.vocab), "level": ck.vocab.level, "corpus_sha256": ck.corpus.get("sha256"),
-             "charrnn": ck.version}
+             "corpus_tokens": ck.corpus.get("tokens"), "corpus_paths": ck.corpus.get("paths"),
+             "saved_at": _iso(ck.saved_at), "charrnn": ck.version}
         if ck.kind == "classifier":
             d.update(labels=list(ck.labels), val_acc=ck.metrics.get("val_acc"),
                      classify=None if ck.classify is None else ck.classify.to_json())
@@ -251,6 +252,14 @@ class Model:
     def _warn(lines):
         for line in lines:
             warnings.warn(line, CharrnnWarning, stacklevel=3)
+
+
+def _iso(seconds):
+    """2026-12-03T07:01:22Z, or None."""
+    if seconds is None:
+        return None
+    import datetime
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_sampling(length, temperature, top_k, top_p, argmax, stop, seed, beam):

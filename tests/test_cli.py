@@ -261,6 +261,34 @@ def test_stop_and_num_samples(trained):
     assert len(samples) == 3 and r.stdout == "\n\n".join(samples)
 
 
+def test_a_separator_tells_samples_apart_even_when_they_end_in_a_blank_line(trained):
+    """With --stop $'\\n\\n' a sample ends in a blank line, as the blank line between samples does."""
+    r = run("sample", "--num-samples", "3", "--length", "0", "--stop", ".", "--seed", "5", "--prime", "red",
+            "--separator", "---\n")
+    samples = re.findall(r"red[^.]*\.", r.stdout)
+    assert r.exit_code == 0 and r.stdout == "\n---\n".join(samples)
+    r = run("sample", "--num-samples", "2", "--length", "8", "--seed", "5", "--separator", "\0")
+    assert r.stdout.count("\0") == 1 and all(part.endswith("\n") for part in r.stdout.split("\0")[:1])
+
+
+def test_checkpoint_paths_complete_in_the_shell(trained, monkeypatch):
+    monkeypatch.setenv("_CHARRNN_COMPLETE", "bash_complete")
+    monkeypatch.setenv("COMP_WORDS", "charrnn sample --checkpoint chec")
+    monkeypatch.setenv("COMP_CWORD", "3")
+    r = CliRunner().invoke(cli, [], prog_name="charrnn")
+    assert r.output.strip() == "file,chec"  # bash then completes the path itself
+
+
+def test_info_names_the_corpus_files_and_when_it_was_saved(trained):
+    r = run("info")
+    assert r.exit_code == 0
+    assert re.search(rf"^corpus       {re.escape(str(trained / 'corpus.txt'))} \([\d,]+ tokens, sha256 [0-9a-f]{{12}}…\)$",
+                     r.stdout, re.M), r.stdout
+    assert re.search(r"^saved        20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC by charrnn \d", r.stdout, re.M)
+    d = json.loads(run("info", "--json").stdout)
+    assert d["corpus_paths"] == [str(trained / "corpus.txt")] and d["saved_at"].endswith("Z")
+
+
 def test_beam_search_gives_the_most_likely_continuation(trained):
     r = run("sample", "--beam", "4", "--length", "20", "--prime", "red")
     g = run("sample", "--beam", "1", "--length", "20", "--prime", "red")

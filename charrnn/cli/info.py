@@ -38,6 +38,13 @@ def info(path, checkpoint_dir, as_json):
     if t:
         lines.append(f"training     {t['optimizer']} lr {t['lr']:g} {t['lr_schedule']}, batch {t['batch']} x "
                      f"seq-len {t['seq_len']}, clip {t['clip']:g}, seed {t['seed']}")
+    if d["corpus_sha256"]:
+        files = ", ".join("standard input" if p == "-" else p for p in d["corpus_paths"] or []) or "files not recorded"
+        tokens = f"{d['corpus_tokens']:,} tokens, " if d["corpus_tokens"] else ""
+        lines.append(f"corpus       {files} ({tokens}sha256 {d['corpus_sha256'][:12]}…)")
+    if d["saved_at"]:
+        lines.append(f"saved        {d['saved_at'].replace('T', ' ').replace('Z', ' UTC')}"
+                     + (f" by charrnn {d['charrnn']}" if d["charrnn"] else ""))
     click.echo("\n".join(lines))
 
 

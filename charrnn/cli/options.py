@@ -47,7 +47,7 @@ _POS = click.IntRange(min=1)
 SPECS = {
     # which model, where runs live
     "checkpoint": (("--checkpoint", "ckpt"), dict(
-        default=None, metavar="PATH",
+        default=None, metavar="PATH", type=click.Path(),  # a path: the shell completes it
         help="A checkpoint file or a run directory (its best) [default: the latest run].")),
     "checkpoint_dir": (("--checkpoint-dir",), dict(
         envvar="CHARRNN_CHECKPOINT_DIR", default="checkpoints", show_default=True,
@@ -112,7 +112,7 @@ SPECS = {
     # the run
     "name": (("--name",), dict(default=None, help="Run name [default: the corpus file's stem].")),
     "resume": (("--resume",), dict(
-        default=None, is_flag=False, flag_value="", metavar="[PATH]",
+        default=None, is_flag=False, flag_value="", metavar="[PATH]", type=click.Path(),
         help="Continue a run: from PATH, or from this run's latest checkpoint.")),
     "force": (("--force",), dict(is_flag=True, help="Start over a run that exists, or resume on another corpus.")),
     "log": (("--log", "log_path"), dict(

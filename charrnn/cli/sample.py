@@ -25,13 +25,16 @@ from charrnn.cli.options import Finite, InputFile, option, options
 @click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
               help="Samples to draw, one after another, each starting from the prime.")
 @click.option("--stop", "stop_text", default=None, help="End a sample after this text appears.")
+@click.option("--separator", default="\n", show_default=r"a blank line",
+              help="Written between samples, each sample ending its line first (e.g. '---\n', or $'\\0' for "
+                   "scripts).")
 @option("seed", default=None, show_default=False, help="Same seed, same bytes [default: random].")
 @click.option("--beam", type=click.IntRange(min=1), default=None,
               help="Beam search with N beams for the most likely continuation (alone: no --temp, --top-k, "
                    "--top-p, --argmax, --seed, --stop or --num-samples).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads sharing each step's products [default: 2 when a core is idle, else 1].")
-def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, threads, **o):
+def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, separator, threads, **o):
     """Stream text from a trained model to stdout."""
     import numpy as np
 
@@ -67,7 +70,8 @@ def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, threads, **o):
                 click.echo("charrnn: warning: --threads has no effect here (numpy's BLAS is not an OpenBLAS "
                            "whose thread count can be set)", err=True)
             seed = o.pop("seed")
-            _write(m, prime or "", num_samples, None if o["argmax"] or o["beam"] else np.random.default_rng(seed), **o)
+            rng = None if o["argmax"] or o["beam"] else np.random.default_rng(seed)
+            _write(m, prime or "", num_samples, separator, rng, **o)
 
 
 def _load(ckpt, checkpoint_dir):
@@ -76,12 +80,12 @@ def _load(ckpt, checkpoint_dir):
     return schema.load(path), path
 
 
-def _write(m, prime, num_samples, rng, temp, top_k, top_p, argmax, length, stop_text, beam):
-    """The samples on stdout, token by token; several are separated by a blank line."""
+def _write(m, prime, num_samples, separator, rng, temp, top_k, top_p, argmax, length, stop_text, beam):
+    """The samples on stdout, token by token; between two, the separator after a line break."""
     out = sys.stdout.buffer
     for n in range(num_samples):
         if n:
-            out.write(b"\n")
+            out.write(separator.encode("utf-8"))
         text = ""
         for piece in m.stream(prime, length, temp, top_k, top_p, argmax, stop_text, rng, beam):
             out.write(piece.encode("utf-8"))
