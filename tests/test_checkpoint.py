@@ -1,4 +1,7 @@
-"""Tests for charrnn.store.container: the pickle-free file format, atomic writes and run dirs."""
+"""Tests for charrnn.store: format 1's validating reader (store/legacy.py, reached through
+container.load, on files crafted here by an independent writer of its layout), atomic
+writes, and run directories. Format 2, the safetensors files charrnn writes now, is
+tests/test_format.py's; the file-level hostile suites run on it in tests/test_hostile.py."""
 
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn.store import container
-from charrnn.store.container import FORMAT_VERSION, MAGIC, load, save
+from charrnn.store.container import load, save
+from charrnn.store.legacy import FORMAT_VERSION, MAGIC
 from charrnn.store.rundir import RunDir, resolve_checkpoint
 from charrnn.errors import CheckpointError
 
@@ -46,6 +50,19 @@ def craft(body, payload: bytes, version: int = FORMAT_VERSION) -> bytes:
     """Sign ``body`` (a manifest without sha256) correctly, so only structure can fail."""
     sha = hashlib.sha256(canon(body) + payload).hexdigest()
     return assemble(canon({**body, "sha256": sha}), payload, version)
+
+
+def save_v1(path, arrays, meta) -> None:
+    """A format-1 file of ``arrays`` and ``meta``, laid out as charrnn 0.1.0 wrote them."""
+    prepared = [(n, np.asarray(arrays[n], dtype=np.asarray(arrays[n]).dtype.newbyteorder("<"), order="C"))
+                for n in sorted(arrays)]
+    table, payload = {}, b""
+    for name, arr in prepared:
+        offset = -(-len(payload) // 64) * 64
+        payload += b"\0" * (offset - len(payload))
+        table[name] = {"dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset, "nbytes": arr.nbytes}
+        payload += arr.tobytes()
+    Path(path).write_bytes(craft({"format": 1, "arrays": table, "meta": json.loads(canon(meta))}, payload))
 
 
 def good_body_and_payload():
@@ -110,12 +127,13 @@ def assert_same(a: np.ndarray, b: np.ndarray) -> None:
 # ---------------------------------------------------------------- round trip
 
 
-def test_round_trip_all_dtypes_bit_exact(tmp_path):
+@pytest.mark.parametrize("write", [save, save_v1], ids=["format 2", "format 1"])
+def test_round_trip_all_dtypes_bit_exact(tmp_path, write):
     arrays = sample_arrays()
     path = tmp_path / "m.ckpt"
-    save(path, arrays, {"step": 1})
+    write(path, arrays, {"step": 1})
     loaded, meta = load(path)
-    assert list(loaded) == sorted(arrays)
+    assert sorted(loaded) == sorted(arrays)
     for name, arr in arrays.items():
         assert_same(loaded[name], arr)
         assert loaded[name].flags.writeable and loaded[name].flags.c_contiguous
@@ -153,7 +171,7 @@ def test_no_arrays_and_meta_round_trip(tmp_path):
 
 def test_layout_matches_the_spec(tmp_path):
     path = tmp_path / "m.ckpt"
-    save(path, {"z": np.ones(5, np.float32), "a": np.arange(3, dtype=np.uint8)}, {"k": 1})
+    save_v1(path, {"z": np.ones(5, np.float32), "a": np.arange(3, dtype=np.uint8)}, {"k": 1})
     data = path.read_bytes()
     assert data[:8] == MAGIC
     version, length = struct.unpack_from("<IQ", data, 8)
@@ -172,6 +190,7 @@ def test_layout_matches_the_spec(tmp_path):
     body = {k: v for k, v in manifest.items() if k != "sha256"}
     assert manifest["sha256"] == hashlib.sha256(canon(body) + payload).hexdigest()
     assert craft(body, payload) == data
+    assert load(path)[1] == {"k": 1}
 
 
 def test_crafted_helper_produces_a_loadable_file(tmp_path):
@@ -286,17 +305,22 @@ def test_format_version_zero(tmp_path):
     expect_error(path, f"{path}: unsupported checkpoint format version 0")
 
 
-@pytest.mark.parametrize("size", [0, 5, 8, 12, 19])
+def test_empty_file(tmp_path):
+    path = write_bytes(tmp_path, b"")
+    expect_error(path, f"{path}: empty file, not a checkpoint")
+
+
+@pytest.mark.parametrize("size", [5, 8, 12, 19])
 def test_truncated_header(tmp_path, size):
     good = tmp_path / "good.ckpt"
-    save(good, {"x": np.zeros(3)}, {})
+    save_v1(good, {"x": np.zeros(3)}, {})
     path = write_bytes(tmp_path, good.read_bytes()[:size])
     expect_error(path, f"{path}: truncated checkpoint ({size} bytes, header incomplete)")
 
 
 def test_truncated_payload(tmp_path):
     good = tmp_path / "good.ckpt"
-    save(good, {"x": np.zeros(30)}, {})
+    save_v1(good, {"x": np.zeros(30)}, {})
     data = good.read_bytes()
     path = write_bytes(tmp_path, data[:-1])
     expect_error(
@@ -316,7 +340,7 @@ def test_manifest_length_larger_than_file(tmp_path):
 
 def test_nonzero_header_padding(tmp_path):
     good = tmp_path / "good.ckpt"
-    save(good, {"x": np.zeros(3)}, {})
+    save_v1(good, {"x": np.zeros(3)}, {})
     data = bytearray(good.read_bytes())
     length = struct.unpack_from("<Q", data, 12)[0]
     assert (20 + length) % 64, "test needs some padding"
@@ -587,8 +611,10 @@ def test_planted_pickles_are_never_unpickled(tmp_path, request):
     expect_error(evil2, contains="disallowed dtype '|O'")
 
 
-def test_module_source_never_touches_pickle():
-    tree = ast.parse(inspect.getsource(container))
+@pytest.mark.parametrize("module", ["container", "legacy", "schema", "rundir"])
+def test_module_source_never_touches_pickle(module):
+    import importlib
+    tree = ast.parse(inspect.getsource(importlib.import_module(f"charrnn.store.{module}")))
     forbidden_modules = {"pickle", "_pickle", "shelve", "marshal"}
     forbidden_attrs = {"load", "loads", "save", "savez", "savez_compressed", "Unpickler"}
     for node in ast.walk(tree):
@@ -605,9 +631,11 @@ def test_module_source_never_touches_pickle():
 # ---------------------------------------------------------------- damage property
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    """A small real checkpoint, so flips land in the header, manifest and payload alike."""
+@pytest.fixture(scope="module", params=[save, save_v1], ids=["format 2", "format 1"])
+def pristine(tmp_path_factory, request):
+    """A small real checkpoint of each format, so flips land in the header, manifest and
+    payload alike."""
+    save = request.param
     directory = tmp_path_factory.mktemp("pristine")
     path = directory / "base.ckpt"
     arrays = {

@@ -177,27 +177,31 @@ def assert_usable(b, path, lab, resume=True):
 # --------------------------------------------------------------------------- container helpers
 
 ALIGN = 64
-HEADER = struct.Struct("<8sIQ")
+LENGTH = struct.Struct("<Q")
+
+
+def head_size(data):
+    """Bytes before the arrays: the length field and the padded header."""
+    return LENGTH.size + LENGTH.unpack_from(data)[0]
 
 
 def split(data):
-    """(version, manifest dict, payload bytes) of a well-formed container."""
-    _, version, length = HEADER.unpack_from(data)
-    manifest = json.loads(data[HEADER.size:HEADER.size + length])
-    start = -(-(HEADER.size + length) // ALIGN) * ALIGN
-    return version, manifest, data[start:]
+    """(header dict, data bytes) of a well-formed safetensors file (format 2)."""
+    n = LENGTH.unpack_from(data)[0]
+    return json.loads(data[LENGTH.size:LENGTH.size + n]), data[LENGTH.size + n:]
 
 
-def resign(manifest, payload, version=container.FORMAT_VERSION, raw=None):
-    """A file whose sha256 is right for ``manifest`` (any JSON value) and ``payload``."""
-    if isinstance(manifest, dict):
-        body = {k: v for k, v in manifest.items() if k != "sha256"}
-        h = hashlib.sha256(container.canonical_json(body))
+def resign(header, payload, raw=None):
+    """A file whose sha256 is right for ``header`` (any JSON value) and ``payload``: re-signed
+    where the header has a __metadata__ object, else as it is."""
+    if isinstance(header, dict) and isinstance(header.get("__metadata__"), dict):
+        meta = {k: v for k, v in header["__metadata__"].items() if k != "sha256"}
+        h = hashlib.sha256(container.canonical_json(dict(header, __metadata__=meta)))
         h.update(payload)
-        manifest = dict(body, sha256=h.hexdigest())
-    mb = raw if raw is not None else container.canonical_json(manifest)
-    head = HEADER.pack(container.MAGIC, version, len(mb)) + mb
-    return head + bytes(-len(head) % ALIGN) + payload
+        header = dict(header, __metadata__=dict(meta, sha256=h.hexdigest()))
+    hb = raw if raw is not None else container.canonical_json(header)
+    hb += b" " * (-(LENGTH.size + len(hb)) % ALIGN)
+    return LENGTH.pack(len(hb)) + hb + payload
 
 
 def test_pristine_checkpoints_load_and_work(lab):
@@ -207,8 +211,8 @@ def test_pristine_checkpoints_load_and_work(lab):
         assert b is not None and b.cfg.cell == cell and b.step == 3
         assert_usable(b, path, lab)
         # the helpers rebuild the very same bytes
-        version, manifest, payload = split(data)
-        assert resign(manifest, payload, version) == data
+        header, payload = split(data)
+        assert resign(header, payload) == data
 
 
 # --------------------------------------------------------------------------- exhaustive damage
@@ -239,7 +243,7 @@ def test_every_truncation_is_refused(lab, monkeypatch):
     FUZZED["truncation (every offset, gru)"] += n
     for cell in ("lstm", "rnn"):  # the others densely: every offset in the head, every 13th after
         other = lab.ckpts[cell]
-        head = -(-(HEADER.size + HEADER.unpack_from(other)[2]) // ALIGN) * ALIGN
+        head = head_size(other)
         cuts = [*range(head + 1), *range(head + 1, len(other), 13)]
         FUZZED[f"truncation (dense, {cell})"] += sweep(monkeypatch, ((f"{cell} cut at {k}", other[:k]) for k in cuts))
 
@@ -254,7 +258,7 @@ def flips(data, bits):
 @pytest.mark.slow
 def test_every_bit_flip_in_header_and_manifest_is_refused(lab, monkeypatch):
     data = lab.ckpts["lstm"]
-    head = -(-(HEADER.size + HEADER.unpack_from(data)[2]) // ALIGN) * ALIGN  # header + manifest + padding
+    head = head_size(data)  # the length, the header (its manifest in it) and the padding
     FUZZED["bit flip (every bit of header+manifest, lstm)"] += sweep(monkeypatch, flips(data, range(head * 8)))
 
 
@@ -323,63 +327,72 @@ LYING_VALUES = st.one_of(
 
 
 def lie(data, draw):
-    """One lie in a real checkpoint's container, re-signed so the checksum holds.
+    """One lie in a real checkpoint's safetensors header, re-signed so the checksum holds.
     Returns the file's bytes."""
-    version, manifest, payload = split(data)
-    arrays = manifest["arrays"]
-    names = sorted(arrays)
+    header, payload = split(data)
+    names = sorted(k for k in header if k != "__metadata__")
     name = draw(st.sampled_from(names), label="array")
-    entry = arrays[name]
+    entry, meta = header[name], header["__metadata__"]
     op = draw(st.sampled_from(["field", "consistent", "drop_field", "extra_field", "rename", "drop_entry",
-                               "alias", "top", "top_type", "whole", "extra_top", "drop_top", "version",
-                               "payload", "length", "duplicate_key", "deep"]), label="op")
-    FUZZED[f"re-signed lying manifest ({op})"] += 1
+                               "alias", "meta_field", "meta_type", "whole", "extra_meta", "drop_meta", "version",
+                               "manifest", "payload", "length", "duplicate_key", "deep", "padding"]), label="op")
+    FUZZED[f"re-signed lying header ({op})"] += 1
     if op == "field":
-        entry[draw(st.sampled_from(["dtype", "shape", "offset", "nbytes"]))] = draw(LYING_VALUES)
-    elif op == "consistent":  # shape and nbytes agree with each other, not with the file
+        entry[draw(st.sampled_from(["dtype", "shape", "data_offsets"]))] = draw(LYING_VALUES)
+    elif op == "consistent":  # shape and offsets agree with each other, not with the file
         shape = draw(st.lists(st.sampled_from([0, 1, 2, 3, 15, 16, 48, 2**20, 2**31, 2**40]), max_size=4))
-        dtype = draw(st.sampled_from(sorted(container.ALLOWED_DTYPES)))
-        entry.update(shape=shape, dtype=dtype, nbytes=math.prod(shape) * np.dtype(dtype).itemsize)
+        code = draw(st.sampled_from(sorted(container.DTYPES)))
+        start = entry["data_offsets"][0]
+        entry.update(shape=shape, dtype=code,
+                     data_offsets=[start, start + math.prod(shape) * np.dtype(container.DTYPES[code]).itemsize])
     elif op == "drop_field":
         del entry[draw(st.sampled_from(sorted(entry)))]
     elif op == "extra_field":
         entry[draw(st.sampled_from(["pickle", "order", "fortran_order", "descr"]))] = draw(LYING_VALUES)
     elif op == "rename":
-        arrays[draw(st.sampled_from(["param/out.W", "param/" + name, "opt/" + name, "state/1/0", "x", "~"]))] = \
-            arrays.pop(name)
+        header[draw(st.sampled_from(["param/out.W", "param/" + name, "opt/" + name, "state/1/0", "x", "~",
+                                     "__metadata__"]))] = header.pop(name)
     elif op == "drop_entry":
-        del arrays[name]
+        del header[name]
     elif op == "alias":  # a second name over the same bytes
-        arrays[name + "2"] = dict(entry)
-    elif op == "top":
-        manifest[draw(st.sampled_from(["format", "arrays", "meta"]))] = draw(LYING_VALUES)
-    elif op == "top_type":
-        manifest[draw(st.sampled_from(["arrays", "meta"]))] = draw(st.sampled_from([[], "x", 1, None, [[1]]]))
-    elif op == "whole":  # a manifest of the wrong type altogether
-        manifest = draw(st.sampled_from([[], [manifest], "manifest", 1, 1.5, None, True]))
-    elif op == "extra_top":
-        manifest[draw(st.sampled_from(["pickle", "extra", "Arrays"]))] = draw(LYING_VALUES)
-    elif op == "drop_top":
-        del manifest[draw(st.sampled_from(["format", "arrays", "meta"]))]
+        header[name + "2"] = dict(entry)
+    elif op == "meta_field":
+        meta[draw(st.sampled_from(["format", "version", "manifest", "sha256"]))] = draw(LYING_VALUES)
+    elif op == "meta_type":
+        header["__metadata__"] = draw(st.sampled_from([[], "x", 1, None, [[1]], {}]))
+    elif op == "whole":  # a header of the wrong type altogether
+        header = draw(st.sampled_from([[], [header], "header", 1, 1.5, None, True]))
+    elif op == "extra_meta":
+        meta[draw(st.sampled_from(["pickle", "extra", "Format"]))] = draw(st.sampled_from(["1", "", "x" * 70]))
+    elif op == "drop_meta":
+        del meta[draw(st.sampled_from(["format", "version", "manifest"]))]
     elif op == "version":
-        version = draw(st.sampled_from([0, 2, 3, 255, 2**31, 2**32 - 1]))
-    elif op == "payload":  # the signature covers a payload that is not the declared layout
+        meta["version"] = draw(st.sampled_from(["0", "1", "3", "255", "2.0", " 2", "+2", "02", "٢"]))
+    elif op == "manifest":  # the manifest text: not JSON, not an object, not canonical
+        meta["manifest"] = draw(st.sampled_from(["", "[", "[]", "1", "null", '{"a":NaN}', '{"a":1, "b":2}',
+                                                 meta["manifest"] + " ", meta["manifest"][:-1]]))
+    elif op == "payload":  # the signature covers data that is not the declared layout
         cut = draw(st.integers(1, len(payload)))
         payload = draw(st.sampled_from([payload[:-cut], payload + bytes(cut), payload[cut:]]))
-    elif op == "length":  # the header's manifest length lies (no signature can cover that)
-        good = resign(manifest, payload, version)
-        length = draw(st.sampled_from([0, 1, 2**64 - 1, 2**63, 2**32, len(good), len(good) - HEADER.size + 1]))
-        return good[:12] + struct.pack("<Q", length) + good[20:]
-    elif op == "duplicate_key":  # JSON with a key twice: the last one wins in json.loads
-        good = resign(manifest, payload, version)
-        raw = container.canonical_json(split(good)[1])
-        raw = raw[:-1] + b',"format":1}'
-        return resign(None, payload, version, raw=raw)
+    elif op == "length":  # the header length lies (no signature can cover that)
+        good = resign(header, payload)
+        length = draw(st.sampled_from([0, 1, 2**64 - 1, 2**63, 2**32, len(good), len(good) - LENGTH.size + 1,
+                                       LENGTH.unpack_from(good)[0] - 64, LENGTH.unpack_from(good)[0] + 64]))
+        return LENGTH.pack(length) + good[LENGTH.size:]
+    elif op == "duplicate_key":  # JSON with a key twice: the last one would win in json.loads
+        raw = container.canonical_json(split(resign(header, payload))[0])
+        raw = raw[:-1] + b',' + json.dumps(name).encode() + b':' + json.dumps(entry).encode() + b'}'
+        return resign(None, payload, raw=raw)
     elif op == "deep":  # nesting deep enough to overflow a recursive parser
         depth = draw(st.sampled_from([1000, 100_000]))
-        raw = b'{"arrays":{},"format":1,"meta":' + b"[" * depth + b"]" * depth + b',"sha256":"' + b"0" * 64 + b'"}'
-        return resign(None, payload, version, raw=raw)
-    return resign(manifest, payload, version)
+        raw = b'{"__metadata__":' + b"[" * depth + b"]" * depth + b'}'
+        return resign(None, payload, raw=raw)
+    elif op == "padding":  # the padding is not spaces, or the header is not ASCII
+        good = bytearray(resign(header, payload))
+        at = draw(st.integers(LENGTH.size, head_size(good) - 1))
+        good[at] = draw(st.sampled_from([0, 9, 10, 0xC3, 0x80]))
+        return bytes(good)
+    return resign(header, payload)
 
 
 @settings(max_examples=800, deadline=datetime.timedelta(seconds=5), database=None,
@@ -633,27 +646,32 @@ PROBE = textwrap.dedent("""
 
 def huge_cases(lab):
     data = lab.ckpts["gru"]
-    version, manifest, payload = split(data)
+    header, payload = split(data)
     cases = {}
 
     def lying(name, fn):
-        m = copy.deepcopy(manifest)
-        fn(m)
-        cases[name] = resign(m, payload, version)
+        h = copy.deepcopy(header)
+        fn(h)
+        cases[name] = resign(h, payload)
 
-    def entry(name, **kw):
-        return lambda m: m["arrays"][name].update(kw)
+    def entry(name, shape, itemsize=4, start=None):
+        def change(h):
+            s = h[name]["data_offsets"][0] if start is None else start
+            h[name].update(shape=shape, data_offsets=[s, s + math.prod(shape) * itemsize])
+        return change
 
-    last = sorted(manifest["arrays"])[-1]
-    cases["manifest length 2**64-1"] = data[:12] + struct.pack("<Q", 2**64 - 1) + data[20:]
-    cases["manifest length = file"] = data[:12] + struct.pack("<Q", len(data) - HEADER.size) + data[20:]
-    lying("shape 2**31 x 2**31", entry("param/out.V", shape=[2**31, 2**31], nbytes=2**64))
-    lying("last array 2**40 floats", entry(last, shape=[2**40], nbytes=2**42))
-    lying("shape 2**47 x 2**47", entry(last, shape=[2**47, 2**47], nbytes=2**96))
-    lying("32 dims of 2", entry(last, shape=[2] * 32, nbytes=2**34))
-    lying("empty array, huge dim", entry("param/out.c", shape=[0, 2**62], nbytes=0))
-    lying("offset 2**62", entry(last, offset=2**62))
-    lying("nbytes 2**62", entry(last, nbytes=2**62))
+    names = sorted(k for k in header if k != "__metadata__")
+    last = max(names, key=lambda k: header[k]["data_offsets"][1])
+    cases["header length 2**64-1"] = LENGTH.pack(2**64 - 1) + data[LENGTH.size:]
+    cases["header length = file"] = LENGTH.pack(len(data) - LENGTH.size) + data[LENGTH.size:]
+    cases["header length 32 MiB"] = LENGTH.pack(32 << 20) + data[LENGTH.size:]
+    lying("shape 2**31 x 2**31", entry("param/out.V", [2**31, 2**31]))
+    lying("last array 2**40 floats", entry(last, [2**40]))
+    lying("shape 2**47 x 2**47", entry(last, [2**47, 2**47]))
+    lying("32 dims of 2", entry(last, [2] * 32))
+    lying("empty array, huge dim", entry("param/out.c", [0, 2**62]))
+    lying("offset 2**62", entry(last, header[last]["shape"], start=2**62))
+    lying("offsets past the end", lambda h: h[last].update(data_offsets=[h[last]["data_offsets"][0], 2**62]))
 
     def meta_case(name, key, value):
         arrays, meta = container.load(write(lab.path("gru"), data))
@@ -700,21 +718,23 @@ class Evil:
 
 def planted_pickles(lab):
     """Pickles where a checkpoint should be, written before pickle is fenced off."""
-    version, manifest, payload = split(lab.ckpts["lstm"])
+    header, payload = split(lab.ckpts["lstm"])
     blob = pickle.dumps(Evil())
     files = {}
     with open(lab.path("npy"), "wb") as f:
         np.save(f, np.array([Evil(), None], dtype=object), allow_pickle=True)
         files["np.save object array"] = Path(f.name)
     files["raw pickle"] = write(lab.path("raw"), blob)
-    files["pickle as the manifest"] = write(lab.path("m"), resign(None, payload, raw=blob))
-    obj = copy.deepcopy(manifest)  # a signed object array over pickle bytes, appended as an array
-    end = max(e["offset"] + e["nbytes"] for e in obj["arrays"].values())
-    start = -(-end // ALIGN) * ALIGN
-    obj["arrays"]["param/~pickle"] = {"dtype": "|O", "shape": [1], "offset": start, "nbytes": len(blob)}
-    files["signed object array"] = write(lab.path("o"), resign(obj, payload + bytes(start - end) + blob))
-    obj["arrays"]["param/~pickle"]["dtype"] = "|u1"  # the same bytes as a plain uint8 array
-    files["pickle bytes as uint8 array"] = write(lab.path("u"), resign(obj, payload + bytes(start - end) + blob))
+    files["pickle as the header"] = write(lab.path("m"), resign(None, payload, raw=blob))
+    obj = copy.deepcopy(header)
+    obj["__metadata__"]["manifest"] = blob.decode("latin-1")  # pickle where the manifest's JSON should be
+    files["pickle as the manifest"] = write(lab.path("j"), resign(obj, payload))
+    obj = copy.deepcopy(header)  # a signed object array over pickle bytes, appended as an array
+    end = len(payload)
+    obj["param/~pickle"] = {"dtype": "O", "shape": [1], "data_offsets": [end, end + len(blob)]}
+    files["signed object array"] = write(lab.path("o"), resign(obj, payload + blob))
+    obj["param/~pickle"].update(dtype="U8", shape=[len(blob)])  # the same bytes as a plain uint8 array
+    files["pickle bytes as uint8 array"] = write(lab.path("u"), resign(obj, payload + blob))
     return files
 
 

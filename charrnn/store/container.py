@@ -1,28 +1,31 @@
-"""Checkpoint files: the format, atomic writes and a validating reader (no pickle anywhere).
+"""Checkpoint files: safetensors files with charrnn's manifest and checksum, written atomically
+and read by a validating reader of our own (no pickle anywhere).
 
-A checkpoint is one ``.ckpt`` file; all integers are little-endian::
+Format 2 is a valid safetensors file (the field's format for tensors: the `safetensors`
+package, and every tool built on it, reads our weights without charrnn)::
 
-    offset 0   8 bytes   magic b"CHARRNN\\x00"
-    offset 8   uint32    format version (FORMAT_VERSION)
-    offset 12  uint64    manifest length M
-    offset 20  M bytes   manifest: canonical UTF-8 JSON object
-               zero padding up to a 64-byte boundary (= payload start)
-               payload: the arrays in sorted name order, each at a 64-byte aligned
-               offset, zero padding between them; the file ends after the last one
+    8 bytes   little-endian uint64 n, the header's length
+    n bytes   the header: canonical JSON (sorted keys, no whitespace, ASCII), then spaces so
+              that the data starts at a multiple of 64 bytes
+    the data  every array's bytes, contiguous, by (itemsize descending, name), so each is
+              aligned for its dtype; nothing after the last
 
-The manifest is ``{"format": 1, "arrays": {name: {"dtype", "shape", "offset",
-"nbytes"}}, "meta": {...}, "sha256": hex}`` with offsets relative to the payload
-start.  ``sha256`` is taken over the canonical JSON of the manifest without its
-``sha256`` key followed by the payload bytes.  Because the manifest must also be
-stored in canonical form and the header padding must be zero, any changed,
-missing or extra byte is detected.
+    header = {"__metadata__": {"format": "charrnn", "version": "2", "manifest": <canonical
+              JSON of the meta>, "sha256": <hex>},
+              <name>: {"dtype": "F32", "shape": [...], "data_offsets": [start, end]}, ...}
 
-Arrays are decoded with ``np.frombuffer`` on an allow-listed dtype only, after
-every declared size has been checked against the file size; nothing in this
-module can unpickle.  Writes are atomic: temp file, fsync, ``os.replace``, fsync
-of the directory.
+``sha256`` is taken over the canonical header without the sha256 entry, then the data.
+Since the header must be stored exactly in canonical form, with its padding, any changed,
+missing or extra byte is found. The reader checks the size, the header length (at most
+MAX_HEADER), strict JSON without duplicate keys, every key, the dtype allow-list, every
+shape and offset against the file's size, the canonical form and the checksum before it
+decodes a single array; every problem is one line. It never calls the safetensors package:
+that reader has no checksum, takes duplicate keys and maps files (a file truncated under it
+ends the process with SIGBUS). Files of format 1 (charrnn 0.1.0) start with MAGIC and are
+read by store/legacy.py.
 
-Run directories (latest, best and periodic files, the lock) are charrnn/rundir.py.
+Writes are atomic (store/atomic.py): temp file, fsync, ``os.replace``, fsync of the directory.
+Run directories (latest, best and periodic files, the lock) are store/rundir.py.
 """
 
 from __future__ import annotations
@@ -35,34 +38,27 @@ import re
 import shutil
 import stat
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from charrnn.store import atomic
 from charrnn.errors import CheckpointError
+from charrnn.store import atomic
 
-__all__ = [
-    "ALLOWED_DTYPES",
-    "FORMAT_VERSION",
-    "MAGIC",
-    "canonical_json",
-    "is_temp_name",
-    "load",
-    "read_meta",
-    "replicate",
-    "save",
-]
-
-MAGIC = b"CHARRNN\x00"
-FORMAT_VERSION = 1
+FORMAT = "charrnn"
+FORMAT_VERSION = 2
 ALIGN = 64
-ALLOWED_DTYPES = frozenset({"<f4", "<f8", "<i4", "<i8", "<u4", "<u8", "|u1", "|b1"})
+MAX_HEADER = 32 << 20  # a 60k-word vocabulary is ~1 MB of header; parsing JSON costs 10-30x its size
+# safetensors' dtype codes and the little-endian numpy dtypes they are; nothing else is decoded
+DTYPES = {"F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "U32": "<u4", "U64": "<u8", "U8": "|u1",
+          "BOOL": "|b1"}
+CODES = {v: k for k, v in DTYPES.items()}
+MAGIC = b"CHARRNN\x00"  # format 1's first bytes
 
-_HEADER = struct.Struct("<8sIQ")
-_MANIFEST_KEYS = frozenset({"format", "arrays", "meta", "sha256"})
-_ARRAY_KEYS = frozenset({"dtype", "shape", "offset", "nbytes"})
+_N = struct.Struct("<Q")
+_META_KEYS = frozenset({"format", "version", "manifest", "sha256"})
+_ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _MAX_NDIM = 32
 _MAX_ELEMENTS = 2**48  # bound on the non-zero dims, so even empty arrays stay sane
@@ -70,57 +66,64 @@ _TEMP_SUFFIX = ".ckpt.part"
 
 
 def canonical_json(obj: Any) -> bytes:
-    """The one JSON encoding used for manifests and for the checksum."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8")
+    """The one JSON encoding of headers and manifests, and of what the checksum covers."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
-def _align(n: int) -> int:
-    return -(-n // ALIGN) * ALIGN
-
-
-def _is_int(value: Any) -> bool:
-    return type(value) is int  # JSON true/false are bools, not sizes
+def _padded(head: bytes) -> bytes:
+    return head + b" " * (-(_N.size + len(head)) % ALIGN)
 
 
 # ---------------------------------------------------------------- writing
 
 
 def save(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping) -> None:
-    """Write ``arrays`` and JSON ``meta`` to ``path`` atomically.
+    """Write ``arrays`` and the JSON ``meta`` to ``path`` atomically.
 
-    Raises ValueError for unsupported dtypes or non-JSON (incl. NaN/inf) meta,
-    and CheckpointError when the file cannot be written; a previous file under
-    ``path`` is then left untouched.
+    Raises ValueError for unsupported dtypes or names, or meta that is not JSON (NaN and
+    infinity included), and CheckpointError when the file cannot be written; a previous file
+    under ``path`` is then left untouched.
     """
     path = os.fspath(path)
     prepared = _prepare_arrays(arrays)
-    manifest = {
-        "format": FORMAT_VERSION,
-        "arrays": _layout(prepared),
-        "meta": _normalise_meta(meta),
-    }
-    hasher = hashlib.sha256(canonical_json(manifest))
-    for chunk in _payload_chunks(prepared, manifest["arrays"]):
-        hasher.update(chunk)
-    manifest["sha256"] = hasher.hexdigest()
-    head = _header(canonical_json(manifest))
+    header: dict[str, Any] = {"__metadata__": {"format": FORMAT, "version": str(FORMAT_VERSION),
+                                               "manifest": _manifest_text(meta)}}
+    offset = 0
+    for name, arr in prepared:
+        header[name] = {"data_offsets": [offset, offset + arr.nbytes], "dtype": CODES[arr.dtype.str],
+                        "shape": [int(d) for d in arr.shape]}
+        offset += arr.nbytes
+    hasher = hashlib.sha256(canonical_json(header))
+    for _, arr in prepared:
+        hasher.update(_bytes(arr))
+    header["__metadata__"]["sha256"] = hasher.hexdigest()
+    head = _padded(canonical_json(header))
+    if len(head) > MAX_HEADER:
+        raise ValueError(f"checkpoint header of {len(head):,} bytes is over the {MAX_HEADER:,}-byte limit")
 
     def write(f: BinaryIO) -> None:
+        f.write(_N.pack(len(head)))
         f.write(head)
-        for chunk in _payload_chunks(prepared, manifest["arrays"]):
-            f.write(chunk)
+        for _, arr in prepared:
+            f.write(_bytes(arr))
 
     _atomic_write(path, write)
 
 
+def _bytes(arr: np.ndarray) -> memoryview:
+    return memoryview(arr.reshape(-1).view(np.uint8))
+
+
 def _prepare_arrays(arrays: Mapping[str, Any]) -> list[tuple[str, np.ndarray]]:
+    """(name, C-contiguous little-endian array) in data order: itemsize descending, then name."""
     if not isinstance(arrays, Mapping):
         raise ValueError("checkpoint arrays must be a dict of name -> numpy array")
     for name in arrays:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"checkpoint array names must be non-empty strings, got {name!r}")
-    return [(name, _storable(name, arrays[name])) for name in sorted(arrays)]
+        if not isinstance(name, str) or not name or name == "__metadata__":
+            raise ValueError(f"checkpoint array names must be non-empty strings other than __metadata__, "
+                             f"got {name!r}")
+    prepared = [(name, _storable(name, arrays[name])) for name in arrays]
+    return sorted(prepared, key=lambda t: (-t[1].itemsize, t[0]))
 
 
 def _storable(name: str, value: Any) -> np.ndarray:
@@ -130,55 +133,24 @@ def _storable(name: str, value: Any) -> np.ndarray:
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
         raise ValueError(f"array {name!r}: dtype {dtype} cannot be stored (object/structured)")
     little = dtype.newbyteorder("<")
-    if little.str not in ALLOWED_DTYPES:
+    if little.str not in CODES:
         raise ValueError(
             f"array {name!r}: dtype {dtype} is not supported; use float32, float64, "
             "int32, int64, uint32, uint64, uint8 or bool"
         )
-    return np.asarray(arr, dtype=little, order="C")
+    return np.asarray(arr, dtype=little, order="C")  # not ascontiguousarray: it makes a 0-d array 1-d
 
 
-def _normalise_meta(meta: Any) -> dict:
-    """Meta as it will read back: JSON round-tripped, so the stored text is canonical."""
+def _manifest_text(meta: Any) -> str:
+    """The meta as canonical JSON text, as it will read back."""
     if not isinstance(meta, Mapping):
         raise ValueError("checkpoint meta must be a dict")
     try:
-        text = canonical_json(dict(meta))
+        return canonical_json(dict(meta)).decode("ascii")
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"checkpoint meta is not JSON-serialisable (store non-finite numbers as null): {exc}"
         ) from exc
-    return json.loads(text)
-
-
-def _layout(prepared: list[tuple[str, np.ndarray]]) -> dict[str, dict]:
-    table, end = {}, 0
-    for name, arr in prepared:
-        offset = _align(end)
-        table[name] = {
-            "dtype": arr.dtype.str,
-            "shape": [int(d) for d in arr.shape],
-            "offset": offset,
-            "nbytes": int(arr.nbytes),
-        }
-        end = offset + arr.nbytes
-    return table
-
-
-def _payload_chunks(prepared: list[tuple[str, np.ndarray]], table: dict) -> Iterator[bytes]:
-    position = 0
-    for name, arr in prepared:
-        offset = table[name]["offset"]
-        if offset > position:
-            yield bytes(offset - position)
-        data = memoryview(arr.reshape(-1).view(np.uint8))
-        yield data
-        position = offset + len(data)
-
-
-def _header(manifest_bytes: bytes) -> bytes:
-    head = _HEADER.pack(MAGIC, FORMAT_VERSION, len(manifest_bytes)) + manifest_bytes
-    return head + bytes(_align(len(head)) - len(head))
 
 
 def is_temp_name(name: str) -> bool:
@@ -190,7 +162,7 @@ def _write_error(path: str, exc: OSError) -> CheckpointError:
     return CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}")
 
 
-def _atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+def _atomic_write(path: str, write) -> None:
     """Write via a temp file in the same directory, then rename it onto ``path``."""
     try:
         atomic.write(path, write, _TEMP_SUFFIX)
@@ -224,13 +196,17 @@ def replicate(src: str, dst: str) -> None:
 
 
 def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """Read and fully validate a checkpoint; returns ``(arrays, meta)``.
+    """Read and fully validate a checkpoint of either format; returns ``(arrays, meta)``.
 
     Every problem, expected or not, is raised as a one-line CheckpointError.
     """
     name = os.fspath(path)
     try:
-        return _decode(name, _read_file(name))
+        data = _read_file(name)
+        if data.startswith(MAGIC):
+            from charrnn.store import legacy
+            return legacy.decode(name, data)
+        return _decode(name, data)
     except CheckpointError:
         raise
     except Exception as exc:  # the boundary: nothing else may escape (KeyboardInterrupt does)
@@ -241,13 +217,20 @@ def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def read_meta(path: str | os.PathLike) -> dict:
-    """A checkpoint's meta from its header and manifest alone, not checked against the payload's
-    checksum: for choosing which file to load (bundle.resolve); load() is what verifies one."""
+    """A checkpoint's meta from its header alone, not checked against the data's checksum: for
+    choosing which file to load (schema.resolve); load() is what verifies one."""
     name = os.fspath(path)
     try:
         with open(name, "rb") as f:
-            version, length = _parse_header(name, f.read(_HEADER.size), os.fstat(f.fileno()).st_size)
-            return _parse_manifest(name, f.read(length), version)["meta"]
+            size = os.fstat(f.fileno()).st_size
+            first = f.read(_N.size)
+            if first == MAGIC:
+                from charrnn.store import legacy
+                f.seek(0)
+                return legacy.read_meta(name, f, size)
+            n = _header_length(name, first, size)
+            header = _parse_header(name, f.read(n).rstrip(b" "))
+            return _parse_manifest(name, header["__metadata__"]["manifest"])
     except CheckpointError:
         raise
     except Exception as exc:  # the boundary, as in load
@@ -255,6 +238,7 @@ def read_meta(path: str | os.PathLike) -> dict:
 
 
 def _read_file(path: str) -> bytes:
+    """The whole file, read (never mapped: a file truncated under a map kills the process)."""
     try:
         st = os.stat(path)
         if stat.S_ISDIR(st.st_mode):
@@ -270,143 +254,148 @@ def _read_file(path: str) -> bytes:
 
 
 def _damaged(path: str, detail: str) -> CheckpointError:
-    return CheckpointError(f"{path}: damaged checkpoint manifest: {detail}")
+    return CheckpointError(f"{path}: damaged checkpoint header: {detail}")
 
 
 def _decode(path: str, data: bytes) -> tuple[dict[str, np.ndarray], dict]:
     view = memoryview(data)
-    version, manifest_bytes, payload = _split(path, view)
-    manifest = _parse_manifest(path, manifest_bytes, version)
-    layout = _check_layout(path, manifest["arrays"], len(payload))
-    _check_checksum(path, manifest, payload)
-    if canonical_json(manifest) != manifest_bytes:
+    n = _header_length(path, bytes(view[:_N.size]), len(data))
+    raw = bytes(view[_N.size:_N.size + n])
+    header = _parse_header(path, raw.rstrip(b" "))
+    start = _N.size + n
+    layout = _check_layout(path, header, len(data) - start)
+    if raw != _padded(canonical_json(header)):
         raise _damaged(path, "not in canonical form")
-    arrays = {entry[0]: _decode_array(path, entry, payload) for entry in layout}
-    return arrays, manifest["meta"]
+    _check_checksum(path, header, view[start:])
+    meta = _parse_manifest(path, header["__metadata__"]["manifest"])
+    arrays = {name: _decode_array(path, name, dtype, shape, view[start + s:start + e])
+              for name, dtype, shape, s, e in layout}
+    return arrays, meta
 
 
-def _split(path: str, data: memoryview) -> tuple[int, bytes, memoryview]:
-    """Check the header; return (version, manifest bytes, payload view)."""
-    size = len(data)
-    version, length = _parse_header(path, bytes(data[: _HEADER.size]), size)
-    manifest_end = _HEADER.size + length
-    payload_start = _align(manifest_end)
-    if payload_start > size:
-        raise CheckpointError(f"{path}: truncated checkpoint (ends inside the header padding)")
-    if any(data[manifest_end:payload_start]):
-        raise CheckpointError(f"{path}: damaged checkpoint (non-zero header padding)")
-    return version, bytes(data[_HEADER.size : manifest_end]), data[payload_start:]
-
-
-def _parse_header(path: str, head: bytes, size: int) -> tuple[int, int]:
-    """(format version, manifest length) from a file's first _HEADER.size bytes and its size."""
-    if not MAGIC.startswith(head[: len(MAGIC)]):
+def _header_length(path: str, first: bytes, size: int) -> int:
+    """The header length n from a file's first 8 bytes and its size, checked."""
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    if size < _N.size:
+        if MAGIC.startswith(first[:size]):
+            raise CheckpointError(f"{path}: truncated checkpoint ({size} bytes, header incomplete)")
         raise CheckpointError(f"{path}: not a charrnn checkpoint")
-    if size < _HEADER.size:
-        raise CheckpointError(f"{path}: truncated checkpoint ({size} bytes, header incomplete)")
-    _, version, length = _HEADER.unpack(head)
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: written by a newer charrnn (format {version}); upgrade charrnn to read it"
-        )
-    if version < 1:
-        raise CheckpointError(f"{path}: unsupported checkpoint format version {version}")
-    if length > size - _HEADER.size:
-        raise CheckpointError(
-            f"{path}: truncated or damaged checkpoint "
-            f"(manifest length {length} is larger than the file, {size} bytes)"
-        )
-    return version, length
+    (n,) = _N.unpack(first)
+    if n > MAX_HEADER:  # text, another format, or a lie: nothing charrnn writes
+        raise CheckpointError(f"{path}: not a charrnn checkpoint")
+    if n > size - _N.size:
+        raise CheckpointError(f"{path}: truncated or damaged checkpoint (header length {n:,} is larger than the "
+                              f"file, {size:,} bytes)")
+    if (_N.size + n) % ALIGN:
+        raise _damaged(path, f"length {n} does not start the data at a multiple of {ALIGN} bytes")
+    return n
+
+
+def _no_duplicates(pairs: list) -> dict:
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise ValueError(f"duplicate key {k!r}")
+        d[k] = v
+    return d
 
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"non-finite number {name}")
 
 
-def _parse_manifest(path: str, raw: bytes, version: int) -> dict:
+def _strict_json(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+
+
+def _parse_header(path: str, body: bytes) -> dict:
+    """The header's JSON object with its __metadata__ checked (the entries are _check_layout's)."""
     try:
-        manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        header = _strict_json(body.decode("ascii"))
     except UnicodeDecodeError:
-        raise _damaged(path, "not UTF-8") from None
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (its header is not ASCII JSON)") from None
     except (ValueError, RecursionError):
-        raise _damaged(path, "not valid JSON") from None
-    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (its header is not valid JSON)") from None
+    if not isinstance(header, dict):
         raise _damaged(path, "not a JSON object")
-    if set(manifest) != _MANIFEST_KEYS:
-        keys = ", ".join(sorted(_MANIFEST_KEYS))
-        raise _damaged(path, f"keys must be exactly {keys}, got {sorted(manifest)!r}")
-    if not _is_int(manifest["format"]) or manifest["format"] != version:
-        raise _damaged(path, f"format {manifest['format']!r} does not match header ({version})")
-    sha = manifest["sha256"]
-    if not isinstance(sha, str) or not _SHA256_HEX.fullmatch(sha):
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (a safetensors file without charrnn's manifest)")
+    if set(meta) != _META_KEYS or not all(isinstance(v, str) for v in meta.values()):
+        raise _damaged(path, "__metadata__ must hold exactly the strings " + ", ".join(sorted(_META_KEYS)))
+    if not re.fullmatch(r"[1-9][0-9]{0,8}", meta["version"]) or int(meta["version"]) < 2:
+        raise _damaged(path, f"format version {meta['version'][:20]!r} is not a format-2 version")
+    if int(meta["version"]) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer charrnn (format {int(meta['version'])}); upgrade "
+                              f"charrnn to read it")
+    if not _SHA256_HEX.fullmatch(meta["sha256"]):
         raise _damaged(path, "sha256 is not a lowercase hex SHA-256 digest")
-    if not isinstance(manifest["meta"], dict):
-        raise _damaged(path, "meta is not a JSON object")
-    if not isinstance(manifest["arrays"], dict):
-        raise _damaged(path, "arrays is not a JSON object")
-    return manifest
+    return header
 
 
-def _check_layout(path: str, arrays: dict, payload_size: int) -> list[tuple]:
-    """Validate every entry and the contiguous sorted layout against the real size."""
-    layout, end, previous = [], 0, None
-    for name in sorted(arrays):
-        dtype, shape, offset, nbytes = _check_entry(path, name, arrays[name])
-        if offset < end:
-            raise _damaged(path, f"array {name!r} overlaps array {previous!r}")
-        if offset != _align(end):
-            raise _damaged(path, f"array {name!r} is at offset {offset}, expected {_align(end)}")
-        if offset + nbytes > payload_size:
-            raise CheckpointError(
-                f"{path}: truncated or damaged checkpoint "
-                f"(array {name!r} runs past the end of the file)"
-            )
-        layout.append((name, dtype, shape, offset, nbytes))
-        end, previous = offset + nbytes, name
-    if payload_size > end:
-        raise CheckpointError(
-            f"{path}: damaged checkpoint ({payload_size - end} bytes of trailing garbage)"
-        )
+def _check_layout(path: str, header: dict, data_size: int) -> list[tuple]:
+    """Every entry checked, and the arrays contiguous in data order against the real size:
+    [(name, numpy dtype, shape, start, end)], before anything is allocated."""
+    entries = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        short = name[:60]
+        if not name or not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+            raise _damaged(path, f"array {short!r} needs exactly data_offsets, dtype, shape")
+        code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(code, str) or code not in DTYPES:
+            raise _damaged(path, f"array {short!r} has disallowed dtype {str(code)[:20]!r}")
+        if not isinstance(shape, list) or len(shape) > _MAX_NDIM or not all(_is_size(d) for d in shape):
+            raise _damaged(path, f"array {short!r} shape is not a list of non-negative integers")
+        if math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS:
+            raise _damaged(path, f"array {short!r} declares an impossibly large shape")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_size(o) for o in offsets):
+            raise _damaged(path, f"array {short!r} data_offsets are not two non-negative integers")
+        dtype = DTYPES[code]
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        entries.append((-np.dtype(dtype).itemsize, name, dtype, tuple(shape), offsets[0], offsets[1], nbytes))
+    entries.sort()
+    layout, end = [], 0
+    for _, name, dtype, shape, s, e, nbytes in entries:
+        if s != end or e - s != nbytes:
+            raise _damaged(path, f"array {name[:60]!r} lies at [{s}, {e}], not at [{end}, {end + nbytes}]")
+        if e > data_size:
+            raise CheckpointError(f"{path}: truncated or damaged checkpoint (array {name[:60]!r} runs past the "
+                                  f"end of the file)")
+        layout.append((name, dtype, shape, s, e))
+        end = e
+    if data_size > end:
+        raise CheckpointError(f"{path}: damaged checkpoint ({data_size - end} bytes of trailing garbage)")
     return layout
 
 
-def _check_entry(path: str, name: str, entry: Any) -> tuple[str, tuple, int, int]:
-    if not isinstance(entry, dict) or set(entry) != _ARRAY_KEYS:
-        raise _damaged(path, f"array {name!r} needs exactly dtype, nbytes, offset, shape")
-    dtype, shape = entry["dtype"], entry["shape"]
-    offset, nbytes = entry["offset"], entry["nbytes"]
-    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
-        raise _damaged(path, f"array {name!r} has disallowed dtype {dtype!r}")
-    if (
-        not isinstance(shape, list)
-        or len(shape) > _MAX_NDIM
-        or not all(_is_int(d) and d >= 0 for d in shape)
-    ):
-        raise _damaged(path, f"array {name!r} shape is not a list of non-negative integers")
-    for key, value in (("offset", offset), ("nbytes", nbytes)):
-        if not _is_int(value) or value < 0:
-            raise _damaged(path, f"array {name!r} {key} is not a non-negative integer")
-    if offset % ALIGN:
-        raise _damaged(path, f"array {name!r} offset {offset} is not {ALIGN}-byte aligned")
-    if math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS:
-        raise _damaged(path, f"array {name!r} declares an impossibly large shape")
-    expected = math.prod(shape) * np.dtype(dtype).itemsize
-    if nbytes != expected:
-        raise _damaged(path, f"array {name!r} nbytes {nbytes} does not match its shape")
-    return dtype, tuple(shape), offset, nbytes
+def _is_size(value: Any) -> bool:
+    return type(value) is int and value >= 0  # JSON true/false are bools, not sizes
 
 
-def _check_checksum(path: str, manifest: dict, payload: memoryview) -> None:
-    body = {key: value for key, value in manifest.items() if key != "sha256"}
+def _check_checksum(path: str, header: dict, data: memoryview) -> None:
+    body = dict(header, __metadata__={k: v for k, v in header["__metadata__"].items() if k != "sha256"})
     hasher = hashlib.sha256(canonical_json(body))
-    hasher.update(payload)
-    if hasher.hexdigest() != manifest["sha256"]:
+    hasher.update(data)
+    if hasher.hexdigest() != header["__metadata__"]["sha256"]:
         raise CheckpointError(f"{path}: checksum mismatch, the file is damaged")
 
 
-def _decode_array(path: str, entry: tuple, payload: memoryview) -> np.ndarray:
-    name, dtype, shape, offset, nbytes = entry
-    raw = payload[offset : offset + nbytes]
-    if dtype == "|b1" and nbytes and np.frombuffer(raw, dtype=np.uint8).max() > 1:
-        raise CheckpointError(f"{path}: damaged checkpoint (array {name!r} has invalid booleans)")
+def _parse_manifest(path: str, text: str) -> dict:
+    try:
+        meta = _strict_json(text)
+    except (ValueError, RecursionError):
+        raise _damaged(path, "the manifest is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise _damaged(path, "the manifest is not a JSON object")
+    if canonical_json(meta).decode("ascii") != text:
+        raise _damaged(path, "the manifest is not in canonical form")
+    return meta
+
+
+def _decode_array(path: str, name: str, dtype: str, shape: tuple, raw: memoryview) -> np.ndarray:
+    if dtype == "|b1" and len(raw) and np.frombuffer(raw, dtype=np.uint8).max() > 1:
+        raise CheckpointError(f"{path}: damaged checkpoint (array {name[:60]!r} has invalid booleans)")
     return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()

@@ -156,8 +156,11 @@ def _validate(arrays, meta):
     labels = None
     if cfg.labels:
         labels = meta.get("labels")
-        if not isinstance(labels, list) or len(labels) != cfg.labels or not all(isinstance(n, str) for n in labels):
+        if not isinstance(labels, list) or len(labels) != cfg.labels or not all(_text(n) for n in labels):
             raise ValueError(f"a classifier needs its {cfg.labels} label names")
+    version = meta.get("charrnn", "")
+    if not (_text(version) and len(version) <= 40):
+        raise ValueError("the charrnn version that wrote it is not a version string")
     n_params = sum(name.startswith("param/") for name in arrays)
     if 3 * cfg.layers > n_params:  # before param_shapes: a lying layer count must not cost memory
         raise ValueError(f"model has {cfg.layers} layers but the file holds only {n_params} parameters")
@@ -274,6 +277,17 @@ def _check_types(what, d, types):
         raise ValueError(f"{what} option 'seed' must be non-negative")
 
 
+def _text(v):
+    """A string that can be written out: JSON's \\ud800 escapes make lone surrogates, which can't."""
+    if not isinstance(v, str):
+        return False
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _number_or_none(v):
     return v is None or (type(v) in (int, float) and math.isfinite(v))
 
@@ -283,9 +297,11 @@ def _check_meta(meta):
     step = meta.get("step", 0)
     if type(step) is not int or step < 0:
         raise ValueError("step must be a non-negative integer")
-    for name in ("epoch", "saved_at"):
-        if not _number_or_none(meta.get(name)):
-            raise ValueError(f"{name} must be a number")
+    if not _number_or_none(meta.get("epoch")):
+        raise ValueError("epoch must be a number")
+    saved_at = meta.get("saved_at")
+    if not (saved_at is None or (_number_or_none(saved_at) and 0 <= saved_at < 1e11)):
+        raise ValueError("saved_at must be a time since 1970")
     position = meta.get("position")
     if position is not None and (type(position) is not int or position < 0):
         raise ValueError("position must be a non-negative integer")
@@ -293,10 +309,13 @@ def _check_meta(meta):
     if not isinstance(metrics, dict) or not all(_number_or_none(v) for v in metrics.values()):
         raise ValueError("metrics must be an object of numbers")
     corpus = meta.get("corpus") or {}
-    if not isinstance(corpus, dict) or not isinstance(corpus.get("sha256", ""), (str, type(None))):
+    if not isinstance(corpus, dict) or not (corpus.get("sha256") is None or _text(corpus["sha256"])):
         raise ValueError("corpus must be an object with a sha256 string")
+    tokens = corpus.get("tokens")
+    if not (tokens is None or (type(tokens) is int and tokens >= 0)):
+        raise ValueError("corpus tokens must be a count")
     paths = corpus.get("paths", [])
-    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+    if not isinstance(paths, list) or not all(_text(p) for p in paths):
         raise ValueError("corpus paths must be a list of strings")
     if meta.get("rng") is not None or meta.get("train") is not None:
         try:  # a resumed run restores it into the PCG64 that default_rng makes

@@ -99,7 +99,12 @@ def recorded_paths(paths):
     input and for pipes (neither can be read again)."""
     out = []
     for p in paths or []:
-        out.append(os.path.abspath(p) if p != "-" and os.path.isfile(p) else "-")
+        path = os.path.abspath(p) if p != "-" and os.path.isfile(p) else "-"
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # a file name that is not UTF-8: not recorded
+            return []
+        out.append(path)
     return out
 
 
