@@ -25,6 +25,7 @@ COMMANDS = {
     "inspect": "charrnn.cli.inspect:inspect",
     "diagnose": "charrnn.cli.diagnose:diagnose",
     "plot": "charrnn.cli.plot:plot",
+    "export": "charrnn.cli.export:export",
 }
 
 
