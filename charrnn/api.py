@@ -19,9 +19,9 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class Score(NamedTuple):
     tokens: list
 
 
-def load(path=None, checkpoint_dir="checkpoints"):
+def load(path: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike = "checkpoints") -> "Model":
     """The Model in ``path``: a checkpoint file, or a run directory (its best checkpoint).
     Without a path, the most recent run under ``checkpoint_dir``. CheckpointError if there is
     none, or it is damaged."""
@@ -56,7 +56,7 @@ def load(path=None, checkpoint_dir="checkpoints"):
 class Model:
     """A trained language model or sequence classifier (what ``load`` gives)."""
 
-    def __init__(self, checkpoint, path=None):
+    def __init__(self, checkpoint: schema.Checkpoint, path: str | os.PathLike | None = None):
         self._ck, self.path = checkpoint, None if path is None else os.fspath(path)
 
     @property
@@ -105,8 +105,9 @@ class Model:
         return f"<charrnn.Model {self.kind} {c.cell} {c.layers}x{c.hidden} from {self.path or 'memory'}>"
 
     # ------------------------------------------------------------------ generating
-    def stream(self, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, argmax=False, stop=None,
-               seed=None, beam=None) -> Iterator[str]:
+    def stream(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int = 0,
+               top_p: float = 1.0, argmax: bool = False, stop: str | None = None,
+               seed: int | np.random.Generator | None = None, beam: int | None = None) -> Iterator[str]:
         """Text as it is made: the prime first (if any), then one token at a time.
 
         The prime is read as after a line break (as training sees text); without one, sampling
@@ -147,8 +148,9 @@ class Model:
         except NonFiniteOutput as e:
             raise CharrnnError(f"cannot sample: {e}") from None
 
-    def generate(self, prime="", length=500, temperature=1.0, top_k=0, top_p=1.0, argmax=False, stop=None,
-                 seed=None, beam=None) -> str:
+    def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, argmax: bool = False, stop: str | None = None,
+                 seed: int | np.random.Generator | None = None, beam: int | None = None) -> str:
         """``stream``'s text as one string: the prime and what follows it (exactly the bytes
         `charrnn sample` prints for the same options). Needs a ``length`` above 0 or a ``stop``."""
         if length == 0 and not stop:
@@ -156,7 +158,7 @@ class Model:
         return "".join(self.stream(prime, length, temperature, top_k, top_p, argmax, stop, seed, beam))
 
     # ------------------------------------------------------------------ scoring
-    def evaluate(self, text, name="the text"):
+    def evaluate(self, text: str, name: str = "the text") -> dict[str, float | int]:
         """The figures of `charrnn eval --json` for ``text``: loss (nats per token),
         bits_per_char, perplexity, tokens (scored) and skipped (symbols the model never saw)."""
         from charrnn.analysis import likelihood
@@ -172,7 +174,7 @@ class Model:
         chars = sum(len(ck.vocab.tokens[i]) for i in ids[1:]) if ck.vocab.level == "word" else n
         return {**likelihood.summary(nll, n, chars), "skipped": sum(unknown.values())}
 
-    def score(self, text):
+    def score(self, text: str) -> Score:
         """A Score of ``text`` read as running text after a line break: every token is predicted
         (without a line break in the vocabulary, the first token is the context). Symbols the
         model never saw are skipped, with a warning."""
@@ -188,7 +190,7 @@ class Model:
         tokens = [ck.vocab.tokens[i] for i in seq[1:]]
         return Score(float(-surprisal.sum()), surprisal, tokens)
 
-    def score_lines(self, lines):
+    def score_lines(self, lines: Iterable[str]) -> list[tuple[float, int]]:
         """(total log-probability, characters predicted) for each line (without its line break),
         as `charrnn score` writes them: each line read after a line break, predicting its
         characters and the break that ends it; -inf for a line with a symbol the model never saw.
@@ -208,13 +210,13 @@ class Model:
             if ids is not None:
                 seqs.append(ids)
                 slots.append(i)
-        totals = np.full(len(lines), -np.inf)
+        totals = np.full(len(counts), -np.inf)
         if seqs:
             totals[slots] = likelihood.sequence_logprobs(ck.params, ck.cfg, seqs, limit=blas.product_limit())
         return list(zip(totals.tolist(), counts))
 
     # ------------------------------------------------------------------ classifying
-    def classify(self, texts, probabilities=False):
+    def classify(self, texts: Iterable[str], probabilities: bool = False) -> list[str] | list[dict[str, float]]:
         """A classifier's label for each text, or with ``probabilities`` a dict label -> p for
         each. Symbols the model never saw are skipped (one warning for all the texts)."""
         from charrnn.text.labeled import encode
@@ -229,10 +231,11 @@ class Model:
             seqs.append(ids)
         if skipped:
             self._warn([f"in {skipped} line(s), symbols the model never saw were skipped"])
-        p = predict(ck.params, ck.cfg, seqs) if seqs else np.zeros((0, len(ck.labels)))
+        labels = list(ck.labels or [])
+        p = predict(ck.params, ck.cfg, seqs) if seqs else np.zeros((0, len(labels)))
         if probabilities:
-            return [dict(zip(ck.labels, row.tolist())) for row in p]
-        return [ck.labels[k] for k in p.argmax(axis=1)]
+            return [dict(zip(labels, row.tolist())) for row in p]
+        return [labels[k] for k in p.argmax(axis=1)]
 
     # ------------------------------------------------------------------ helpers
     def _need(self, kind, what):
@@ -333,8 +336,11 @@ class _Callback:
     def finish(self, summary): self._call("finish", **summary)
 
 
-def train(corpus=None, *, text=None, callback=None, progress=False, log=None, checkpoint_dir="checkpoints",
-          name=None, resume=None, force=False, **options):
+def train(corpus: str | os.PathLike | Iterable[str | os.PathLike] | None = None, *, text: str | None = None,
+          callback: Callable[[dict[str, Any]], Any] | None = None, progress: bool = False,
+          log: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike = "checkpoints",
+          name: str | None = None, resume: bool | str | os.PathLike | None = None, force: bool = False,
+          **options: Any) -> Model:
     """Train a language model as `charrnn train` does, and return it (its best checkpoint).
 
     ``corpus`` is a path or a list of paths; or give the training text itself as ``text``;
@@ -348,8 +354,7 @@ def train(corpus=None, *, text=None, callback=None, progress=False, log=None, ch
     ``checkpoint_dir/name`` (name: the first file's stem, "text" for ``text``).
     """
     from charrnn.training import setup
-    from charrnn.training.lm import LanguageModelTask
-    from charrnn.training.loop import Loop, Stop
+    from charrnn.training.loop import Stop
 
     unknown = sorted(set(options) - {f.name for f in fields(TrainConfig)} - set(MODEL_DEFAULTS))
     if unknown:
@@ -363,9 +368,14 @@ def train(corpus=None, *, text=None, callback=None, progress=False, log=None, ch
                                        ([corpus] if isinstance(corpus, (str, os.PathLike)) else corpus)]
     o = dict(options, checkpoint_dir=os.fspath(checkpoint_dir), force=force, quiet=not progress,
              name=name if name is not None or text is None else "text",
-             resume=None if resume in (None, False) else ("" if resume is True else os.fspath(resume)))
-    notes = []
-    notify = notes.append if not progress else (lambda line: print(line, file=sys.stderr))
+             resume=None if resume is None or resume is False else ("" if resume is True else os.fspath(resume)))
+
+    def notify(line):  # warnings as CharrnnWarning; the rest only with progress
+        if line.startswith("warning: "):
+            warnings.warn(line.removeprefix("warning: "), CharrnnWarning, stacklevel=3)
+        elif progress:
+            print(line, file=sys.stderr)
+
     p = setup.prepare(o, set(options), paths, notify, data=None if text is None else text.encode("utf-8"))
     if p.done:  # nothing to train: the run is at its steps already
         warnings.warn(p.done, CharrnnWarning, stacklevel=2)
@@ -381,10 +391,7 @@ def train(corpus=None, *, text=None, callback=None, progress=False, log=None, ch
     except OSError as e:
         raise CharrnnError(f"log {log}: {e.strerror or e}") from None
     try:
-        with p.run.lock():
-            setup.claim(p.run, p.resume is None, p.force)
-            task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths)
-            Loop(task, p.tcfg, p.run, reporter, log_file, stop).run()
+        setup.run(p, reporter, log_file, stop)
     finally:
         if hasattr(reporter, "close"):
             reporter.close()

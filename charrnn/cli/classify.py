@@ -44,18 +44,12 @@ def classify():
 def train(ctx, data, **o):
     """Learn to label texts from DATA: lines of label<TAB>text (- = stdin)."""
     from charrnn.training import setup
-    from charrnn.training.classify import ClassifierTask
-    from charrnn.training.loop import Loop, Stop
+    from charrnn.training.loop import Stop
     from charrnn.ui import progress
 
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     p = setup.prepare_classifier(o, data.read(), input_name(data), lambda line: click.echo(line, err=True), given)
-    reporter = progress.make_reporter(o["quiet"])
-    stop = Stop()
-    with p.run.lock():
-        setup.claim(p.run, True, o["force"], resumable=False)
-        task = ClassifierTask(p.data, p.mcfg, p.ccfg, p.names, p.vocab)
-        run_training(lambda log: Loop(task, p.ccfg, p.run, reporter, log, stop), reporter, o["log_path"], stop)
+    run_training(setup.run_classifier, p, progress.make_reporter(o["quiet"]), o["log_path"], Stop())
 
 
 @classify.command("predict")

@@ -99,18 +99,18 @@ def read_inputs(paths, spool_in_cache=False):
     return sources
 
 
-def run_training(make, reporter, log_path, stop):
-    """Open the --log file, run make(log)'s trainer under the signal handlers, close the
-    reporter and the log whatever happens; after a SIGINT/SIGTERM, exit 128+N."""
+def run_training(run, prepared, reporter, log_path, stop):
+    """Open the --log file, run(prepared, reporter, log, stop) (training/setup.py's run or
+    run_classifier) under the signal handlers, close the reporter and the log whatever
+    happens; after a SIGINT/SIGTERM, exit 128+N."""
     try:
         log = open(log_path, "a", encoding="utf-8") if log_path else None
     except OSError as e:
         raise CharrnnError(f"--log {log_path}: {e.strerror or e}") from None
     from charrnn.ui.progress import LiveReporter
     try:
-        trainer = make(log)
         with stop_on_signals(stop, reporter.message if isinstance(reporter, LiveReporter) else None):
-            trainer.run()
+            run(prepared, reporter, log, stop)
     finally:
         if hasattr(reporter, "close"):
             reporter.close()

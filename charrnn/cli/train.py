@@ -3,7 +3,6 @@ import sys
 
 import click
 
-from charrnn import blas
 from charrnn.cli.common import hint_stdin, run_training
 from charrnn.cli.options import MODEL, RECIPE, option, options, training_options
 from charrnn.training.config import LM_MODEL, TrainConfig
@@ -30,8 +29,7 @@ from charrnn.training.config import LM_MODEL, TrainConfig
 def train(ctx, corpus, **o):
     """Learn a language model from CORPUS files (- for stdin; none: the default corpus)."""
     from charrnn.training import setup
-    from charrnn.training.lm import LanguageModelTask
-    from charrnn.training.loop import Loop, Stop
+    from charrnn.training.loop import Stop
     from charrnn.ui import progress
 
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
@@ -44,15 +42,4 @@ def train(ctx, corpus, **o):
     if p.done:
         click.echo(p.done, err=True)
         return
-    reporter = progress.make_reporter(o["quiet"])
-    stop = Stop()
-    with p.run.lock():
-        setup.claim(p.run, p.resume is None, p.force)
-
-        def make(log):
-            if p.resume is not None:
-                reporter.message(f"resuming {p.run.path} at step {p.resume.step}")
-            task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths)
-            return Loop(task, p.tcfg, p.run, reporter, log, stop)
-
-        run_training(make, reporter, o["log_path"], stop)
+    run_training(setup.run, p, progress.make_reporter(o["quiet"]), o["log_path"], Stop())

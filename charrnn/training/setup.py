@@ -166,6 +166,30 @@ def claim(run, fresh, force, resumable=True):
         run.start_over()
 
 
+def run(p, reporter=None, log=None, stop=None):
+    """Train a Prepared language-model run under its lock (the one way both the command line
+    and charrnn.train run one); the loop's summary."""
+    from charrnn import blas
+    from charrnn.training.lm import LanguageModelTask
+    from charrnn.training.loop import Loop
+    with p.run.lock():
+        claim(p.run, p.resume is None, p.force)
+        if p.resume is not None and reporter is not None:
+            reporter.message(f"resuming {p.run.path} at step {p.resume.step}")
+        task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths)
+        return Loop(task, p.tcfg, p.run, reporter, log, stop).run()
+
+
+def run_classifier(p, reporter=None, log=None, stop=None):
+    """Train a PreparedClassifier run under its lock; the loop's summary."""
+    from charrnn.training.classify import ClassifierTask
+    from charrnn.training.loop import Loop
+    with p.run.lock():
+        claim(p.run, True, p.force, resumable=False)
+        task = ClassifierTask(p.data, p.mcfg, p.ccfg, p.names, p.vocab)
+        return Loop(task, p.ccfg, p.run, reporter, log, stop).run()
+
+
 @dataclass
 class PreparedClassifier:
     """What a classifier run needs: its directory, the split data (train ids, train labels,
@@ -177,6 +201,7 @@ class PreparedClassifier:
     ccfg: ClassifyConfig
     names: list
     vocab: object
+    force: bool = False
 
 
 def prepare_classifier(o, data, name, notify=lambda line: None, given=()):
@@ -198,7 +223,7 @@ def prepare_classifier(o, data, name, notify=lambda line: None, given=()):
                                                                                     else name])))
     check_memory(mcfg, ccfg.batch, max(len(s) for s in seqs), ccfg.optimizer, 1, notify)
     split = ([seqs[i] for i in tr], y[tr], [seqs[i] for i in va], y[va])
-    return PreparedClassifier(run, split, mcfg, ccfg, names, vocab)
+    return PreparedClassifier(run, split, mcfg, ccfg, names, vocab, bool(o.get("force")))
 
 
 def default_corpus(notify, quiet=False):
