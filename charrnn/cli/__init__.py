@@ -74,6 +74,13 @@ class CharrnnGroup(click.Group):
             _fail("out of memory; use a smaller --hidden, --layers, --batch or --seq-len", 1)
         except OSError as e:
             _fail(str(e), 1)
+        except Exception:  # a bug: its traceback, and under MPI an exit that cannot hang the job
+            if "mpi4py.MPI" in sys.modules:
+                import traceback
+                traceback.print_exc()
+                sys.stderr.flush()
+                os._exit(1)
+            raise
         try:
             sys.stdout.flush()
         except BrokenPipeError:
@@ -82,6 +89,9 @@ class CharrnnGroup(click.Group):
 
 
 def _fail(msg, code, prefix="charrnn: error: "):
+    from charrnn.training import distributed
+    if distributed.world_size() != 1:  # under mpirun: a rank's own way to leave (no hang, no echo of K lines)
+        distributed.report(msg, code, usage=code == 2, prefix=prefix)
     click.echo(prefix + " ".join(str(msg).split()), err=True)
     sys.exit(code)
 

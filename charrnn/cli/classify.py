@@ -43,7 +43,10 @@ def classify():
 @click.pass_context
 def train(ctx, data, **o):
     """Learn to label texts from DATA: lines of label<TAB>text (- = stdin)."""
-    from charrnn.training import setup
+    from charrnn.training import distributed, setup
+    if distributed.world_size() != 1:
+        raise click.UsageError("classify train runs on one machine (its labelled lines are few); "
+                               "mpirun is for charrnn train")
     from charrnn.training.loop import Stop
     from charrnn.ui import progress
 

@@ -99,17 +99,19 @@ def read_inputs(paths, spool_in_cache=False):
     return sources
 
 
-def run_training(run, prepared, reporter, log_path, stop):
+def run_training(run, prepared, reporter, log_path, stop, quiet=False):
     """Open the --log file, run(prepared, reporter, log, stop) (training/setup.py's run or
     run_classifier) under the signal handlers, close the reporter and the log whatever
-    happens; after a SIGINT/SIGTERM, exit 128+N."""
+    happens; after a SIGINT/SIGTERM, exit 128+N. ``quiet``: the signal handlers say nothing
+    (an MPI rank other than 0)."""
     try:
         log = open(log_path, "a", encoding="utf-8") if log_path else None
     except OSError as e:
         raise CharrnnError(f"--log {log_path}: {e.strerror or e}") from None
     from charrnn.ui.progress import LiveReporter
     try:
-        with stop_on_signals(stop, reporter.message if isinstance(reporter, LiveReporter) else None):
+        say = (lambda line: None) if quiet else reporter.message if isinstance(reporter, LiveReporter) else None
+        with stop_on_signals(stop, say):
             run(prepared, reporter, log, stop)
     finally:
         if hasattr(reporter, "close"):

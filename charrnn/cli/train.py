@@ -1,4 +1,5 @@
 """`charrnn train`: learn a language model from text files or standard input."""
+import functools
 import sys
 
 import click
@@ -28,18 +29,27 @@ from charrnn.training.config import LM_MODEL, TrainConfig
 @click.pass_context
 def train(ctx, corpus, **o):
     """Learn a language model from CORPUS files (- for stdin; none: the default corpus)."""
-    from charrnn.training import setup
+    from charrnn.training import distributed, setup
     from charrnn.training.loop import Stop
-    from charrnn.ui import progress
+    from charrnn.ui import progress as progress_ui
 
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     paths = list(corpus)
-    if "-" in paths:
+    world = distributed.World.join()  # under mpirun with two ranks or more; None otherwise
+    primary = world is None or world.primary
+    if "-" in paths and primary:
         hint_stdin()
-    notify = lambda line: click.echo(line, err=True)  # noqa: E731
-    p = setup.prepare(o, given, paths, notify, stdin=sys.stdin.buffer if "-" in paths else None,
-                      progress=not o["quiet"] and sys.stderr.isatty())
+    notify = (lambda line: click.echo(line, err=True)) if primary else (lambda line: None)  # noqa: E731
+    stdin = sys.stdin.buffer if "-" in paths else None
+    progress = not o["quiet"] and sys.stderr.isatty()
+    if world is None:
+        p = setup.prepare(o, given, paths, notify, stdin, progress)
+    else:
+        from charrnn.training import replicas
+        p = replicas.prepare(world, o, given, paths, notify, stdin, progress and primary)
     if p.done:
-        click.echo(p.done, err=True)
+        notify(p.done)
         return
-    run_training(setup.run, p, progress.make_reporter(o["quiet"]), o["log_path"], Stop())
+    reporter = progress_ui.make_reporter(o["quiet"] or not primary)
+    run_training(functools.partial(setup.run, world=world), p, reporter, o["log_path"] if primary else None, Stop(),
+                 quiet=not primary)

@@ -295,11 +295,12 @@ def split_jobs(cfg, x, y, state, masks, n):
     return jobs, bounds
 
 
-def merge(results, bounds, cfg):
+def merge(results, bounds, cfg, total=None):
     """The slices' (loss, grads, state) as one window's: the loss and gradient weighted by each
     slice's share of the streams (summed into the first slice's gradient arrays), the states
-    joined."""
-    B = bounds[-1][1]
+    joined. ``total``: the streams of the whole batch, when these slices are one rank's share
+    of it (training/distributed.py sums the ranks' weighted shares in rank order)."""
+    B = bounds[-1][1] if total is None else total
     w = [(hi - lo) / B for lo, hi in bounds]
     loss = sum(wk * r[0] for wk, r in zip(w, results))
     grads = results[0][1]

@@ -103,10 +103,12 @@ class TrainConfig(Recipe):
     val_frac: float = 0.05
     eval_every: int | None = None  # None: every 200 steps, or each fifth of a --minutes run if sooner
     threads: int = 1  # workers splitting the batch (training/workers.py); part of the recipe (summation order)
+    ranks: int = 1  # MPI ranks splitting it first (training/distributed.py); also the summation order
 
     def checks(self):
         return super().checks() + [(self.seq_len >= 1, "--seq-len must be at least 1"),
-                                   (self.threads >= 1, "--threads must be at least 1")]
+                                   (self.threads >= 1, "--threads must be at least 1"),
+                                   (self.ranks >= 1, "ranks must be at least 1")]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import numpy as np
 from charrnn import blas
 from charrnn.analysis import likelihood
 from charrnn.core import model, optim
+from charrnn.core.parallel import thread_map
 from charrnn.core.sampling import Sampler, start_token
 from charrnn.store.schema import Checkpoint
 from charrnn.text.windows import Streams, split_train_val
@@ -28,8 +29,9 @@ class LanguageModelTask:
     (a TrainConfig), from scratch or from the Checkpoint ``resume``; ``limit`` is
     core/products.py's block limit for this BLAS."""
 
-    def __init__(self, corpus, mcfg, tcfg, resume=None, limit=0, paths=()):
+    def __init__(self, corpus, mcfg, tcfg, resume=None, limit=0, paths=(), world=None):
         self.corpus, self.mcfg, self.tcfg, self.limit = corpus, mcfg, tcfg, limit
+        self.world = world  # training/distributed.World: this rank's share of each window, or None
         self.paths = list(paths)  # the corpus files, recorded so that --resume alone finds them
         train_tok, self.val_tok = split_train_val(corpus.tokens, tcfg.val_frac)
         if len(self.val_tok) == 0:
@@ -65,7 +67,8 @@ class LanguageModelTask:
     # ------------------------------------------------------------------ a run
     def __enter__(self):
         n = min(self.tcfg.threads, self.tcfg.batch)  # a worker without a stream would idle
-        if workers.worth_it(self.mcfg, self.tcfg.batch, n):
+        # forked worker processes beside MPI are not safe (its transports hold shared memory)
+        if self.world is None and workers.worth_it(self.mcfg, self.tcfg.batch, n):
             self.pool = workers.Workers(self.params, self.mcfg, n, self.limit)
             self.params = self.pool.params  # shared: the optimizer's in-place update reaches every worker
         return self
@@ -81,6 +84,8 @@ class LanguageModelTask:
             self.state = model.zero_state(self.mcfg, self.tcfg.batch)  # each epoch starts fresh
         x, y = self.streams.window(k)
         rng = self.rng if self.mcfg.dropout > 0 else None
+        if self.world is not None:
+            return (*self.shard_step(x, y, rng), x.size)
         if self.pool is None:
             loss, grads, self.new_state = model.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng,
                                                                workers=self.threads, limit=self.limit)
@@ -92,6 +97,21 @@ class LanguageModelTask:
             self.rng.bit_generator.state = before  # as if this step's masks were never drawn
             raise StepFailed(str(e)) from None
         return loss, grads, x.size
+
+    def shard_step(self, x, y, rng):
+        """This rank's share of the window (its streams, its slice of the whole window's dropout
+        masks, drawn from the one Generator every rank holds alike), split between its threads,
+        weighted by its share of the whole batch; then every rank's, combined (distributed.py)."""
+        T, B = x.shape
+        lo, hi = self.world.shard(B)
+        masks = model.make_masks(self.mcfg, T, B, rng, self.params["out.V"].dtype) if rng is not None else None
+        state = [tuple(a[lo:hi] for a in s) for s in self.state]
+        mine = None if masks is None else [m[:, lo:hi] for m in masks]
+        jobs, bounds = model.split_jobs(self.mcfg, x[:, lo:hi], y[:, lo:hi], state, mine, min(self.threads, hi - lo))
+        results = thread_map(lambda job: model.window_loss_and_grads(self.params, *job, limit=self.limit), jobs)
+        loss, grads, new_state = model.merge(results, bounds, self.mcfg, total=B)
+        loss, grads, self.new_state = self.world.combine(loss, grads, new_state)
+        return loss, grads
 
     def advance(self):
         self.state = self.new_state

@@ -122,10 +122,13 @@ class Meter:
 
 class Loop:
     """Run ``task`` under the recipe ``cfg`` (a TrainConfig or ClassifyConfig), saving into
-    ``rundir`` (a store.rundir.RunDir)."""
+    ``rundir`` (a store.rundir.RunDir). Under MPI (``world``, training/distributed.py) every
+    rank runs the loop and the ranks agree each step on what the clock and signals decide;
+    only rank 0 validates, saves and reports."""
 
-    def __init__(self, task, cfg, rundir, reporter=None, log=None, stop=None):
-        self.task, self.cfg, self.rundir = task, cfg, rundir
+    def __init__(self, task, cfg, rundir, reporter=None, log=None, stop=None, world=None):
+        self.task, self.cfg, self.rundir, self.world = task, cfg, rundir, world
+        self.primary = world is None or world.primary
         self.reporter = reporter if reporter is not None else NullReporter()
         self.log, self.stop = log, (stop if stop is not None else Stop())
         self.step = task.start_step
@@ -150,21 +153,37 @@ class Loop:
                    "run_dir": str(self.rundir.path)})
         self.t0 = last_save = time.perf_counter()
         last_saved = self.step if self.step > 0 else -1
-        while self.step < self.max_steps and not self.stop:
+        watchdog = self.world.start_watchdog() if self.world is not None else None
+        while self.step < self.max_steps and not self.stopped():
             started = time.perf_counter()
-            if started - self.t0 >= self.max_seconds:
-                break
-            if not self.train_step(started - self.t0):
+            if not self.train_step(self.elapsed):
                 break  # a second Ctrl-C abandoned the step
+            if watchdog is not None:
+                watchdog.kick(time.perf_counter() - started)
             if self.due(last_save):
                 self.save()
                 last_saved, last_save = self.step, time.perf_counter()
+                if watchdog is not None:
+                    watchdog.kick(last_save - started)
         if self.step != last_saved and self.step > 0:
             self.save(validate=not self.stop.signum)  # after a signal: the steps first, at once
+        if watchdog is not None:
+            watchdog.stop()
         summary = {"step": self.step, **task.summary(), "elapsed": time.perf_counter() - self.t0,
                    "interrupted": self.stop.signum, "latest": self.rundir.latest_path()}
         rep.finish(summary)
         return summary
+
+    def stopped(self):
+        """Stop before the next step? A signal, a callback, or the time limit. Sets
+        self.elapsed, the run's time so far, which the schedule reads. Under MPI: any rank's
+        signal, and rank 0's clock (so every rank takes the same learning rate), agreed."""
+        self.elapsed = time.perf_counter() - self.t0 if self.primary else 0.0
+        if self.world is not None:
+            signum, requested, micros = self.world.agree([self.stop.signum, self.stop.requested,
+                                                          round(self.elapsed * 1e6)])
+            self.stop.signum, self.stop.requested, self.elapsed = int(signum), bool(requested), micros / 1e6
+        return bool(self.stop) or self.elapsed >= self.max_seconds
 
     def train_step(self, elapsed):
         """One step: loss and gradients, clipping, the update, the report. False when a second
@@ -207,11 +226,14 @@ class Loop:
 
     def due(self, last_save):
         """Validate and save now? Every eval_every steps; a task that lets the time budget decide
-        (eval_by_time) also after a fifth of a time-limited run, if that comes sooner."""
+        (eval_by_time) also after a fifth of a time-limited run, if that comes sooner (by rank
+        0's clock, under MPI)."""
         if self.step % self.task.eval_every == 0:
             return True
-        return (self.task.eval_by_time and math.isfinite(self.max_seconds)
-                and time.perf_counter() - last_save >= self.max_seconds / EVALS_PER_RUN)
+        if not (self.task.eval_by_time and math.isfinite(self.max_seconds)):
+            return False
+        due = self.primary and time.perf_counter() - last_save >= self.max_seconds / EVALS_PER_RUN
+        return bool(self.world.agree([due])[0]) if self.world is not None else due
 
     def eta(self, elapsed):
         """Seconds left: by the step limit, from the training speed plus the saves still to come
@@ -227,7 +249,9 @@ class Loop:
 
     def save(self, validate=True):
         """Validate (unless told not to, or a second Ctrl-C cuts it short), checkpoint (the best
-        too, when it is), report, and show a preview."""
+        too, when it is), report, and show a preview. Rank 0's alone, under MPI."""
+        if not self.primary:
+            return
         task, started = self.task, time.perf_counter()
         bad = next((k for k, v in task.params.items() if not np.isfinite(v).all()), None)
         if bad is not None:  # the update after a finite loss can still overflow

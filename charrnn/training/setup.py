@@ -8,7 +8,7 @@ No click: the command line (cli/train.py) and the library (charrnn.train) both c
 """
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +43,13 @@ class Prepared:
     force: bool = False
     done: str | None = None
     paths: list | None = None  # the corpus, as the checkpoints record it (recorded_paths)
+    task: object = None  # under MPI: the task built from rank 0's starting state (prepare_world)
 
 
-def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
+def prepare(o, given, paths, notify, stdin=None, progress=False, data=None, ranks=1):
     """A Prepared run from the options. ``paths`` are the corpus files ("-" is ``stdin``), or
     ``data`` the corpus's bytes; neither means the default corpus. ``notify`` takes a line for
-    the user. Problems are reported in the order a user meets them: a --resume that is no
+    the user; ``ranks`` is the MPI job's size (training/replicas.py). Problems are reported in the order a user meets them: a --resume that is no
     checkpoint before anything is built, a missing corpus file next."""
     if o.get("bidirectional"):
         raise UsageError("a bidirectional language model would see the future it must predict; "
@@ -67,12 +68,15 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None):
     try:
         run = RunDir(os.path.join(o["checkpoint_dir"], checked_run_name(o.get("name"), paths)))
         resume = load_resume(o, run) if o.get("resume") is not None else None
-        tcfg = train_config(o, resume, given, notify)
+        tcfg = replace(train_config(o, resume, given, notify), ranks=ranks)
         if resume is not None and tcfg.steps is not None and resume.step >= tcfg.steps:
             return Prepared(run, resume=resume, done=f"nothing to train: {run.path} is at step {resume.step:,}, "
                             f"and --steps {tcfg.steps:,} is the run's total; give a larger --steps to go on")
         if resume is not None and "threads" in given and tcfg.threads != resume.train.threads:
             notify(f"warning: --threads {tcfg.threads} differs from the run's {resume.train.threads}: training "
+                   f"goes on, but no longer bit for bit as the run would have without the interruption")
+        if resume is not None and tcfg.ranks != resume.train.ranks:
+            notify(f"warning: the run was trained on {resume.train.ranks} MPI rank(s), now {tcfg.ranks}: training "
                    f"goes on, but no longer bit for bit as the run would have without the interruption")
         corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
                              progress=progress and sources.size > PROGRESS_BYTES)
@@ -166,18 +170,25 @@ def claim(run, fresh, force, resumable=True):
         run.start_over()
 
 
-def run(p, reporter=None, log=None, stop=None):
+def run(p, reporter=None, log=None, stop=None, world=None):
     """Train a Prepared language-model run under its lock (the one way both the command line
-    and charrnn.train run one); the loop's summary."""
+    and charrnn.train run one); the loop's summary. Under MPI (``world``) rank 0 holds the lock
+    and the run directory; the other ranks only train."""
     from charrnn import blas
     from charrnn.training.lm import LanguageModelTask
     from charrnn.training.loop import Loop
-    with p.run.lock():
-        claim(p.run, p.resume is None, p.force)
+
+    def train():
         if p.resume is not None and reporter is not None:
             reporter.message(f"resuming {p.run.path} at step {p.resume.step}")
-        task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths)
-        return Loop(task, p.tcfg, p.run, reporter, log, stop).run()
+        task = p.task or LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world)
+        return Loop(task, p.tcfg, p.run, reporter, log, stop, world).run()
+
+    if world is not None and not world.primary:
+        return train()
+    with p.run.lock():
+        claim(p.run, p.resume is None, p.force)
+        return train()
 
 
 def run_classifier(p, reporter=None, log=None, stop=None):

@@ -33,7 +33,9 @@ def start_line(info):
         return (f"training {model_summary(info['model'])} over {info['labels']} labels, {info['params']:,} params, "
                 f"vocab {info['vocab']:,}, {info['examples']:,} train lines, {info['val_examples']:,} val lines "
                 f"-> {info['run_dir']}")
-    return (f"training {model_summary(info['model'])}, {info['params']:,} params, vocab {info['vocab']:,}, "
+    ranks = getattr(info.get("train"), "ranks", 1)
+    on = f" on {ranks} MPI ranks" if ranks > 1 else ""
+    return (f"training {model_summary(info['model'])}{on}, {info['params']:,} params, vocab {info['vocab']:,}, "
             f"{train:,} train tokens, {info['val_tokens']:,} val tokens -> {info['run_dir']}")
 
 
@@ -253,6 +255,8 @@ class LiveReporter(SilentReporter):
         title = "charrnn"
         if "model" in info:
             title = f"{model_summary(info['model'])} · {info['params']:,} params"
+            ranks = getattr(info.get("train"), "ranks", 1)
+            title += f" · {ranks} MPI ranks" if ranks > 1 else ""
         run_dir = info.get("run_dir")
         return Panel(grid, title=Text(title), title_align="left",
                      subtitle=None if run_dir is None else Text(str(run_dir)))

@@ -1,0 +1,272 @@
+"""Data-parallel training on MPI: `mpirun -n K charrnn train ...` trains one model on K ranks.
+
+Every rank holds a replica. Each takes its share of the --batch streams (rank r: streams
+B·r/K to B·(r+1)/K, as worker r of a single machine with K workers would), computes its
+share's gradient weighted by its share of the batch, and the ranks combine them:
+
+    exact  (while the K gradients gathered fit in EXACT_BYTES) every rank gathers all K and
+           sums them in rank order: the same float32 operations, in the same order, as a
+           single machine with K workers (core/model.merge), so the runs are equal bit for bit
+    sum    MPI_Allreduce: the same on every rank, equal to a single machine to float32 rounding
+
+and then every rank clips and takes the same optimizer step. The dropout masks of the whole
+window come from the run's one Generator on every rank, so each rank's slice of them is the
+single machine's. Only rank 0 reads the corpus (it is broadcast), owns the run directory,
+validates, checkpoints, logs and draws the progress; rank 0 also broadcasts the starting
+state (a fresh model's or a resumed checkpoint's), so every replica starts from the same
+bytes. After each step the ranks agree on the decisions the clock or a signal makes (stop,
+save), so they stop and save at the same step.
+
+mpi4py is imported only when the launcher's environment says K > 1 (``world_size``); no
+pickle crosses the wire: arrays go as buffers, everything else as JSON.
+
+Faults. A rank that fails prints one line prefixed with its rank and host and leaves with
+os._exit, which makes mpirun end the others at once (a Python exit would wait in MPI_Finalize
+while the others wait in a collective: a hang). A rank killed outright is mpirun's to clean
+up: it SIGKILLs the others within milliseconds and prints its own report. A machine that
+drops leaves the others blocked in a collective that never returns: a watchdog thread ends
+a rank whose steps stop for ``timeout`` seconds (CHARRNN_MPI_TIMEOUT, else 60 s plus ten
+times the longest step or save seen) with one line, and nudges its mpirun to end as well.
+"""
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+import numpy as np
+
+from charrnn.errors import CharrnnError
+
+EXACT_BYTES = 256 << 20  # gather-and-sum in rank order while K gradients take at most this
+LAUNCHERS = ("mpiexec", "mpiexec.hydra", "mpirun")
+
+
+def env_rank():
+    """This process's rank as the launcher's environment gives it (0 outside mpirun)."""
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMI_ID", "PMIX_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def report(message, code, usage=False, prefix="charrnn: error: "):
+    """How a command under mpirun with two ranks or more leaves on an error: rank 0 says it in
+    one line; another rank says it prefixed with its rank and host, except a usage error, which
+    rank 0 says for all (each got the same command line). Then os._exit once MPI is running
+    (where a quiet rank first gives rank 0 time to speak: mpirun ends every rank as soon as
+    one leaves); before it, mpirun waits for every rank, so a plain exit."""
+    rank = env_rank()
+    if rank == 0 or not usage:
+        lead = "" if rank == 0 else f"rank {rank} ({socket.gethostname()}): "
+        sys.stderr.write(f"{prefix}{lead}{' '.join(str(message).split())}\n")
+    elif "mpi4py.MPI" in sys.modules:
+        time.sleep(10)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if "mpi4py.MPI" in sys.modules:
+        os._exit(code)
+    sys.exit(code)
+
+
+def world_size():
+    """The number of ranks the MPI launcher started, from its environment alone (MPICH's hydra
+    and Intel MPI set PMI_SIZE, Open MPI OMPI_COMM_WORLD_SIZE); None where a launcher ran this
+    without saying how many (PMI_PORT), 1 outside mpirun."""
+    e = os.environ
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        if var in e:
+            try:
+                return int(e[var])
+            except ValueError:
+                return None
+    if "PMI_PORT" in e or "PMIX_RANK" in e:
+        return None
+    return 1
+
+
+class World:
+    """The K ranks of this job: collectives on numpy buffers and JSON, and what they agree on."""
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+        self.MPI, self.comm = MPI, comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.host = socket.gethostname()
+        self.watchdog = None
+
+    @classmethod
+    def join(cls):
+        """The World this process is a rank of, or None outside a launch of two ranks or more."""
+        size = world_size()
+        if size == 1:
+            return None
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            raise CharrnnError(f"started by mpirun with {size or 'several'} ranks, but mpi4py is not installed here: "
+                               f"pip install 'charrnn[mpi]' on every machine") from None
+        world = cls(MPI.COMM_WORLD)
+        return world if world.size > 1 else None
+
+    @property
+    def primary(self):
+        return self.rank == 0
+
+    def where(self):
+        return f"rank {self.rank} ({self.host})"
+
+    def shard(self, B):
+        """This rank's streams [lo, hi) of a batch of B."""
+        return B * self.rank // self.size, B * (self.rank + 1) // self.size
+
+    # ------------------------------------------------------------------ collectives
+    def bcast_json(self, obj=None):
+        """Rank 0's JSON-able ``obj`` on every rank."""
+        data = json.dumps(obj, allow_nan=False).encode() if self.primary else b""
+        n = np.array([len(data)], dtype=np.int64)
+        self.comm.Bcast(n, root=0)
+        buf = np.frombuffer(data, dtype=np.uint8).copy() if self.primary else np.empty(int(n[0]), dtype=np.uint8)
+        self.comm.Bcast(buf, root=0)
+        return json.loads(buf.tobytes().decode())
+
+    def bcast_arrays(self, arrays=None):
+        """Rank 0's dict of numpy arrays on every rank (their names, dtypes and shapes as JSON)."""
+        spec = self.bcast_json({k: [v.dtype.str, list(v.shape)] for k, v in arrays.items()} if self.primary else None)
+        out = {}
+        for name, (dtype, shape) in spec.items():
+            buf = np.ascontiguousarray(arrays[name]) if self.primary else np.empty(shape, dtype=np.dtype(dtype))
+            if buf.size:
+                self.comm.Bcast(buf.reshape(-1).view(np.uint8), root=0)
+            out[name] = buf
+        return out
+
+    def allgather_json(self, obj):
+        """Every rank's JSON-able ``obj``, in rank order."""
+        data = np.frombuffer(json.dumps(obj, allow_nan=False).encode(), dtype=np.uint8)
+        sizes = np.empty(self.size, dtype=np.int64)
+        self.comm.Allgather(np.array([data.size], dtype=np.int64), sizes)
+        out = np.empty(int(sizes.sum()), dtype=np.uint8)
+        self.comm.Allgatherv(data, [out, sizes.tolist()])
+        ends = np.cumsum(sizes)
+        return [json.loads(out[e - s:e].tobytes().decode()) for s, e in zip(sizes, ends)]
+
+    def agree(self, flags):
+        """The largest of every rank's int flags: what the ranks do together."""
+        out = np.empty(len(flags), dtype=np.int64)
+        self.comm.Allreduce(np.asarray(flags, dtype=np.int64), out, op=self.MPI.MAX)
+        return out
+
+    def combine(self, loss, grads, state):
+        """Every rank's share (a loss and gradient already weighted by the share of the batch,
+        and its streams' carried state) as the whole batch's: the loss and the gradient summed
+        in rank order (exact) or by MPI_Allreduce (sum), the states joined in rank order."""
+        keys = sorted(grads)
+        flat = np.concatenate([grads[k].reshape(-1) for k in keys])  # (P,)
+        if self.size * flat.nbytes <= EXACT_BYTES and os.environ.get("CHARRNN_MPI_REDUCE", "exact") == "exact":
+            rows = np.empty((self.size, flat.size), dtype=flat.dtype)  # (K,P)
+            self.comm.Allgather(flat, rows)
+            total = rows[0]
+            for r in range(1, self.size):  # in rank order: core/model.merge's order
+                total += rows[r]
+        else:
+            total = np.empty_like(flat)
+            self.comm.Allreduce(flat, total, op=self.MPI.SUM)
+        losses = np.empty(self.size, dtype=np.float64)
+        self.comm.Allgather(np.array([loss], dtype=np.float64), losses)
+        out, at = {}, 0
+        for k in keys:
+            n = grads[k].size
+            out[k] = total[at:at + n].reshape(grads[k].shape)
+            at += n
+        return sum(float(x) for x in losses), out, self.join_state(state)
+
+    def join_state(self, state):
+        """Per layer, per tensor, every rank's (b_r, H) rows joined in rank order."""
+        joined = []
+        for layer in state:
+            parts = []
+            for a in layer:
+                a = np.ascontiguousarray(a)
+                counts = np.empty(self.size, dtype=np.int64)
+                self.comm.Allgather(np.array([a.size], dtype=np.int64), counts)
+                out = np.empty(int(counts.sum()), dtype=a.dtype)
+                self.comm.Allgatherv(a.reshape(-1), [out, counts.tolist()])
+                parts.append(out.reshape(-1, a.shape[1]))
+            joined.append(tuple(parts))
+        return joined
+
+    # ------------------------------------------------------------------ faults
+    def fail(self, message, code):
+        """One line on stderr, then leave at once: mpirun ends the other ranks (a Python exit
+        would wait in MPI_Finalize for ranks that wait in a collective)."""
+        lead = "" if self.primary else f"{self.where()}: "
+        try:
+            sys.stdout.flush()
+            sys.stderr.write(f"charrnn: error: {lead}{' '.join(str(message).split())}\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+    def start_watchdog(self, first=300.0):
+        self.watchdog = Watchdog(self, first).start()
+        return self.watchdog
+
+
+class Watchdog:
+    """Ends this rank when its steps stop (a machine or the network was lost and a collective
+    will never return; a Python signal handler cannot run while the main thread waits in MPI).
+    ``kick(seconds)`` after every step and save tells it how long one took; the limit is
+    CHARRNN_MPI_TIMEOUT, else 60 s plus ten times the longest, ``first`` before any."""
+
+    def __init__(self, world, first):
+        self.world, self.longest, self.first = world, 0.0, first
+        fixed = os.environ.get("CHARRNN_MPI_TIMEOUT")
+        self.fixed = float(fixed) if fixed else None
+        self.last, self.done = time.monotonic(), threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="charrnn-watchdog", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def limit(self):
+        if self.fixed is not None:
+            return self.fixed
+        return self.first if self.longest == 0 else 60.0 + 10 * self.longest
+
+    def kick(self, seconds=0.0):
+        self.longest = max(self.longest, seconds)
+        self.last = time.monotonic()
+
+    def stop(self):
+        self.done.set()
+
+    def _watch(self):
+        while not self.done.wait(min(1.0, self.limit() / 4)):
+            idle = time.monotonic() - self.last
+            if idle > self.limit():
+                _nudge_launcher()
+                self.world.fail(f"no training step finished on {self.world.where()} for {idle:.0f} s: another rank "
+                                f"stopped answering (a machine or the network was lost); the run's last checkpoint "
+                                f"is kept, resume it with --resume", 75)
+
+
+def _nudge_launcher():
+    """mpirun waits for a lost machine's proxy even after every local rank left; SIGINT, SIGINT
+    (its force abort) and SIGTERM, a second apart, end it. Only on the launch host."""
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            return
+        if stat[stat.index("(") + 1:stat.rindex(")")] in LAUNCHERS:
+            import subprocess
+            script = f"for s in INT INT TERM; do sleep 1; kill -0 {pid} 2>/dev/null || exit 0; kill -$s {pid}; done"
+            subprocess.Popen(["/bin/sh", "-c", script], start_new_session=True, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return
+        pid = int(stat[stat.rindex(")") + 2:].split()[1])

@@ -1,0 +1,77 @@
+"""How the ranks of an MPI job start one run (training/distributed.py is how they train it).
+
+The ranks first check that they run the same charrnn with the same options; rank 0 then
+prepares the run as a single machine would (it alone reads the corpus and the checkpoint to
+resume, and takes the run directory) and broadcasts what the others need: the configs, the
+corpus's tokens and vocabulary, and the starting state of the task it built, so that every
+replica starts from the same bytes.
+"""
+import json
+import os
+
+import numpy as np
+
+from charrnn import __version__, blas
+from charrnn.errors import CharrnnError
+from charrnn.store import schema
+from charrnn.store.rundir import RunDir
+from charrnn.text.corpus import Corpus
+from charrnn.text.vocab import Vocab
+from charrnn.training import setup
+from charrnn.training.config import TrainConfig
+from charrnn.training.lm import LanguageModelTask
+
+
+def check_alike(world, o):
+    """Refuse, on rank 0 in one line, a rank that runs another charrnn or other options; the
+    ranks' hosts and pids."""
+    mine = {"charrnn": __version__, "host": world.host, "pid": os.getpid(),
+            "options": json.loads(json.dumps(o, default=str))}
+    everyone = world.allgather_json(mine)
+    if not world.primary:
+        return everyone
+    for r, theirs in enumerate(everyone):
+        if theirs["charrnn"] != __version__:
+            world.fail(f"rank {r} ({theirs['host']}) runs charrnn {theirs['charrnn']} and rank 0 charrnn "
+                       f"{__version__}: every machine needs the same charrnn", 1)
+        ours, other = mine["options"], theirs["options"]
+        diff = sorted(k for k in set(ours) | set(other) if ours.get(k) != other.get(k))
+        if diff:
+            k = diff[0]
+            world.fail(f"rank {r} ({theirs['host']}) was started with other options than rank 0: "
+                       f"--{k.replace('_', '-')} {other.get(k)} there, {ours.get(k)} here; "
+                       f"give every rank the same command line", 2)
+    return everyone
+
+
+def prepare(world, o, given, paths, notify, stdin=None, progress=False):
+    """setup.prepare for a rank of an MPI job: a Prepared on every rank, whose task (on rank 0
+    the one it built, elsewhere one built from rank 0's broadcast) starts from the same bytes."""
+    everyone = check_alike(world, o)
+    p = plan = arrays = None
+    if world.primary:
+        try:
+            p = setup.prepare(o, given, paths, notify, stdin, progress, ranks=world.size)
+            plan = {"run": p.run.path, "done": p.done}
+            if not p.done:  # where each rank runs: mpirun's report of a lost process names its pid and host only
+                notify("MPI ranks: " + ", ".join(f"{r} on {t['host']} (pid {t['pid']})" for r, t in enumerate(everyone)))
+                p.task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world)
+                arrays, meta = schema.pack(p.task.checkpoint(p.task.start_step, {}, None))
+                plan.update(meta=meta, tcfg=p.tcfg.to_json(), sha256=p.corpus.sha256, n_chars=p.corpus.n_chars,
+                            paths=p.paths, force=p.force, resuming=p.resume is not None)
+        except CharrnnError as e:
+            world.fail(str(e), e.exit_code)
+    plan = world.bcast_json(plan)
+    if plan["done"]:
+        return p if world.primary else setup.Prepared(RunDir(plan["run"]), done=plan["done"])
+    tokens = world.bcast_arrays({"tokens": np.asarray(p.corpus.tokens)} if world.primary else None)["tokens"]
+    arrays = world.bcast_arrays(arrays)
+    if world.primary:
+        return p
+    start = schema.unpack(arrays, plan["meta"])
+    corpus = Corpus(tokens=tokens, vocab=Vocab.from_json(plan["meta"]["vocab"]), sha256=plan["sha256"],
+                    n_chars=plan["n_chars"])
+    tcfg = TrainConfig.from_json(plan["tcfg"])
+    task = LanguageModelTask(corpus, start.cfg, tcfg, start, blas.product_limit(), plan["paths"], world)
+    return setup.Prepared(RunDir(plan["run"]), corpus, start.cfg, tcfg, start if plan["resuming"] else None,
+                          plan["force"], paths=plan["paths"], task=task)

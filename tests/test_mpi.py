@@ -1,0 +1,223 @@
+"""`mpirun -n 2 charrnn train`: one model on two ranks (training/distributed.py, replicas.py).
+
+Run for real under the mpich wheel's mpirun (the `mpi` extra, which `test` pulls in); skipped
+where mpirun or mpi4py is absent."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py")
+safetensors_numpy = pytest.importorskip("safetensors.numpy")
+
+MPIRUN = shutil.which("mpirun", path=str(Path(sys.executable).parent)) or shutil.which("mpirun")
+pytestmark = pytest.mark.skipif(MPIRUN is None, reason="no mpirun (pip install 'charrnn[mpi]')")
+
+CHARRNN = [sys.executable, "-m", "charrnn"]
+SMALL = ["--hidden", "32", "--batch", "8", "--seq-len", "16", "--seed", "3", "--dropout", "0.1"]
+WORDS = "the quick brown fox jumps over a lazy dog and then some more words follow here".split()
+
+
+def env():
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "HYDI_", "MPI_"))}
+    e["CHARRNN_MPI_TIMEOUT"] = "60"  # a test that hangs fails instead of waiting forever
+    return e
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "c.txt"
+    path.write_text(" ".join(rng.choice(WORDS, 20000)), encoding="utf-8")
+    return path
+
+
+def mpirun(args, cwd, n=2, timeout=120, **kw):
+    return subprocess.run([MPIRUN, "-n", str(n), *CHARRNN, *args], cwd=cwd, env=env(), capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+def single(args, cwd, timeout=120):
+    return subprocess.run([*CHARRNN, *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+
+
+def tensors(path):
+    return safetensors_numpy.load_file(str(path))
+
+
+def manifest(path):
+    from safetensors import safe_open
+    with safe_open(str(path), "np") as f:
+        return json.loads(f.metadata()["manifest"])
+
+
+def assert_same_run(a, b, differ=("saved_at",)):
+    ta, tb = tensors(a), tensors(b)
+    assert sorted(ta) == sorted(tb)
+    for k in ta:
+        assert ta[k].dtype == tb[k].dtype and np.array_equal(ta[k], tb[k]), k  # bit for bit
+    ma, mb = manifest(a), manifest(b)
+    for k in set(ma) | set(mb):
+        if k not in differ and k != "train":
+            assert ma.get(k) == mb.get(k), k
+    return ma, mb
+
+
+def test_two_ranks_train_the_model_two_workers_train_bit_for_bit(corpus):
+    d = corpus.parent
+    r = mpirun(["train", corpus.name, "--steps", "30", "--name", "mpi", "--threads", "1", *SMALL], d)
+    assert r.returncode == 0, r.stderr
+    first, second = r.stderr.splitlines()[:2]
+    assert first == f"MPI ranks: 0 on {os.uname().nodename} (pid {first.split('pid ')[1].split(')')[0]}), " \
+                    f"1 on {os.uname().nodename} (pid {first.split('pid ')[2].split(')')[0]})"
+    assert "on 2 MPI ranks" in second
+    assert r.stdout == ""
+    s = single(["train", corpus.name, "--steps", "30", "--name", "one", "--threads", "2", *SMALL], d)
+    assert s.returncode == 0, s.stderr
+    ma, mb = assert_same_run(d / "checkpoints/mpi/latest.ckpt", d / "checkpoints/one/latest.ckpt")
+    assert (ma["train"]["ranks"], ma["train"]["threads"]) == (2, 1)
+    assert (mb["train"]["ranks"], mb["train"]["threads"]) == (1, 2)
+    # the same K and seed again: the same checkpoint
+    again = mpirun(["train", corpus.name, "--steps", "30", "--name", "again", "--threads", "1", *SMALL], d)
+    assert again.returncode == 0, again.stderr
+    assert_same_run(d / "checkpoints/mpi/latest.ckpt", d / "checkpoints/again/latest.ckpt")
+
+
+def test_resume_under_mpi_continues_exactly_and_a_new_k_is_warned(corpus):
+    """As tests/test_cli.py's single-machine resume: a schedule that does not depend on the total."""
+    d = corpus.parent
+    fixed = [*SMALL, "--lr-schedule", "constant", "--warmup", "0", "--eval-every", "20"]
+    whole = mpirun(["train", corpus.name, "--steps", "40", "--name", "whole", *fixed], d)
+    assert whole.returncode == 0, whole.stderr
+    half = mpirun(["train", corpus.name, "--steps", "20", "--name", "half", *fixed], d)
+    assert half.returncode == 0, half.stderr
+    rest = mpirun(["train", "--resume", "--steps", "40", "--name", "half"], d)
+    assert rest.returncode == 0, rest.stderr
+    assert "resuming" in rest.stderr and "warning" not in rest.stderr
+    assert_same_run(d / "checkpoints/whole/latest.ckpt", d / "checkpoints/half/latest.ckpt")
+    # a K=2 run resumed on one machine goes on, with the reason it no longer matches bit for bit
+    alone = single(["train", "--resume", "--steps", "50", "--name", "half"], d)
+    assert alone.returncode == 0, alone.stderr
+    assert ("warning: the run was trained on 2 MPI rank(s), now 1: training goes on, but no longer bit for bit as "
+            "the run would have without the interruption") in alone.stderr
+    assert manifest(d / "checkpoints/half/latest.ckpt")["train"]["ranks"] == 1
+    assert manifest(d / "checkpoints/half/latest.ckpt")["step"] == 50
+
+
+def test_only_rank_0_needs_the_corpus_and_writes_the_run(corpus, tmp_path):
+    elsewhere = tmp_path / "rank1"
+    elsewhere.mkdir()
+    args = ["train", str(corpus), "--steps", "10", "--name", "r", "--log", "log.jsonl", *SMALL]
+    r = subprocess.run([MPIRUN, "-n", "1", "-wdir", str(corpus.parent), *CHARRNN, *args, ":",
+                        "-n", "1", "-wdir", str(elsewhere), *CHARRNN, *args],
+                       env={**env(), "XDG_CACHE_HOME": str(tmp_path / "cache1")}, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (corpus.parent / "checkpoints/r/latest.ckpt").exists() and (corpus.parent / "log.jsonl").exists()
+    assert list(elsewhere.iterdir()) == []  # no run directory, no log, no lock
+
+
+def test_ranks_started_with_other_options_are_refused_in_one_line(corpus):
+    d = corpus.parent
+    base = ["train", corpus.name, "--steps", "5", "--name", "x", *SMALL]
+    r = subprocess.run([MPIRUN, "-n", "1", *CHARRNN, *base, ":", "-n", "1", *CHARRNN, *base, "--lr", "0.01"],
+                       cwd=d, env=env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert lines == ["charrnn: error: rank 1 (%s) was started with other options than rank 0: --lr 0.01 there, "
+                     "None here; give every rank the same command line" % os.uname().nodename]
+    assert not (d / "checkpoints/x").exists()
+
+
+def test_an_error_on_rank_0_is_one_line_and_no_hang(corpus):
+    started = time.monotonic()
+    r = mpirun(["train", "missing.txt", "--steps", "5", *SMALL], corpus.parent)
+    assert r.returncode == 1
+    assert [x for x in r.stderr.splitlines() if x.strip()] == \
+        ["charrnn: error: missing.txt: no such file"]
+    assert time.monotonic() - started < 30
+
+
+def _wait_for_steps(log, n, proc, limit=60):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if log.exists() and sum('"event": "step"' in x for x in log.read_text().splitlines()) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("no steps")
+
+
+def _rank_pid(rank, marker):
+    """The pid of the charrnn rank `rank` whose command line holds `marker`."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(marker.encode() in c for c in cmd) and f"PMI_RANK={rank}".encode() in environ and b"charrnn" in cmd:
+            return int(pid)
+    raise AssertionError(f"no rank {rank}")
+
+
+def test_ctrl_c_to_mpirun_saves_on_rank_0_and_every_rank_exits_130(corpus):
+    d = corpus.parent
+    log = d / "int.jsonl"
+    p = subprocess.Popen([MPIRUN, "-n", "2", *CHARRNN, "train", corpus.name, "--steps", "100000", "--name", "int",
+                          "--log", str(log), *SMALL], cwd=d, env=env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    _wait_for_steps(log, 5, p)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert [x for x in out.splitlines() if not x.startswith("[mpiexec@")] == []  # mpirun's own lines go to stdout
+    steps = [json.loads(x)["step"] for x in log.read_text().splitlines() if '"event": "step"' in x]
+    assert manifest(d / "checkpoints/int/latest.ckpt")["step"] == steps[-1]  # every step done is kept
+    assert err.count("SIGINT: finishing this step and saving") == 1  # rank 0 says it; rank 1 is quiet
+
+
+def test_a_killed_rank_ends_the_job_and_the_checkpoint_resumes(corpus):
+    d = corpus.parent
+    log = d / "kill.jsonl"
+    p = subprocess.Popen([MPIRUN, "-n", "2", *CHARRNN, "train", corpus.name, "--steps", "100000", "--eval-every", "5",
+                          "--name", "kill", "--log", str(log), *SMALL], cwd=d, env=env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    _wait_for_steps(log, 12, p)
+    started = time.monotonic()
+    victim = _rank_pid(1, "kill.jsonl")
+    os.kill(victim, signal.SIGKILL)
+    out, err = p.communicate(timeout=60)
+    assert time.monotonic() - started < 10
+    assert p.returncode != 0
+    # mpirun's own report names the lost process by pid and host; our start names each rank's
+    assert f"PID {victim} RUNNING AT" in out and "EXIT CODE: 9" in out
+    assert f"1 on {os.uname().nodename} (pid {victim})" in err.splitlines()[0]
+    saved = manifest(d / "checkpoints/kill/latest.ckpt")["step"]
+    assert saved >= 10 and saved % 5 == 0
+    more = mpirun(["train", "--resume", "--steps", str(saved + 5), "--name", "kill"], d)
+    assert more.returncode == 0, more.stderr
+    assert f"resuming checkpoints/kill at step {saved}" in more.stderr
+    assert manifest(d / "checkpoints/kill/latest.ckpt")["step"] == saved + 5
+
+
+def test_a_usage_error_is_said_once_and_classify_train_is_refused(corpus):
+    started = time.monotonic()
+    r = mpirun(["train", corpus.name, "--hidden", "-3"], corpus.parent)
+    assert r.returncode == 2
+    assert r.stderr == "charrnn: error: Invalid value for '--hidden': -3 is not in the range x>=1.\n"
+    (corpus.parent / "l.tsv").write_text("a\thello\nb\tworld\n", encoding="utf-8")
+    r = mpirun(["classify", "train", "l.tsv"], corpus.parent)
+    assert r.returncode == 2
+    assert r.stderr == ("charrnn: error: classify train runs on one machine (its labelled lines are few); "
+                        "mpirun is for charrnn train\n")
+    assert time.monotonic() - started < 8  # no rank waits for a peer that has left
