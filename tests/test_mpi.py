@@ -75,8 +75,10 @@ def test_two_ranks_train_the_model_two_workers_train_bit_for_bit(corpus):
     r = mpirun(["train", corpus.name, "--steps", "30", "--name", "mpi", "--threads", "1", *SMALL], d)
     assert r.returncode == 0, r.stderr
     first, second = r.stderr.splitlines()[:2]
-    assert first == f"MPI ranks: 0 on {os.uname().nodename} (pid {first.split('pid ')[1].split(')')[0]}), " \
-                    f"1 on {os.uname().nodename} (pid {first.split('pid ')[2].split(')')[0]})"
+    pids = [x.split(")")[0] for x in first.split("pid ")[1:]]
+    assert first.startswith(f"MPI ranks: 0 on {os.uname().nodename} (pid {pids[0]}), "
+                            f"1 on {os.uname().nodename} (pid {pids[1]}); ")
+    assert first.endswith("; gradients gathered and summed in rank order (exact)")
     assert "on 2 MPI ranks" in second
     assert r.stdout == ""
     s = single(["train", corpus.name, "--steps", "30", "--name", "one", "--threads", "2", *SMALL], d)
@@ -88,6 +90,23 @@ def test_two_ranks_train_the_model_two_workers_train_bit_for_bit(corpus):
     again = mpirun(["train", corpus.name, "--steps", "30", "--name", "again", "--threads", "1", *SMALL], d)
     assert again.returncode == 0, again.stderr
     assert_same_run(d / "checkpoints/mpi/latest.ckpt", d / "checkpoints/again/latest.ckpt")
+
+
+def test_the_allreduce_mode_matches_to_float32_rounding(corpus):
+    d = corpus.parent
+    args = ["train", corpus.name, "--steps", "5", "--threads", "1", *SMALL]
+    r = subprocess.run([MPIRUN, "-n", "2", *CHARRNN, *args, "--name", "sum"], cwd=d, capture_output=True, text=True,
+                       env={**env(), "CHARRNN_MPI_REDUCE": "sum"}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[0].endswith("; gradients summed by MPI_Allreduce (to float32 rounding)")
+    assert single([*args, "--threads", "2", "--name", "one"], d).returncode == 0
+    a, b = tensors(d / "checkpoints/sum/latest.ckpt"), tensors(d / "checkpoints/one/latest.ckpt")
+    for k in a:
+        if k.startswith("param/"):
+            np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-5, err_msg=k)
+    r = subprocess.run([MPIRUN, "-n", "2", *CHARRNN, *args, "--name", "bad"], cwd=d, capture_output=True, text=True,
+                       env={**env(), "CHARRNN_MPI_REDUCE": "fast"}, timeout=120)
+    assert (r.returncode, r.stderr) == (2, "charrnn: error: CHARRNN_MPI_REDUCE=fast: say auto, exact or sum\n")
 
 
 def test_resume_under_mpi_continues_exactly_and_a_new_k_is_warned(corpus):

@@ -4,10 +4,15 @@ Every rank holds a replica. Each takes its share of the --batch streams (rank r:
 B·r/K to B·(r+1)/K, as worker r of a single machine with K workers would), computes its
 share's gradient weighted by its share of the batch, and the ranks combine them:
 
-    exact  (while the K gradients gathered fit in EXACT_BYTES) every rank gathers all K and
-           sums them in rank order: the same float32 operations, in the same order, as a
-           single machine with K workers (core/model.merge), so the runs are equal bit for bit
+    exact  every rank gathers all K and sums them in rank order: the same float32
+           operations, in the same order, as a single machine with K workers
+           (core/model.merge), so the runs are equal bit for bit
     sum    MPI_Allreduce: the same on every rank, equal to a single machine to float32 rounding
+
+The gather moves (K-1) gradients to each rank where a ring allreduce moves under two, so exact
+is the default up to EXACT_RANKS ranks only (at most twice the traffic) and while the K
+gathered gradients fit in EXACT_BYTES; CHARRNN_MPI_REDUCE=exact or sum chooses (exact still
+within EXACT_BYTES).
 
 and then every rank clips and takes the same optimizer step. The dropout masks of the whole
 window come from the run's one Generator on every rank, so each rank's slice of them is the
@@ -37,9 +42,10 @@ import time
 
 import numpy as np
 
-from charrnn.errors import CharrnnError
+from charrnn.errors import CharrnnError, UsageError
 
-EXACT_BYTES = 256 << 20  # gather-and-sum in rank order while K gradients take at most this
+EXACT_BYTES = 256 << 20  # gather-and-sum in rank order only while K gradients take at most this
+EXACT_RANKS = 4  # and by default only up to this many ranks (benchmarks/bench_mpi.py: the cost)
 LAUNCHERS = ("mpiexec", "mpiexec.hydra", "mpirun")
 
 
@@ -102,6 +108,9 @@ class World:
         size = world_size()
         if size == 1:
             return None
+        choice = os.environ.get("CHARRNN_MPI_REDUCE", "auto")
+        if choice not in ("auto", "exact", "sum"):  # before MPI starts: every rank says it, rank 0 alone
+            raise UsageError(f"CHARRNN_MPI_REDUCE={choice}: say auto, exact or sum")
         try:
             from mpi4py import MPI
         except ImportError:
@@ -158,13 +167,20 @@ class World:
         self.comm.Allreduce(np.asarray(flags, dtype=np.int64), out, op=self.MPI.MAX)
         return out
 
+    def reduction(self, nbytes):
+        """How a gradient of ``nbytes`` is summed: "exact" (gathered, in rank order) or "sum"."""
+        choice = os.environ.get("CHARRNN_MPI_REDUCE", "auto")
+        if self.size * nbytes > EXACT_BYTES or choice == "sum":
+            return "sum"
+        return "exact" if choice == "exact" or self.size <= EXACT_RANKS else "sum"
+
     def combine(self, loss, grads, state):
         """Every rank's share (a loss and gradient already weighted by the share of the batch,
         and its streams' carried state) as the whole batch's: the loss and the gradient summed
         in rank order (exact) or by MPI_Allreduce (sum), the states joined in rank order."""
         keys = sorted(grads)
         flat = np.concatenate([grads[k].reshape(-1) for k in keys])  # (P,)
-        if self.size * flat.nbytes <= EXACT_BYTES and os.environ.get("CHARRNN_MPI_REDUCE", "exact") == "exact":
+        if self.reduction(flat.nbytes) == "exact":
             rows = np.empty((self.size, flat.size), dtype=flat.dtype)  # (K,P)
             self.comm.Allgather(flat, rows)
             total = rows[0]
