@@ -356,7 +356,8 @@ def train(corpus: str | os.PathLike | Iterable[str | os.PathLike] | None = None,
     from charrnn.training import setup
     from charrnn.training.loop import Stop
 
-    unknown = sorted(set(options) - {f.name for f in fields(TrainConfig)} - set(MODEL_DEFAULTS))
+    # ranks is the MPI job's size, recorded, not chosen (mpirun -n K charrnn train)
+    unknown = sorted(set(options) - ({f.name for f in fields(TrainConfig)} - {"ranks"}) - set(MODEL_DEFAULTS))
     if unknown:
         raise UsageError(f"unknown training option(s) {', '.join(unknown)}: see charrnn.TrainConfig and "
                          f"charrnn.MODEL_DEFAULTS")

@@ -138,6 +138,8 @@ def test_training_text_given_as_a_string(here):
 def test_errors_are_charrnns_own_and_documented(here):
     with pytest.raises(charrnn.UsageError, match="unknown training option"):
         charrnn.train("notes.txt", hiden=32)
+    with pytest.raises(charrnn.UsageError, match=r"unknown training option\(s\) ranks"):
+        charrnn.train("notes.txt", ranks=2)  # the MPI job's size is recorded, not chosen
     with pytest.raises(charrnn.CorpusError, match="missing.txt: no such file"):
         charrnn.train("missing.txt")
     with pytest.raises(charrnn.CheckpointError, match="no such checkpoint"):

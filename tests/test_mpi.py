@@ -240,3 +240,32 @@ def test_a_usage_error_is_said_once_and_classify_train_is_refused(corpus):
     assert r.stderr == ("charrnn: error: classify train runs on one machine (its labelled lines are few); "
                         "mpirun is for charrnn train\n")
     assert time.monotonic() - started < 8  # no rank waits for a peer that has left
+
+
+def test_a_rank_that_stops_answering_ends_the_job_by_the_watchdog(corpus):
+    """A lost machine, as one box can make it: rank 1 stopped (SIGSTOP) leaves rank 0 blocked in
+    a collective that never returns; rank 0's watchdog ends it with one line, and mpirun the rest."""
+    d = corpus.parent
+    log = d / "stall.jsonl"
+    p = subprocess.Popen([MPIRUN, "-n", "2", *CHARRNN, "train", corpus.name, "--steps", "100000", "--eval-every", "5",
+                          "--name", "stall", "--log", str(log), *SMALL], cwd=d,
+                         env={**env(), "CHARRNN_MPI_TIMEOUT": "4"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    _wait_for_steps(log, 7, p)
+    victim = _rank_pid(1, "stall.jsonl")
+    started = time.monotonic()
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        out, err = p.communicate(timeout=60)
+    finally:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert time.monotonic() - started < 20
+    assert p.returncode != 0
+    ours = [x for x in err.splitlines() if x.startswith("charrnn: error:")]
+    assert len(ours) == 1 and ours[0].startswith("charrnn: error: no training step finished on rank 0 (")
+    assert ours[0].endswith("another rank stopped answering (a machine or the network was lost); the run's last "
+                            "checkpoint is kept, resume it with --resume")
+    assert manifest(d / "checkpoints/stall/latest.ckpt")["step"] >= 5

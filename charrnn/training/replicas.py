@@ -54,12 +54,13 @@ def prepare(world, o, given, paths, notify, stdin=None, progress=False):
         try:
             p = setup.prepare(o, given, paths, notify, stdin, progress, ranks=world.size)
             plan = {"run": p.run.path, "done": p.done}
-            if not p.done:  # where each rank runs: mpirun's report of a lost process names its pid and host only
+            if not p.done and not o.get("quiet"):  # mpirun's report of a lost process names its pid and host only
                 nbytes = 4 * model.count_params(p.mcfg)
                 how = {"exact": "gathered and summed in rank order (exact)",
                        "sum": "summed by MPI_Allreduce (to float32 rounding)"}[world.reduction(nbytes)]
                 notify("MPI ranks: " + ", ".join(f"{r} on {t['host']} (pid {t['pid']})" for r, t in enumerate(everyone))
                        + f"; gradients {how}")
+            if not p.done:
                 p.task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world)
                 arrays, meta = schema.pack(p.task.checkpoint(p.task.start_step, {}, None))
                 plan.update(meta=meta, tcfg=p.tcfg.to_json(), sha256=p.corpus.sha256, n_chars=p.corpus.n_chars,
