@@ -13,7 +13,7 @@ import pytest
 
 import charrnn
 
-from .test_cli import make_corpus
+from .test_cli import isolate, make_corpus
 
 SMALL = dict(hidden=32, layers=1, batch=8, seq_len=32, eval_every=50)
 
@@ -27,10 +27,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture
 def here(lab, monkeypatch):
-    monkeypatch.chdir(lab)
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(lab / "cache"))
-    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
-    return lab
+    return isolate(lab, monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,18 @@ def make_corpus(path, n=400, seed=0):
     return path
 
 
+def isolate(path, monkeypatch):
+    """Run in ``path``, with a cache of its own and the default checkpoint directory."""
+    monkeypatch.chdir(path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(path / "cache"))
+    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
+    return path
+
+
 @pytest.fixture
 def work(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
     make_corpus(tmp_path / "corpus.txt")
-    return tmp_path
+    return isolate(tmp_path, monkeypatch)
 
 
 def run(*args, input=None):

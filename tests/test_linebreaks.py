@@ -6,9 +6,6 @@ blank line. (War and Peace ships with CRLF: at word level its vocabulary held "\
 and no "\\n", so `score` gave -inf for every line of its own training text.)
 """
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -21,7 +21,7 @@ from charrnn.training.loop import MEAN_OF, Loop
 from charrnn.core.model import ModelConfig
 from charrnn.ui.progress import PlainReporter
 
-from .test_cli import make_corpus
+from .test_cli import isolate, make_corpus
 
 
 def corpus_of(tmp_path, n=400):
@@ -235,11 +235,8 @@ def test_the_estimate_is_the_parameter_count_and_the_window_it_keeps():
 
 @pytest.fixture
 def work(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
     make_corpus(tmp_path / "notes.txt")
-    return tmp_path
+    return isolate(tmp_path, monkeypatch)
 
 
 def test_resume_alone_continues_the_latest_run_on_the_corpus_it_recorded(work):
