@@ -269,3 +269,26 @@ def test_a_rank_that_stops_answering_ends_the_job_by_the_watchdog(corpus):
     assert ours[0].endswith("another rank stopped answering (a machine or the network was lost); the run's last "
                             "checkpoint is kept, resume it with --resume")
     assert manifest(d / "checkpoints/stall/latest.ckpt")["step"] >= 5
+
+
+def _netns_possible():
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("bc") is None:
+        return False
+    probe = f"charrnn-probe-{os.getpid()}"
+    ok = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return ok
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _netns_possible(), reason="needs root and Linux network namespaces (ip netns)")
+def test_two_hosts_over_tcp_train_what_one_machine_trains(corpus):
+    """benchmarks/two_hosts.sh: one rank in each of two network namespaces over a veth pair."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "two_hosts.sh"
+    r = subprocess.run(["bash", str(script), str(corpus)], env={**env(), "STEPS": "12", "NO_REDUCE": "1"}, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "mpiexec rc=0" in r.stdout and "rank 1's directory after the run: []" in r.stdout
+    assert int(r.stdout.split(" bytes crossed the veth")[0].split()[-1]) > 1_000_000  # the gradients went by TCP
+    assert r.stdout.rstrip().endswith("identical bit for bit: yes")
