@@ -292,3 +292,11 @@ def test_two_hosts_over_tcp_train_what_one_machine_trains(corpus):
     assert "mpiexec rc=0" in r.stdout and "rank 1's directory after the run: []" in r.stdout
     assert int(r.stdout.split(" bytes crossed the veth")[0].split()[-1]) > 1_000_000  # the gradients went by TCP
     assert r.stdout.rstrip().endswith("identical bit for bit: yes")
+
+
+def test_an_error_every_replica_meets_is_said_once_by_rank_0(corpus):
+    r = mpirun(["train", corpus.name, "--steps", "200", "--lr", "1000", "--clip", "0", "--warmup", "0", "--name", "dv",
+                *SMALL], corpus.parent)
+    assert r.returncode == 1
+    ours = [x for x in r.stderr.splitlines() if x.startswith("charrnn:")]
+    assert len(ours) == 1 and ours[0].startswith("charrnn: error: training diverged at step ")  # no "rank 1 (…)"

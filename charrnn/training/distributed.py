@@ -45,6 +45,7 @@ import numpy as np
 from charrnn.errors import CharrnnError, UsageError
 
 EXACT_BYTES = 256 << 20  # gather-and-sum in rank order only while K gradients take at most this
+SAY_FIRST = 5.0  # seconds another rank leaves rank 0 to say an error they all met
 EXACT_RANKS = 4  # and by default only up to this many ranks (benchmarks/bench_mpi.py: the cost)
 LAUNCHERS = ("mpiexec", "mpiexec.hydra", "mpirun")
 
@@ -59,19 +60,22 @@ def env_rank():
 
 def report(message, code, usage=False, prefix="charrnn: error: "):
     """How a command under mpirun with two ranks or more leaves on an error: rank 0 says it in
-    one line; another rank says it prefixed with its rank and host, except a usage error, which
-    rank 0 says for all (each got the same command line). Then os._exit once MPI is running
-    (where a quiet rank first gives rank 0 time to speak: mpirun ends every rank as soon as
-    one leaves); before it, mpirun waits for every rank, so a plain exit."""
+    one line. Once MPI runs, another rank first waits SAY_FIRST seconds, since most errors are
+    met by every replica alike (a diverged loss) and are rank 0's to say: mpirun ends this rank
+    as soon as rank 0 leaves. An error of its own (rank 0 is still waiting for it) it then says
+    prefixed with its rank and host; a usage error it never says (each rank got the same
+    command line). Then os._exit once MPI runs (a Python exit would wait in MPI_Finalize);
+    before that, mpirun waits for every rank, so a plain exit, with no wait."""
     rank = env_rank()
+    running = "mpi4py.MPI" in sys.modules
+    if rank != 0 and running:
+        time.sleep(SAY_FIRST)
     if rank == 0 or not usage:
         lead = "" if rank == 0 else f"rank {rank} ({socket.gethostname()}): "
         sys.stderr.write(f"{prefix}{lead}{' '.join(str(message).split())}\n")
-    elif "mpi4py.MPI" in sys.modules:
-        time.sleep(10)
     sys.stdout.flush()
     sys.stderr.flush()
-    if "mpi4py.MPI" in sys.modules:
+    if running:
         os._exit(code)
     sys.exit(code)
 
