@@ -300,3 +300,20 @@ def test_an_error_every_replica_meets_is_said_once_by_rank_0(corpus):
     assert r.returncode == 1
     ours = [x for x in r.stderr.splitlines() if x.startswith("charrnn:")]
     assert len(ours) == 1 and ours[0].startswith("charrnn: error: training diverged at step ")  # no "rank 1 (…)"
+
+
+def test_the_watchdog_allows_a_long_save_on_rank_0_but_not_a_stalled_step(monkeypatch):
+    from charrnn.training.distributed import Watchdog
+    monkeypatch.delenv("CHARRNN_MPI_TIMEOUT", raising=False)
+    dog = Watchdog(world=None, first=300.0)
+    assert dog.limit() == 300.0  # before the first step (imports, the first window)
+    dog.kick(0.2)
+    assert dog.limit() == 62.0  # a step: 60 s plus ten times the longest
+    dog.saving = True  # waiting for rank 0's save, which may validate for minutes
+    assert dog.limit() == 300.0
+    dog.saves = 45.0
+    assert dog.limit() == 510.0
+    dog.saving = False
+    assert dog.limit() == 62.0
+    monkeypatch.setenv("CHARRNN_MPI_TIMEOUT", "7")
+    assert Watchdog(world=None, first=300.0).limit() == 7.0

@@ -217,6 +217,17 @@ class World:
             joined.append(tuple(parts))
         return joined
 
+    def saved(self, seconds=0.0):
+        """Rank 0 has saved (in ``seconds``); the others wait here meanwhile, their watchdogs
+        allowing a save ten times the longest seen, at least ``first``."""
+        dog = self.watchdog
+        if dog is not None:
+            dog.saving = True
+        took = float(self.agree([round(seconds * 1e6)])[0]) / 1e6
+        if dog is not None:
+            dog.saves, dog.saving = max(dog.saves, took), False
+            dog.kick()
+
     # ------------------------------------------------------------------ faults
     def fail(self, message, code):
         """One line on stderr, then leave at once: mpirun ends the other ranks (a Python exit
@@ -238,10 +249,13 @@ class Watchdog:
     """Ends this rank when its steps stop (a machine or the network was lost and a collective
     will never return; a Python signal handler cannot run while the main thread waits in MPI).
     ``kick(seconds)`` after every step and save tells it how long one took; the limit is
-    CHARRNN_MPI_TIMEOUT, else 60 s plus ten times the longest, ``first`` before any."""
+    CHARRNN_MPI_TIMEOUT, else 60 s plus ten times the longest, ``first`` before any; while
+    another rank's save is awaited (``saving``), also at least ``first`` and ten times the
+    longest save."""
 
     def __init__(self, world, first):
         self.world, self.longest, self.first = world, 0.0, first
+        self.saves, self.saving = 0.0, False
         fixed = os.environ.get("CHARRNN_MPI_TIMEOUT")
         self.fixed = float(fixed) if fixed else None
         self.last, self.done = time.monotonic(), threading.Event()
@@ -254,7 +268,8 @@ class Watchdog:
     def limit(self):
         if self.fixed is not None:
             return self.fixed
-        return self.first if self.longest == 0 else 60.0 + 10 * self.longest
+        step = self.first if self.longest == 0 else 60.0 + 10 * self.longest
+        return max(step, self.first, 60.0 + 10 * self.saves) if self.saving else step
 
     def kick(self, seconds=0.0):
         self.longest = max(self.longest, seconds)

@@ -249,8 +249,11 @@ class Loop:
 
     def save(self, validate=True):
         """Validate (unless told not to, or a second Ctrl-C cuts it short), checkpoint (the best
-        too, when it is), report, and show a preview. Rank 0's alone, under MPI."""
+        too, when it is), report, and show a preview. Rank 0's alone, under MPI: the other ranks
+        wait for it to finish (distributed.World.saved), so their watchdogs can tell a long save
+        from a lost rank."""
         if not self.primary:
+            self.world.saved()
             return
         task, started = self.task, time.perf_counter()
         bad = next((k for k, v in task.params.items() if not np.isfinite(v).all()), None)
@@ -279,6 +282,8 @@ class Loop:
         if text is not None:
             self.reporter.sample(self.step, text)
         self.meter.save_seconds = time.perf_counter() - started
+        if self.world is not None:
+            self.world.saved(self.meter.save_seconds)
 
     def write_log(self, record):
         self.log = write_log(self.log, record, self.reporter)
