@@ -213,7 +213,7 @@ def test_a_killed_rank_ends_the_job_and_the_checkpoint_resumes(corpus):
                          stderr=subprocess.PIPE, text=True)
     _wait_for_steps(log, 12, p)
     started = time.monotonic()
-    victim = _rank_pid(1, "kill.jsonl")
+    victim = _rank_pid(1, str(log))
     os.kill(victim, signal.SIGKILL)
     out, err = p.communicate(timeout=60)
     assert time.monotonic() - started < 10
@@ -252,7 +252,7 @@ def test_a_rank_that_stops_answering_ends_the_job_by_the_watchdog(corpus):
                          env={**env(), "CHARRNN_MPI_TIMEOUT": "4"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     _wait_for_steps(log, 7, p)
-    victim = _rank_pid(1, "stall.jsonl")
+    victim = _rank_pid(1, str(log))
     started = time.monotonic()
     os.kill(victim, signal.SIGSTOP)
     try:
