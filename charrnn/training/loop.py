@@ -191,7 +191,8 @@ class Loop:
         task, cfg, rep, meter = self.task, self.cfg, self.reporter, self.meter
         started = time.perf_counter()
         try:
-            with _interruptible(self.stop):
+            # under MPI a step holds collectives: abandoning it on one rank would part the ranks
+            with _interruptible(self.stop) if self.world is None else contextlib.nullcontext():
                 loss, grads, n = task.step(self.step)
         except KeyboardInterrupt:
             return False
@@ -256,6 +257,8 @@ class Loop:
             self.world.saved()
             return
         task, started = self.task, time.perf_counter()
+        if self.world is not None and self.world.watchdog is not None:
+            self.world.watchdog.saving = True  # its own save may validate for minutes, as the others wait
         bad = next((k for k, v in task.params.items() if not np.isfinite(v).all()), None)
         if bad is not None:  # the update after a finite loss can still overflow
             raise diverged(self.step, f"parameter {bad} is not finite")

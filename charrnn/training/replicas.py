@@ -27,7 +27,8 @@ def check_alike(world, o):
     """Refuse, on rank 0 in one line, a rank that runs another charrnn or other options; the
     ranks' hosts and pids."""
     mine = {"charrnn": __version__, "host": world.host, "pid": os.getpid(),
-            "options": json.loads(json.dumps(o, default=str))}
+            "options": {**json.loads(json.dumps(o, default=str)),
+                        "CHARRNN_MPI_REDUCE": os.environ.get("CHARRNN_MPI_REDUCE", "auto")}}
     everyone = world.allgather_json(mine)
     if not world.primary:
         return everyone
@@ -39,8 +40,9 @@ def check_alike(world, o):
         diff = sorted(k for k in set(ours) | set(other) if ours.get(k) != other.get(k))
         if diff:
             k = diff[0]
+            what = f"{k}=" if k.isupper() else f"--{k.replace('_', '-')} "  # an environment variable, or an option
             world.fail(f"rank {r} ({theirs['host']}) was started with other options than rank 0: "
-                       f"--{k.replace('_', '-')} {other.get(k)} there, {ours.get(k)} here; "
+                       f"{what}{other.get(k)} there, {ours.get(k)} here; "
                        f"give every rank the same command line", 2)
     return everyone
 
