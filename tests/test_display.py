@@ -36,7 +36,7 @@ def script(rep):
     rep.step(step_m(200, epoch=0.41, eta=None))
     rep.evaluate({"step": 200, "val_loss": 1.60214, "val_bpc": 2.3114, "best": True,
                   "best_val_loss": 1.60214, "path": "checkpoints/tiny/step-200.ckpt"})
-    rep.sample(200, "First Citizen:\nBefore we\tproceed")
+    rep.sample(200, "The Reader:\nBefore we\tbegin")
     rep.evaluate({"step": 400, "val_loss": None, "val_bpc": None, "best": False,
                   "best_val_loss": 1.60214, "path": "checkpoints/tiny/step-400.ckpt"})
     rep.finish({"step": 1000, "best_val_loss": 1.51234, "elapsed": 123.4, "interrupted": 0,
@@ -59,7 +59,7 @@ def test_plain_lines_exact():
         "step 200/1000 epoch 0.41 loss 1.9000 (mean of the last 20 1.8342) grad 0.912 lr 2.00e-03 4,210 chars/s "
         "eta -",
         "eval step 200: val 1.6021 nats (2.311 bits/char) best",
-        "sample step 200: First Citizen:\\nBefore we\\tproceed",
+        "sample step 200: The Reader:\\nBefore we\\tbegin",
         "eval step 400: val -",
         "done: step 1000, best val 1.5123 nats, 2m03s, latest checkpoints/tiny/latest.ckpt",
     ]
@@ -140,7 +140,7 @@ def test_live_shows_key_figures_and_leaves_stdout_alone(capsys):
             rep.step(step_m(s, grad_norm=0.5 + s / 100, mean_loss=1.75, epoch=s / 490))
         rep.evaluate({"step": 200, "val_loss": 1.60214, "val_bpc": 2.3114, "best": True,
                       "best_val_loss": 1.60214, "path": "p"})
-        rep.sample(200, "First Citizen:\nBefore we proceed")
+        rep.sample(200, "The Reader:\nBefore we begin")
         panel = buf.getvalue()
         rep.console.print(rep.render())  # one deterministic render of the current state
         rendered = buf.getvalue()[len(panel):]
@@ -151,7 +151,7 @@ def test_live_shows_key_figures_and_leaves_stdout_alone(capsys):
     out = buf.getvalue()
     assert "data on stdout" not in out
     for figure in ["200 / 1,000", "epoch 0.41", "1.7500", "1.6021", "2.311 bits/char", "2.00e-03",
-                   "4,210 chars/s", "eta 3m12s", "step 57: 12.31", "1x", "First Citizen:",
+                   "4,210 chars/s", "eta 3m12s", "step 57: 12.31", "1x", "The Reader:",
                    "lstm 2x256 (one-hot input)", "823,361 params", "checkpoints/tiny"]:
         assert figure in rendered, figure
     assert any(ch in rendered for ch in formats.SPARK)
@@ -247,7 +247,7 @@ def test_a_narrow_terminal_wraps_the_figures_and_cuts_none(width):
         rep.step(step_m(200, grad_norm=0.7))
         rep.evaluate({"step": 200, "val_loss": 1.60214, "val_bpc": 2.3114, "best": True, "best_val_loss": 1.60214,
                       "path": "p"})
-        rep.sample(200, "First Citizen: Before we proceed any further, hear me speak.")
+        rep.sample(200, "The Reader: Before we go on, read this line aloud.")
         out = io.StringIO()
         Console(file=out, force_terminal=True, width=width, color_system=None).print(rep.render())
     text = out.getvalue()
@@ -257,4 +257,4 @@ def test_a_narrow_terminal_wraps_the_figures_and_cuts_none(width):
                    "best", "step 112: 12.31", "step 110: 12.31", "3x (limit 5.00)", "eta 3m12s", "4,210 chars/s"]:
         assert figure in flat, figure
     cut = [line for line in text.splitlines() if "…" in line]
-    assert all("First Citizen" in line for line in cut), cut
+    assert all("The Reader" in line for line in cut), cut
