@@ -103,7 +103,7 @@ def reduce_ranks(reps=20, warm=3):
             for i in range(warm + reps):
                 world.comm.Barrier()
                 t = time.perf_counter()
-                world.combine(1.0, grads, state)
+                world.combine(1.0, grads, state, 16 * world.size)
                 dt = np.array([time.perf_counter() - t])
                 slowest = np.empty(1)
                 world.comm.Allreduce(dt, slowest, op=world.MPI.MAX)

@@ -9,12 +9,10 @@ share's gradient weighted by its share of the batch, and the ranks combine them:
            (core/model.merge), so the runs are equal bit for bit
     sum    MPI_Allreduce: the same on every rank, equal to a single machine to float32 rounding
 
-The gather moves (K-1) gradients to each rank where a ring allreduce moves under two, so exact
-is the default up to EXACT_RANKS ranks only (at most twice the traffic) and while the K
-gathered gradients fit in EXACT_BYTES; CHARRNN_MPI_REDUCE=exact or sum chooses (exact still
-within EXACT_BYTES).
-
-and then every rank clips and takes the same optimizer step. The dropout masks of the whole
+and then every rank clips and takes the same optimizer step. The gather moves (K-1) gradients
+to each rank where a ring allreduce moves under two, so exact is the default up to
+EXACT_RANKS ranks only (at most twice the traffic) and while the K gathered gradients fit in
+EXACT_BYTES; CHARRNN_MPI_REDUCE=exact or sum chooses (exact still within EXACT_BYTES). The dropout masks of the whole
 window come from the run's one Generator on every rank, so each rank's slice of them is the
 single machine's. Only rank 0 reads the corpus (it is broadcast), owns the run directory,
 validates, checkpoints, logs and draws the progress; rank 0 also broadcasts the starting
@@ -71,13 +69,17 @@ def report(message, code, usage=False, prefix="charrnn: error: "):
     if rank != 0 and running:
         time.sleep(SAY_FIRST)
     if rank == 0 or not usage:
-        lead = "" if rank == 0 else f"rank {rank} ({socket.gethostname()}): "
-        sys.stderr.write(f"{prefix}{lead}{' '.join(str(message).split())}\n")
-    sys.stdout.flush()
-    sys.stderr.flush()
+        _say(message, "" if rank == 0 else f"rank {rank} ({socket.gethostname()}): ", prefix)
     if running:
         os._exit(code)
     sys.exit(code)
+
+
+def _say(message, lead="", prefix="charrnn: error: "):
+    """One line on stderr, flushed with stdout (the process may leave by os._exit next)."""
+    sys.stdout.flush()
+    sys.stderr.write(f"{prefix}{lead}{' '.join(str(message).split())}\n")
+    sys.stderr.flush()
 
 
 def world_size():
@@ -130,9 +132,10 @@ class World:
     def where(self):
         return f"rank {self.rank} ({self.host})"
 
-    def shard(self, B):
-        """This rank's streams [lo, hi) of a batch of B."""
-        return B * self.rank // self.size, B * (self.rank + 1) // self.size
+    def shard(self, B, rank=None):
+        """This rank's (or ``rank``'s) streams [lo, hi) of a batch of B."""
+        r = self.rank if rank is None else rank
+        return B * r // self.size, B * (r + 1) // self.size
 
     # ------------------------------------------------------------------ collectives
     def bcast_json(self, obj=None):
@@ -178,7 +181,7 @@ class World:
             return "sum"
         return "exact" if choice == "exact" or self.size <= EXACT_RANKS else "sum"
 
-    def combine(self, loss, grads, state):
+    def combine(self, loss, grads, state, B):
         """Every rank's share (a loss and gradient already weighted by the share of the batch,
         and its streams' carried state) as the whole batch's: the loss and the gradient summed
         in rank order (exact) or by MPI_Allreduce (sum), the states joined in rank order."""
@@ -200,20 +203,27 @@ class World:
             n = grads[k].size
             out[k] = total[at:at + n].reshape(grads[k].shape)
             at += n
-        return sum(float(x) for x in losses), out, self.join_state(state)
+        return sum(float(x) for x in losses), out, self.join_state(state, B)
 
-    def join_state(self, state):
-        """Per layer, per tensor, every rank's (b_r, H) rows joined in rank order."""
-        joined = []
+    def join_state(self, state, B):
+        """Every rank's streams of the carried state (per layer, per tensor, its (b_r, H) rows)
+        joined in rank order, in one collective: each rank's rows follow from B."""
+        mine = np.concatenate([a.reshape(-1) for layer in state for a in layer])  # (b_r·ΣH,)
+        width = sum(a.shape[1] for layer in state for a in layer)  # ΣH
+        rows = [hi - lo for lo, hi in (self.shard(B, r) for r in range(self.size))]
+        every = np.empty(B * width, dtype=mine.dtype)  # (B·ΣH,)
+        self.comm.Allgatherv(mine, [every, [n * width for n in rows]])
+        blocks, at = [], 0
+        for n in rows:  # rank r's block: its tensors one after another, each (n, H)
+            blocks.append(every[at:at + n * width])
+            at += n * width
+        joined, off = [], 0
         for layer in state:
             parts = []
             for a in layer:
-                a = np.ascontiguousarray(a)
-                counts = np.empty(self.size, dtype=np.int64)
-                self.comm.Allgather(np.array([a.size], dtype=np.int64), counts)
-                out = np.empty(int(counts.sum()), dtype=a.dtype)
-                self.comm.Allgatherv(a.reshape(-1), [out, counts.tolist()])
-                parts.append(out.reshape(-1, a.shape[1]))
+                w = a.shape[1]
+                parts.append(np.concatenate([blk[off * n:(off + w) * n].reshape(n, w) for blk, n in zip(blocks, rows)]))
+                off += w
             joined.append(tuple(parts))
         return joined
 
@@ -232,11 +242,8 @@ class World:
     def fail(self, message, code):
         """One line on stderr, then leave at once: mpirun ends the other ranks (a Python exit
         would wait in MPI_Finalize for ranks that wait in a collective)."""
-        lead = "" if self.primary else f"{self.where()}: "
         try:
-            sys.stdout.flush()
-            sys.stderr.write(f"charrnn: error: {lead}{' '.join(str(message).split())}\n")
-            sys.stderr.flush()
+            _say(message, "" if self.primary else f"{self.where()}: ")
         finally:
             os._exit(code)
 

@@ -11,7 +11,6 @@ import numpy as np
 from charrnn import blas
 from charrnn.analysis import likelihood
 from charrnn.core import model, optim
-from charrnn.core.parallel import thread_map
 from charrnn.core.sampling import Sampler, start_token
 from charrnn.store.schema import Checkpoint
 from charrnn.text.windows import Streams, split_train_val
@@ -99,18 +98,12 @@ class LanguageModelTask:
         return loss, grads, x.size
 
     def shard_step(self, x, y, rng):
-        """This rank's share of the window (its streams, its slice of the whole window's dropout
-        masks, drawn from the one Generator every rank holds alike), split between its threads,
-        weighted by its share of the whole batch; then every rank's, combined (distributed.py)."""
-        T, B = x.shape
-        lo, hi = self.world.shard(B)
-        masks = model.make_masks(self.mcfg, T, B, rng, self.params["out.V"].dtype) if rng is not None else None
-        state = [tuple(a[lo:hi] for a in s) for s in self.state]
-        mine = None if masks is None else [m[:, lo:hi] for m in masks]
-        jobs, bounds = model.split_jobs(self.mcfg, x[:, lo:hi], y[:, lo:hi], state, mine, min(self.threads, hi - lo))
-        results = thread_map(lambda job: model.window_loss_and_grads(self.params, *job, limit=self.limit), jobs)
-        loss, grads, new_state = model.merge(results, bounds, self.mcfg, total=B)
-        loss, grads, self.new_state = self.world.combine(loss, grads, new_state)
+        """This rank's share of the window (core/model.py's ``streams``), split between its
+        threads; then every rank's, combined (training/distributed.py)."""
+        loss, grads, new_state = model.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng,
+                                                      workers=self.threads, limit=self.limit,
+                                                      streams=self.world.shard(x.shape[1]))
+        loss, grads, self.new_state = self.world.combine(loss, grads, new_state, x.shape[1])
         return loss, grads
 
     def advance(self):

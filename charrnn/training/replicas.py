@@ -56,6 +56,9 @@ def prepare(world, o, given, paths, notify, stdin=None, progress=False):
         try:
             p = setup.prepare(o, given, paths, notify, stdin, progress, ranks=world.size)
             plan = {"run": p.run.path, "done": p.done}
+            if not p.done and p.tcfg.batch < world.size:
+                raise CharrnnError(f"--batch {p.tcfg.batch} is fewer streams than the {world.size} ranks: "
+                                   f"give every rank a stream at least (--batch {world.size} or more)")
             if not p.done and not o.get("quiet"):  # mpirun's report of a lost process names its pid and host only
                 nbytes = 4 * model.count_params(p.mcfg)
                 how = {"exact": "gathered and summed in rank order (exact)",
