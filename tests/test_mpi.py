@@ -197,7 +197,12 @@ def test_ctrl_c_to_mpirun_saves_on_rank_0_and_every_rank_exits_130(corpus):
                          stderr=subprocess.PIPE, text=True)
     _wait_for_steps(log, 5, p)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    try:
+        out, err = p.communicate(timeout=90)
+    except subprocess.TimeoutExpired:  # say where it stood, not only that it did not end
+        p.kill()
+        out, err = p.communicate()
+        raise AssertionError(f"mpirun did not end after SIGINT; stdout {out!r}, stderr {err[-2000:]!r}") from None
     assert p.returncode == 130, err
     assert [x for x in out.splitlines() if not x.startswith("[mpiexec@")] == []  # mpirun's own lines go to stdout
     steps = [json.loads(x)["step"] for x in log.read_text().splitlines() if '"event": "step"' in x]
