@@ -88,7 +88,7 @@ def throughput(steps, rounds):
 def reduce_ranks(reps=20, warm=3):
     """Run under mpirun -n 2: time World.combine per size and mode; rank 0 prints JSON."""
     import numpy as np
-    from charrnn.core import model
+    from charrnn.core import model, shards
     from charrnn.core.model import ModelConfig
     from charrnn.training import distributed
     world = distributed.World.join()
@@ -97,13 +97,15 @@ def reduce_ranks(reps=20, warm=3):
         cfg = ModelConfig(vocab_size=65, cell="lstm", layers=2, hidden=H, embed=0)
         grads = {k: v.astype(np.float32) for k, v in model.init_params(cfg, np.random.default_rng(0)).items()}
         state = [tuple(np.zeros((16, H), np.float32) for _ in range(2)) for _ in range(2)]
+        B = 16 * world.size  # one shard a rank: one node of the gradient tree each
+        part = shards.Part([1.0], [(0, world.rank, grads)], [state])
         for mode in ("exact", "sum"):
             os.environ["CHARRNN_MPI_REDUCE"] = mode
             times = []
             for i in range(warm + reps):
                 world.comm.Barrier()
                 t = time.perf_counter()
-                world.combine(1.0, grads, state, 16 * world.size)
+                world.combine(part, 100, B)
                 dt = np.array([time.perf_counter() - t])
                 slowest = np.empty(1)
                 world.comm.Allreduce(dt, slowest, op=world.MPI.MAX)
@@ -133,7 +135,7 @@ def step_compute(H, reps=5):
     """Seconds of one training step (forward, backward, Adam) of 32 x 100 on one thread."""
     import numpy as np
     from charrnn import blas
-    from charrnn.core import model, optim
+    from charrnn.core import model, optim, shards
     from charrnn.core.model import ModelConfig
     cfg = ModelConfig(vocab_size=65, cell="lstm", layers=2, hidden=H, embed=0, dropout=0.1)
     rng = np.random.default_rng(0)
@@ -145,7 +147,7 @@ def step_compute(H, reps=5):
     times = []
     for i in range(reps + 1):
         t = time.perf_counter()
-        _, grads, _ = model.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 32), rng,
+        _, grads, _ = shards.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 32), rng,
                                            limit=blas.product_limit())
         opt.step(params, grads, st, 1e-3)
         if i:

@@ -37,7 +37,7 @@ import charrnn  # noqa: E402
 charrnn._one_blas_thread()  # before numpy loads: one BLAS thread per worker, as `charrnn train` runs
 import numpy as np  # noqa: E402
 from charrnn import blas  # noqa: E402
-from charrnn.core import cells, layers, model, optim, products  # noqa: E402
+from charrnn.core import cells, layers, model, optim, products, shards  # noqa: E402
 from charrnn.core.model import ModelConfig  # noqa: E402
 
 import bench_speed  # noqa: E402
@@ -108,7 +108,7 @@ def profile_step(cell, L, H, B, T, reps=5):
     state = model.zero_state(cfg, B)
 
     def whole():
-        _, g, _ = model.loss_and_grads(params, cfg, x, y, state, limit=LIMIT)
+        _, g, _ = shards.loss_and_grads(params, cfg, x, y, state, limit=LIMIT)
         optim.clip_global_norm(g, 5.0)
         opt.step(params, g, ost, 1e-9)
 
@@ -204,7 +204,7 @@ sys.path.insert(0, sys.argv[1])
 import charrnn
 charrnn._one_blas_thread()
 import numpy as np
-from charrnn.core import model, optim
+from charrnn.core import model, optim, shards
 from charrnn.core.model import ModelConfig
 def rss(pid='self'):  # current resident set, bytes
     with open(f'/proc/{pid}/statm') as f:
@@ -221,14 +221,14 @@ params = model.init_params(cfg, rng)
 pool, kids = None, {}
 if sys.argv[2] == 'processes':  # forced: train picks threads here (workers.worth_it)
     from charrnn.training import workers
-    pool = workers.Workers(params, cfg, 2)  # 2x512 at 32 rows: no blocks either way
+    pool = workers.Workers(params, cfg, 2, B)  # 2x512 at 16-stream shards: no blocks either way
     params = pool.params
     kids = {p.pid: rss(p.pid) for p in pool._procs}  # a fresh fork maps the trainer's pages
 opt = optim.make_optimizer('adam'); ost = opt.init_state(params)
 state = model.zero_state(cfg, B)
 for _ in range(3):
     if pool is None:
-        _, g, state = model.loss_and_grads(params, cfg, x, y, state, workers=2)
+        _, g, state = shards.loss_and_grads(params, cfg, x, y, state, workers=2)
     else:
         _, g, state = pool.loss_and_grads(x, y, state)
     optim.clip_global_norm(g, 5.0); opt.step(params, g, ost, 2e-3, workers=2)

@@ -29,7 +29,7 @@ charrnn._one_blas_thread()  # before numpy loads: one BLAS thread per worker, as
 import numpy as np  # noqa: E402
 from charrnn import blas
 from charrnn.training import workers  # noqa: E402
-from charrnn.core import model, optim, products  # noqa: E402
+from charrnn.core import model, optim, products, shards  # noqa: E402
 from charrnn.core.model import ModelConfig  # noqa: E402
 from charrnn.core.sampling import Sampler  # noqa: E402
 from charrnn.text.windows import Streams  # noqa: E402
@@ -61,7 +61,7 @@ class Ours:
         self.cfg = ModelConfig(vocab_size=V, cell=cell, layers=layers, hidden=hidden, embed=0)
         self.params = model.init_params(self.cfg, np.random.default_rng(0))
         use = workers.worth_it(self.cfg, batch, n) if processes == "auto" else processes and n > 1
-        self.pool = workers.Workers(self.params, self.cfg, n, self.limit) if use and workers.available() else None
+        self.pool = workers.Workers(self.params, self.cfg, n, batch, self.limit) if use and workers.available() else None
         if self.pool is not None:
             self.params = self.pool.params
         self.opt = optim.make_optimizer("adam")
@@ -77,7 +77,7 @@ class Ours:
         if self.pool is not None:
             _, grads, self.state = self.pool.loss_and_grads(x, y, self.state)
         else:
-            _, grads, self.state = model.loss_and_grads(self.params, self.cfg, x, y, self.state, workers=self.n,
+            _, grads, self.state = shards.loss_and_grads(self.params, self.cfg, x, y, self.state, workers=self.n,
                                                         limit=self.limit)
         optim.clip_global_norm(grads, 5.0)
         self.opt.step(self.params, grads, self.ost, 2e-3, workers=self.n)

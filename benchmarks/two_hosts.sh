@@ -26,12 +26,15 @@ ROOT=$(dirname "$HERE")
 CORPUS=${1:-$ROOT/../shared/corpora/tinyshakespeare.txt}
 STEPS=${STEPS:-30}
 TIMEOUT=${TIMEOUT:-300}
-PY=$(python -c 'import sys,os;print(os.path.realpath(sys.executable))')
-BIN=$(dirname "$PY")
-MPIEXEC=$BIN/mpiexec
+# the interpreter (PYTHON, else `python`'s sys.executable) and the mpiexec beside it, symlinks
+# not resolved: a virtual environment's bin/ holds the mpich wheel's mpiexec, its python is a
+# link to an interpreter elsewhere
+PY=${PYTHON:-$(python -c 'import sys; print(sys.executable)')}
+MPIEXEC=$(dirname "$PY")/mpiexec
 
 [ "$(id -u)" -eq 0 ] || { echo "two_hosts.sh: needs root (ip netns)" >&2; exit 2; }
-[ -x "$MPIEXEC" ] || { echo "two_hosts.sh: no $MPIEXEC: pip install mpi4py mpich" >&2; exit 2; }
+[ -x "$MPIEXEC" ] || { echo "two_hosts.sh: no $MPIEXEC beside $PY: pip install mpi4py mpich" >&2; exit 2; }
+echo "python: $PY; mpiexec: $MPIEXEC"
 # A stale launch environment would make the single-machine run a rank of nothing; the
 # settings of each run are on its command line below.
 for v in $(compgen -e | grep -E '^(PMI_|PMIX_|HYDI_|OMPI_|MPI_LOCAL)' || true); do unset "$v"; done

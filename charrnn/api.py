@@ -31,7 +31,7 @@ from charrnn.core.sampling import NonFiniteOutput, Sampler, beam_search, context
 from charrnn.errors import CharrnnError, CharrnnWarning, UsageError
 from charrnn.store import schema
 from charrnn.text.decode import lf
-from charrnn.training.config import LM_MODEL, TrainConfig, default_threads
+from charrnn.training.config import LM_MODEL, TrainConfig, cores
 
 __all__ = ["MODEL_DEFAULTS", "Model", "Score", "load", "train"]
 
@@ -170,7 +170,7 @@ class Model:
         if len(ids) < 2:
             raise CharrnnError(f"{name}: too short to score (needs at least 2 tokens the model knows)")
         nll, n = likelihood.stream_nll(ck.params, ck.cfg, np.asarray(ids), batch=16, seq_len=100,
-                                       workers=default_threads(16), limit=blas.product_limit())
+                                       workers=min(4, cores()), limit=blas.product_limit())
         chars = sum(len(ck.vocab.tokens[i]) for i in ids[1:]) if ck.vocab.level == "word" else n
         return {**likelihood.summary(nll, n, chars), "skipped": sum(unknown.values())}
 

@@ -79,6 +79,7 @@ def test_generate_with_a_seed_is_reproducible_and_starts_with_the_prime(trained)
     assert m.generate(length=0, stop=".", seed=3).endswith(".")
 
 
+@pytest.mark.exact
 def test_generate_gives_the_bytes_charrnn_sample_prints(trained, here):
     m, _ = trained
     for options, flags in [({"temperature": 0.7, "seed": 5}, ["--temp", "0.7", "--seed", "5"]),
@@ -103,6 +104,7 @@ def test_score_puts_real_text_above_shuffled_text(trained):
     assert s.logprob > m.score(shuffled).logprob + 10
 
 
+@pytest.mark.exact
 def test_evaluate_gives_the_figures_of_charrnn_eval(trained, here):
     m, _ = trained
     text = (here / "notes.txt").read_text()[:3000]

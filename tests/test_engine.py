@@ -5,9 +5,11 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from charrnn import blas
-from charrnn.core import layers, model, optim
+from charrnn.core import layers, model, optim, shards
 from charrnn.core.model import ModelConfig
 
 CONFIGS = [
@@ -26,6 +28,7 @@ STEP_CONFIGS = CONFIGS + [ModelConfig(vocab_size=11, cell="lstm", layers=3, hidd
                           ModelConfig(vocab_size=11, cell="gru", layers=2, hidden=8, embed=4)]
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("cfg", STEP_CONFIGS, ids=[f"{c.cell}-{c.activation}-{c.layers}x{c.hidden}-e{c.embed}"
                                                    for c in STEP_CONFIGS])
 def test_stepping_one_token_at_a_time_equals_the_window_forward(cfg):
@@ -71,7 +74,7 @@ def test_initial_loss_is_about_ln_vocab(cfg):
     r = np.random.default_rng(3)
     params = model.init_params(cfg, r)
     x, y = r.integers(0, cfg.vocab_size, (20, 8)), r.integers(0, cfg.vocab_size, (20, 8))
-    loss, _, _ = model.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 8))
+    loss, _, _ = shards.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 8))
     assert abs(loss - math.log(cfg.vocab_size)) < 0.15 * math.log(cfg.vocab_size)
 
 
@@ -87,10 +90,10 @@ def overfit(cfg, steps, lr):
     opt = optim.make_optimizer("adam")
     st = opt.init_state(params)
     for _ in range(steps):
-        loss, grads, _ = model.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 1))
+        loss, grads, _ = shards.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 1))
         optim.clip_global_norm(grads, 5.0)
         opt.step(params, grads, st, lr)
-    return model.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 1))[0]
+    return shards.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 1))[0]
 
 
 @pytest.mark.parametrize("cell,act", [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid"), ("lstm", "tanh"),
@@ -192,23 +195,68 @@ def test_the_core_imports_neither_click_nor_rich():
     assert int(count) >= 9 and bad == ""  # every core module, products.py and sampling.py included
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[3], CONFIGS[4]], ids=["rnn", "lstm", "gru"])
 def test_data_parallel_workers_give_the_same_loss_gradients_and_state(cfg):
-    """Splitting the streams between threads changes only the summation order."""
+    """Splitting the shards between 1 to 5 threads changes nothing, bit for bit; and the
+    sharded window is the plain window's, to float64 rounding."""
     r = np.random.default_rng(5)
     params = model.init_params(cfg, r, np.float64)
-    x, y = r.integers(0, cfg.vocab_size, (7, 6)), r.integers(0, cfg.vocab_size, (7, 6))
-    state = [tuple(r.standard_normal((6, cfg.hidden)) for _ in s) for s in model.zero_state(cfg, 6, np.float64)]
-    l1, g1, s1 = model.loss_and_grads(params, cfg, x, y, state)
-    l2, g2, s2 = model.loss_and_grads(params, cfg, x, y, state, workers=2)
-    l3, g3, s3 = model.loss_and_grads(params, cfg, x, y, state, workers=2)
-    assert abs(l1 - l2) < 1e-12
-    for k in g1:
-        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-10, atol=1e-13)
-        assert np.array_equal(g2[k], g3[k])  # deterministic for a given split
-    for a, b in zip(s1, s2):
+    T, B = 7, 40  # three shards: 16, 16 and 8 streams
+    x, y = r.integers(0, cfg.vocab_size, (T, B)), r.integers(0, cfg.vocab_size, (T, B))
+    state = [tuple(r.standard_normal((B, cfg.hidden)) for _ in s) for s in model.zero_state(cfg, B, np.float64)]
+    l1, g1, s1 = shards.loss_and_grads(params, cfg, x, y, state)
+    for n in (2, 3, 5):
+        ln, gn, sn = shards.loss_and_grads(params, cfg, x, y, state, workers=n)
+        assert ln == l1
+        for k in g1:
+            assert np.array_equal(gn[k], g1[k]), (n, k)
+        for a, b in zip(s1, sn):
+            for u, v in zip(a, b):
+                assert np.array_equal(u, v), n
+    logits, s0, cache = model.forward(params, cfg, x, state)
+    l0, dlogits = layers.softmax_cross_entropy(logits, y)
+    g0, _ = model.backward(dlogits, cache, cfg)
+    assert l1 == pytest.approx(l0, rel=1e-13)
+    for k in g0:
+        np.testing.assert_allclose(g1[k], g0[k], rtol=1e-10, atol=1e-13, err_msg=k)
+    for a, b in zip(s0, s1):
         for u, v in zip(a, b):
-            np.testing.assert_array_equal(u, v)
+            np.testing.assert_allclose(v, u, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("B,size", [(1, 1), (2, 1), (7, 4), (31, 16), (32, 16), (33, 16), (100, 16)])
+def test_a_batch_is_cut_into_shards_by_its_size_alone(B, size):
+    cuts = shards.bounds(B)
+    assert shards.size(B) == size
+    assert cuts[0][0] == 0 and cuts[-1][1] == B
+    assert all(hi - lo == size for lo, hi in cuts[:-1]) and 0 < cuts[-1][1] - cuts[-1][0] <= size
+    assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))
+
+
+@given(st.integers(1, 40), st.data())
+def test_the_gradient_tree_sums_alike_however_the_shards_are_split(n, data):
+    """Any cut of the shards into contiguous runs, each summed as far as it can be and handed
+    on, finishes to the same bits as one run holding every shard (float32 sums, whose order
+    shows in the last bits)."""
+    values = np.random.default_rng(n).standard_normal((n, 5)).astype(np.float32) * \
+        np.float32(10.0) ** np.arange(-3, 2, dtype=np.float32)  # (n,5), magnitudes apart
+    cuts = sorted(data.draw(st.sets(st.integers(1, n - 1), max_size=n - 1))) if n > 1 else []
+    runs = list(zip([0] + cuts, cuts + [n]))
+
+    def add(a, b):
+        return a + b
+
+    def run(first, last):
+        nodes = []
+        for s in range(first, last):
+            shards.push(nodes, (0, s, values[s]), n, add)
+        assert len(nodes) == shards.node_count(first, last, n)
+        return nodes
+
+    one = shards.total([run(0, n)], n, add)
+    assert np.array_equal(shards.total([run(*r) for r in runs], n, add), one)
+    assert one == pytest.approx(values.sum(axis=0, dtype=np.float64), rel=1e-5)
 
 
 def test_evaluate_sums_the_negative_log_likelihood():
@@ -221,8 +269,22 @@ def test_evaluate_sums_the_negative_log_likelihood():
     logits, _, _ = model.forward(params, cfg, x, s0)
     lp = layers.log_softmax(logits)
     assert abs(nll + lp[np.arange(5)[:, None], np.arange(3)[None, :], y].sum()) < 1e-10
-    mean, _, _ = model.loss_and_grads(params, cfg, x, y, s0)
+    mean, _, _ = shards.loss_and_grads(params, cfg, x, y, s0)
     assert abs(nll / 15 - mean) < 1e-12
+
+
+@pytest.mark.exact
+def test_the_validation_figure_is_the_same_for_any_number_of_workers():
+    """Validation reads the streams shard by shard and sums in shard order: under MPI rank 0
+    validates alone, on one machine every worker helps, and the checkpoints must agree."""
+    from charrnn.analysis import likelihood
+    cfg = CONFIGS[3]
+    params = model.init_params(cfg, np.random.default_rng(8))  # float32, as training validates
+    tokens = np.random.default_rng(9).integers(0, cfg.vocab_size, 3001)
+    one = likelihood.stream_nll(params, cfg, tokens, batch=40, seq_len=20)
+    assert one[1] == 3000
+    for n in (2, 3, 4):
+        assert likelihood.stream_nll(params, cfg, tokens, batch=40, seq_len=20, workers=n) == one
 
 
 @pytest.mark.parametrize("n", [2, 3, 17, 101, 250])

@@ -416,6 +416,7 @@ def test_write_error_during_a_save_keeps_the_previous_checkpoint(lab, disk_runs,
 
 # --------------------------------------------------------------------------- 3. SIGINT, SIGTERM
 
+@pytest.mark.exact
 @pytest.mark.slow
 @pytest.mark.parametrize("cell,sig,code,seed", [("lstm", signal.SIGINT, 130, 1), ("gru", signal.SIGTERM, 143, 2)],
                          ids=["lstm-SIGINT", "gru-SIGTERM"])

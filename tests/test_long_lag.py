@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 
-from charrnn.core import model, optim
+from charrnn.core import model, optim, shards
 from charrnn.core.model import ModelConfig
 
 KEYS, BLANK, MARK, NL = "abcd", ".", "?", "\n"
@@ -49,7 +49,7 @@ def train(cell, steps, seed=0):
     for s in range(steps):
         w = data[s * WINDOW:(s + 1) * WINDOW + 1]
         weights = np.where(w[:-1] == VOCAB.index(MARK), RECALL_WEIGHT, 1.0)  # (T,B): the recall counts more
-        _, grads, state = model.loss_and_grads(params, cfg, w[:-1], w[1:], state, weights=weights)
+        _, grads, state = shards.loss_and_grads(params, cfg, w[:-1], w[1:], state, weights=weights)
         optim.clip_global_norm(grads, 5.0)
         opt.step(params, grads, ost, LR)
     return params, cfg
@@ -96,7 +96,9 @@ def test_delayed_recall_over_30_steps(trained, cell, lo, hi):
 @pytest.mark.slow
 def test_diagnose_shows_the_trained_rnn_gradient_vanish_where_the_lstm_keeps_it(trained, tmp_path):
     """`charrnn diagnose` on the trained models, the loss at each recall (the last character of a
-    line): ‖dL/dh‖ 50 steps back over 1 step back is orders of magnitude smaller for the RNN."""
+    line): ‖dL/dh‖ at the window's far end (99 steps back) over 1 step back. Over six training
+    seeds and two kernel families the RNN's was 1e-48 to 8e-7, the LSTM's 1.2e-3 to 7e-3 (at
+    50 steps the RNN's reached 9e-4 once: too close to the LSTM's 8e-3 for a test)."""
     from click.testing import CliRunner
 
     from charrnn.store import schema
@@ -116,6 +118,7 @@ def test_diagnose_shows_the_trained_rnn_gradient_vanish_where_the_lstm_keeps_it(
         res = CliRunner().invoke(cli, ["diagnose", "--checkpoint", str(tmp_path / f"{cell}.ckpt"),
                                        "--file", str(tmp_path / "recall.txt"), "--json"])
         assert res.exit_code == 0, res.stderr
-        ratios[cell] = json.loads(res.stdout)["models"][0]["ratio_50_1"]
-    print("ratio of ‖dL/dh‖ at distance 50 to distance 1:", {k: f"{v:.1e}" for k, v in ratios.items()})
-    assert ratios["rnn"] < 1e-3 and ratios["lstm"] > 100 * ratios["rnn"] and ratios["gru"] > 100 * ratios["rnn"]
+        norms = json.loads(res.stdout)["models"][0]["norms"][-1]  # by distance, 0 … 99
+        ratios[cell] = norms[99] / norms[1]
+    print("ratio of ‖dL/dh‖ at distance 99 to distance 1:", {k: f"{v:.1e}" for k, v in ratios.items()})
+    assert ratios["rnn"] < 1e-5 and ratios["lstm"] > 1e-4 and ratios["gru"] > 1e-4

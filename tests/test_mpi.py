@@ -70,6 +70,7 @@ def assert_same_run(a, b, differ=("saved_at",)):
     return ma, mb
 
 
+@pytest.mark.exact
 def test_two_ranks_train_the_model_two_workers_train_bit_for_bit(corpus):
     d = corpus.parent
     r = mpirun(["train", corpus.name, "--steps", "30", "--name", "mpi", "--threads", "1", *SMALL], d)
@@ -78,7 +79,7 @@ def test_two_ranks_train_the_model_two_workers_train_bit_for_bit(corpus):
     pids = [x.split(")")[0] for x in first.split("pid ")[1:]]
     assert first.startswith(f"MPI ranks: 0 on {os.uname().nodename} (pid {pids[0]}), "
                             f"1 on {os.uname().nodename} (pid {pids[1]}); ")
-    assert first.endswith("; gradients gathered and summed in rank order (exact)")
+    assert first.endswith("; gradients gathered and summed in shard order (exact)")
     assert "on 2 MPI ranks" in second
     assert r.stdout == ""
     s = single(["train", corpus.name, "--steps", "30", "--name", "one", "--threads", "2", *SMALL], d)
@@ -86,6 +87,10 @@ def test_two_ranks_train_the_model_two_workers_train_bit_for_bit(corpus):
     ma, mb = assert_same_run(d / "checkpoints/mpi/latest.ckpt", d / "checkpoints/one/latest.ckpt")
     assert (ma["train"]["ranks"], ma["train"]["threads"]) == (2, 1)
     assert (mb["train"]["ranks"], mb["train"]["threads"]) == (1, 2)
+    # and one worker alone: the shards are summed in one order however many share them
+    s = single(["train", corpus.name, "--steps", "30", "--name", "alone", "--threads", "1", *SMALL], d)
+    assert s.returncode == 0, s.stderr
+    assert_same_run(d / "checkpoints/mpi/latest.ckpt", d / "checkpoints/alone/latest.ckpt")
     # the same K and seed again: the same checkpoint
     again = mpirun(["train", corpus.name, "--steps", "30", "--name", "again", "--threads", "1", *SMALL], d)
     assert again.returncode == 0, again.stderr
@@ -109,7 +114,8 @@ def test_the_allreduce_mode_matches_to_float32_rounding(corpus):
     assert (r.returncode, r.stderr) == (2, "charrnn: error: CHARRNN_MPI_REDUCE=fast: say auto, exact or sum\n")
 
 
-def test_resume_under_mpi_continues_exactly_and_a_new_k_is_warned(corpus):
+@pytest.mark.exact
+def test_resume_under_mpi_continues_exactly_also_on_one_machine(corpus):
     """As tests/test_cli.py's single-machine resume: a schedule that does not depend on the total."""
     d = corpus.parent
     fixed = [*SMALL, "--lr-schedule", "constant", "--warmup", "0", "--eval-every", "20"]
@@ -121,13 +127,25 @@ def test_resume_under_mpi_continues_exactly_and_a_new_k_is_warned(corpus):
     assert rest.returncode == 0, rest.stderr
     assert "resuming" in rest.stderr and "warning" not in rest.stderr
     assert_same_run(d / "checkpoints/whole/latest.ckpt", d / "checkpoints/half/latest.ckpt")
-    # a K=2 run resumed on one machine goes on, with the reason it no longer matches bit for bit
+    # the exact sum has one order for any K: a K=2 run resumed on one machine goes on bit for bit
+    more = mpirun(["train", "--resume", "--steps", "50", "--name", "whole"], d)
+    assert more.returncode == 0, more.stderr
     alone = single(["train", "--resume", "--steps", "50", "--name", "half"], d)
     assert alone.returncode == 0, alone.stderr
-    assert ("warning: the run was trained on 2 MPI rank(s), now 1: training goes on, but no longer bit for bit as "
-            "the run would have without the interruption") in alone.stderr
+    assert "warning" not in alone.stderr
     assert manifest(d / "checkpoints/half/latest.ckpt")["train"]["ranks"] == 1
-    assert manifest(d / "checkpoints/half/latest.ckpt")["step"] == 50
+    assert_same_run(d / "checkpoints/whole/latest.ckpt", d / "checkpoints/half/latest.ckpt")
+    # a run summed by MPI_Allreduce has its ranks' order: resumed on one machine, it says so
+    env_sum = {**env(), "CHARRNN_MPI_REDUCE": "sum"}
+    r = subprocess.run([MPIRUN, "-n", "2", *CHARRNN, "train", corpus.name, "--steps", "20", "--name", "sum", *fixed],
+                       cwd=d, env=env_sum, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert manifest(d / "checkpoints/sum/latest.ckpt")["train"]["reduction"] == "sum"
+    alone = single(["train", "--resume", "--steps", "30", "--name", "sum"], d)
+    assert alone.returncode == 0, alone.stderr
+    assert ("warning: the run was trained with 2 MPI ranks summing by MPI_Allreduce, now an exact sum: training goes "
+            "on, equal to float32 rounding but no longer bit for bit as the run would have gone without the "
+            "interruption") in alone.stderr
 
 
 def test_only_rank_0_needs_the_corpus_and_writes_the_run(corpus, tmp_path):
@@ -291,7 +309,7 @@ def _netns_possible():
 def test_two_hosts_over_tcp_train_what_one_machine_trains(corpus):
     """benchmarks/two_hosts.sh: one rank in each of two network namespaces over a veth pair."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "two_hosts.sh"
-    r = subprocess.run(["bash", str(script), str(corpus)], env={**env(), "STEPS": "12", "NO_REDUCE": "1"}, capture_output=True,
+    r = subprocess.run(["bash", str(script), str(corpus)], env={**env(), "STEPS": "12", "NO_REDUCE": "1", "PYTHON": sys.executable}, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "mpiexec rc=0" in r.stdout and "rank 1's directory after the run: []" in r.stdout

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from charrnn.training import workers
-from charrnn.core import model, optim
+from charrnn.core import model, optim, shards
 from charrnn.core.model import ModelConfig
 
 pytestmark = pytest.mark.skipif(not workers.available(), reason="worker processes need Linux")
@@ -18,22 +18,23 @@ pytestmark = pytest.mark.skipif(not workers.available(), reason="worker processe
 CFG = ModelConfig(vocab_size=13, cell="lstm", layers=2, hidden=24, dropout=0.25)
 
 
-def window(seed, T=15, B=6):
+def window(seed, T=15, B=48):  # three shards of 16 streams
     r = np.random.default_rng(seed)
     return r.integers(0, CFG.vocab_size, (T, B)), r.integers(0, CFG.vocab_size, (T, B))
 
 
+@pytest.mark.exact
 def test_workers_compute_what_threads_compute_bit_for_bit_and_see_each_update():
     params = model.init_params(CFG, np.random.default_rng(0))
     opt = optim.make_optimizer("adam")
-    with workers.Workers(params, CFG, 3) as pool:
-        mine = {k: v.copy() for k, v in pool.params.items()}  # the threads' copy, updated alike
-        s_pool = s_mine = model.zero_state(CFG, 6)
+    with workers.Workers(params, CFG, 3, 48) as pool:
+        mine = {k: v.copy() for k, v in pool.params.items()}  # one thread's copy, updated alike
+        s_pool = s_mine = model.zero_state(CFG, 48)
         st_pool, st_mine = opt.init_state(pool.params), opt.init_state(mine)
         for step in range(3):
             x, y = window(step)
             a = pool.loss_and_grads(x, y, s_pool, np.random.default_rng([7, step]))
-            b = model.loss_and_grads(mine, CFG, x, y, s_mine, np.random.default_rng([7, step]), workers=3)
+            b = shards.loss_and_grads(mine, CFG, x, y, s_mine, np.random.default_rng([7, step]))
             assert a[0] == b[0]
             for k in b[1]:
                 assert np.array_equal(a[1][k], b[1][k]), k
@@ -48,22 +49,22 @@ def test_workers_compute_what_threads_compute_bit_for_bit_and_see_each_update():
 
 def window_loss_at_start(params):
     x, y = window(2)
-    return model.loss_and_grads(params, CFG, x, y, model.zero_state(CFG, 6))[0]
+    return shards.loss_and_grads(params, CFG, x, y, model.zero_state(CFG, 48))[0]
 
 
 def test_a_failing_worker_is_reported_with_its_error_and_the_pool_stays_in_step():
     params = model.init_params(CFG, np.random.default_rng(0))
     x, y = window(0)
-    y[3, 3] = CFG.vocab_size  # no such token: the worker holding streams 2-3 fails, the one after it does not
-    with workers.Workers(params, CFG, 3) as pool:
+    y[3, 20] = CFG.vocab_size  # no such token: the worker holding streams 16-31 fails, the one after it does not
+    with workers.Workers(params, CFG, 3, 48) as pool:
         with pytest.raises(workers.WorkerError, match=r"^worker process 1 failed: IndexError: "):
-            pool.loss_and_grads(x, y, model.zero_state(CFG, 6))
-        y[3, 3], y[2, 0] = 0, CFG.vocab_size  # now the trainer's own slice fails, as it would with threads
+            pool.loss_and_grads(x, y, model.zero_state(CFG, 48))
+        y[3, 20], y[2, 0] = 0, CFG.vocab_size  # now the trainer's own run fails, as it would with threads
         with pytest.raises(IndexError):
-            pool.loss_and_grads(x, y, model.zero_state(CFG, 6))
+            pool.loss_and_grads(x, y, model.zero_state(CFG, 48))
         x2, y2 = window(1)  # and the next window gets its own answers, not a stale reply
-        a = pool.loss_and_grads(x2, y2, model.zero_state(CFG, 6))
-        b = model.loss_and_grads(pool.params, CFG, x2, y2, model.zero_state(CFG, 6), workers=3)
+        a = pool.loss_and_grads(x2, y2, model.zero_state(CFG, 48))
+        b = shards.loss_and_grads(pool.params, CFG, x2, y2, model.zero_state(CFG, 48), workers=3)
         assert a[0] == b[0]
 
 
@@ -85,8 +86,8 @@ def _alive(pid):
 
 def start_trainer(tmp_path, *extra, workers=None):
     """A `charrnn train` in its own process group, once its forked workers run (--threads
-    workers + 1: the trainer computes one slice itself; at most one thread a core, as train
-    caps it) and it has logged a few steps."""
+    workers + 1: the trainer computes one run of shards itself; at most one thread a core, as
+    train caps it; a shard of 16 streams each) and it has logged a few steps."""
     from charrnn.training.config import cores
     workers = workers or min(2, cores() - 1)
     if workers < 1:
@@ -95,7 +96,7 @@ def start_trainer(tmp_path, *extra, workers=None):
     corpus.write_text("the quick brown fox jumps over the lazy dog. " * 400)
     log = tmp_path / "log.jsonl"
     p = subprocess.Popen([sys.executable, "-m", "charrnn", "train", str(corpus), "--threads", str(workers + 1),
-                          "--steps", "100000", "--hidden", "32", "--batch", "8", "--checkpoint-dir",
+                          "--steps", "100000", "--hidden", "32", "--batch", str(16 * (workers + 1)), "--checkpoint-dir",
                           str(tmp_path / "ck"), "--log", str(log), *extra],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, start_new_session=True)
     deadline = time.monotonic() + 60

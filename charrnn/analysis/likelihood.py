@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from charrnn.core import classifier, layers, model
+from charrnn.core import classifier, layers, model, shards
 from charrnn.core.parallel import thread_map
 
 
@@ -16,7 +16,9 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
     """(summed NLL in nats, number of predicted tokens) over ``tokens`` (1-D int array).
 
     Every token after the first is scored: the B streams take (n-1)//B tokens each and
-    one short extra stream the few left over. limit: core/products.py's block limit.
+    one short extra stream the few left over. The streams are read in shards, summed in
+    shard order: the figure is the same bit for bit for any number of ``workers``.
+    limit: core/products.py's block limit.
     """
     n = len(tokens) if max_tokens is None else min(len(tokens), max_tokens)
     if n < 2:
@@ -25,20 +27,21 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
     L = (n - 1) // B  # predicted tokens per stream
     rows = np.stack([np.asarray(tokens[b * L:b * L + L + 1]) for b in range(B)], axis=1)  # (L+1,B)
     rows = rows.astype(np.int64)
-    n_w = max(1, min(workers, B))
-    bounds = [(B * k // n_w, B * (k + 1) // n_w) for k in range(n_w)]
+    cuts = shards.bounds(B)  # shard by shard, so the sum does not depend on the workers (core/shards.py)
 
-    def part(bound):  # one worker's streams, from start to end
-        lo, hi = bound
-        state = model.zero_state(cfg, hi - lo, params["out.V"].dtype)
-        total = 0.0
-        for s in range(0, L, seq_len):
-            y = rows[s + 1:s + seq_len + 1, lo:hi]
-            nll, state = model.evaluate(params, cfg, rows[s:s + len(y), lo:hi], y, state, limit)
-            total += nll
-        return total
+    def run(r):  # one worker's shards, each from start to end
+        out = []
+        for lo, hi in cuts[r[0]:r[1]]:
+            state = model.zero_state(cfg, hi - lo, params["out.V"].dtype)
+            total = 0.0
+            for s in range(0, L, seq_len):
+                y = rows[s + 1:s + seq_len + 1, lo:hi]
+                nll, state = model.evaluate(params, cfg, rows[s:s + len(y), lo:hi], y, state, limit)
+                total += nll
+            out.append(total)
+        return out
 
-    totals = list(thread_map(part, bounds)) if n_w > 1 else [part(bounds[0])]
+    totals = [t for part in thread_map(run, shards.split(0, len(cuts), workers)) for t in part]
     total, count = sum(totals), L * B
     rest = n - 1 - count  # tokens past the B equal streams: one more short stream scores them
     if rest > 0:

@@ -102,8 +102,8 @@ def _sampling_threads():
     """2 when the load average leaves a core idle, else 1. OpenBLAS's threads wait for each
     other at every product, so with the other core busy (a training run beside it) two threads
     made a batch-1 step 12 to 23 times slower, where on an idle machine they make it 1.4x faster."""
-    from charrnn.training.config import default_threads
-    cores = default_threads(2)
+    from charrnn.training.config import cores as available
+    cores = min(2, available())
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):

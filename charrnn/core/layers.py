@@ -214,22 +214,29 @@ def token_nll(logits, y):
     return np.log(s[:, 0]) - z[np.arange(z.shape[0]), y.reshape(-1)], e, s
 
 
+def nll_and_grad(logits, y, weights, scale):
+    """(Σ w_t·NLL_t in float64, its gradient times ``scale``) over all positions, NLL_t =
+    -log softmax(z_t)[y_t]; w = 1 without weights. A shard of a window (core/shards.py) takes
+    the whole window's scale, 1/Σw, so the shards' gradients add up to the window's mean's."""
+    N = y.size
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    nll, e, s = token_nll(logits, y)  # (N,), (N,V) exp(z - max), (N,1) its row sums
+    y = y.reshape(-1)
+    total = float(nll.sum(dtype=np.float64) if w is None else (w * nll).sum())
+    e /= s  # softmax
+    e[np.arange(N), y] -= 1
+    if w is None:
+        e *= e.dtype.type(scale)
+    else:
+        e *= (w * scale).astype(e.dtype)[:, None]
+    return total, e.reshape(logits.shape)
+
+
 def softmax_cross_entropy(logits, y, weights=None):
     """L = -Σ w_t log softmax(z_t)[y_t] / Σ w_t over all T·B positions (w = 1: the plain mean).
 
     Returns (L, dL/dlogits). Weights let a task count some positions more than others.
     """
-    N = y.size
-    w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
-    total = float(N) if w is None else float(w.sum())
-    nll, e, s = token_nll(logits, y)  # (N,), (N,V) exp(z - max), (N,1) its row sums
-    y = y.reshape(-1)
-    rows = np.arange(N)
-    loss = float(nll.sum(dtype=np.float64) if w is None else (w * nll).sum()) / total
-    e /= s  # softmax
-    e[rows, y] -= 1
-    if w is None:
-        e *= e.dtype.type(1.0 / total)
-    else:
-        e *= (w / total).astype(e.dtype)[:, None]
-    return loss, e.reshape(logits.shape)
+    total = float(y.size) if weights is None else float(np.asarray(weights, dtype=np.float64).sum())
+    nll, grad = nll_and_grad(logits, y, weights, 1.0 / total)
+    return nll / total, grad

@@ -28,7 +28,6 @@ from typing import NamedTuple
 import numpy as np
 
 from . import cells, layers, products
-from .parallel import split_keys, thread_map
 
 
 @dataclass(frozen=True)
@@ -266,73 +265,6 @@ def make_masks(cfg, T, B, rng, dtype=np.float32):
     if cfg.dropout <= 0:
         return None
     return [layers.dropout_mask((T, B, cfg.out_width), cfg.dropout, rng, dtype) for _ in range(cfg.layers)]
-
-
-def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1, weights=None, limit=0, streams=None):
-    """One truncated-BPTT window: mean loss over all T·B positions, gradients, final state.
-
-    The final state is returned as a plain array: the caller carries it into the next
-    window without gradient. workers > 1 splits the B streams between threads (data
-    parallel, one BLAS thread each works best); the gradient is the streams-weighted sum,
-    deterministic for a given split. weights: optional (T,B) per-position loss weights.
-    limit: as in ``forward``. streams: (lo, hi), only those streams (one MPI rank's share,
-    training/distributed.py), their loss and gradient weighted by their share of all B; the
-    dropout masks are still drawn for the whole window, so the Generator advances alike on
-    every rank and each rank's slice of them is the single machine's.
-    """
-    T, B = x.shape
-    masks = make_masks(cfg, T, B, rng, params["out.V"].dtype) if rng is not None else None
-    lo, hi = streams or (0, B)
-    n = min(workers, hi - lo)
-    if streams is None and (n <= 1 or weights is not None):
-        return window_loss_and_grads(params, cfg, x, y, state, masks, weights, limit)
-    jobs, bounds = split_jobs(cfg, x, y, state, masks, n, streams)
-    return merge(thread_map(lambda a: window_loss_and_grads(params, *a, limit=limit), jobs), bounds, cfg, total=B)
-
-
-def split_jobs(cfg, x, y, state, masks, n, streams=None):
-    """The window's streams (or those in [lo, hi) = ``streams``) cut into n slices:
-    ([(cfg, x, y, state, masks) per slice], bounds)."""
-    lo, hi = streams or (0, x.shape[1])
-    bounds = [(lo + (hi - lo) * k // n, lo + (hi - lo) * (k + 1) // n) for k in range(n)]
-    jobs = [(cfg, x[:, lo:hi], y[:, lo:hi], _slice_state(state, lo, hi),
-             None if masks is None else [m[:, lo:hi] for m in masks]) for lo, hi in bounds]
-    return jobs, bounds
-
-
-def merge(results, bounds, cfg, total=None):
-    """The slices' (loss, grads, state) as one window's: the loss and gradient weighted by each
-    slice's share of the streams (summed into the first slice's gradient arrays), the states
-    joined. ``total``: the streams of the whole batch, when these slices are one rank's share
-    of it (loss_and_grads's ``streams``)."""
-    B = bounds[-1][1] if total is None else total
-    w = [(hi - lo) / B for lo, hi in bounds]
-    loss = sum(wk * r[0] for wk, r in zip(w, results))
-    grads = results[0][1]
-
-    def combine(keys):
-        for k in keys:
-            g = grads[k]
-            g *= g.dtype.type(w[0])
-            for wk, r in zip(w[1:], results[1:]):
-                g += g.dtype.type(wk) * r[1][k]
-
-    thread_map(combine, split_keys(grads, len(results)))
-    new_state = [tuple(np.concatenate([r[2][l][i] for r in results]) for i in range(len(results[0][2][l])))
-                 for l in range(cfg.layers)]
-    return loss, grads, new_state
-
-
-def window_loss_and_grads(params, cfg, x, y, state, masks, weights=None, limit=0):
-    """loss_and_grads on one thread, with the dropout masks given."""
-    logits, new_state, cache = forward(params, cfg, x, state, masks, limit)
-    loss, dlogits = layers.softmax_cross_entropy(logits, y, weights)
-    grads, _ = backward(dlogits, cache, cfg)
-    return loss, grads, new_state
-
-
-def _slice_state(state, lo, hi):
-    return [tuple(a[lo:hi] for a in s) for s in state]
 
 
 def evaluate(params, cfg, x, y, state, limit=0):

@@ -268,7 +268,7 @@ _RECIPE_TYPES = {"level": _STR, "max_vocab": _INT + _NONE, "errors": _STR, "batc
                  "lr": _NUM, "lr_schedule": _STR, "warmup": _INT, "clip": _NUM, "clip_value": _NUM,
                  "steps": _INT + _NONE, "epochs": _NUM + _NONE, "minutes": _NUM + _NONE, "val_frac": _NUM,
                  "eval_every": _INT + _NONE, "seed": _INT}
-_TRAIN_TYPES = {**_RECIPE_TYPES, "seq_len": _INT, "threads": _INT, "ranks": _INT}
+_TRAIN_TYPES = {**_RECIPE_TYPES, "seq_len": _INT, "threads": _INT, "ranks": _INT, "reduction": _STR}
 _CLASSIFY_TYPES = {**_RECIPE_TYPES, "max_len": _INT}
 
 

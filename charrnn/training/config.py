@@ -26,8 +26,10 @@ def cores():
 
 
 def default_threads(batch):
-    """One worker per available core, at most 4 and at most one per stream."""
-    return max(1, min(4, cores(), batch))
+    """One worker per available core, at most 4 and at most one per shard of the batch's
+    streams (core/shards.py)."""
+    from charrnn.core import shards
+    return max(1, min(4, cores(), len(shards.bounds(batch))))
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,15 @@ class TrainConfig(Recipe):
     warmup: int = 100
     val_frac: float = 0.05
     eval_every: int | None = None  # None: every 200 steps, or each fifth of a --minutes run if sooner
-    threads: int = 1  # workers splitting the batch (training/workers.py); part of the recipe (summation order)
-    ranks: int = 1  # MPI ranks splitting it first (training/distributed.py); also the summation order
+    threads: int = 1  # workers splitting the batch's shards (training/workers.py): the speed, never the numbers
+    ranks: int = 1  # MPI ranks splitting them first (training/distributed.py), recorded
+    reduction: str = "exact"  # how the ranks summed gradients: exact (core/shards.py's tree) or sum (Allreduce)
 
     def checks(self):
         return super().checks() + [(self.seq_len >= 1, "--seq-len must be at least 1"),
                                    (self.threads >= 1, "--threads must be at least 1"),
-                                   (self.ranks >= 1, "ranks must be at least 1")]
+                                   (self.ranks >= 1, "ranks must be at least 1"),
+                                   (self.reduction in ("exact", "sum"), "reduction must be exact or sum")]
 
 
 @dataclass(frozen=True)

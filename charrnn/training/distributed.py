@@ -1,18 +1,20 @@
 """Data-parallel training on MPI: `mpirun -n K charrnn train ...` trains one model on K ranks.
 
-Every rank holds a replica. Each takes its share of the --batch streams (rank r: streams
-B·r/K to B·(r+1)/K, as worker r of a single machine with K workers would), computes its
-share's gradient weighted by its share of the batch, and the ranks combine them:
+Every rank holds a replica. Each takes its run of the window's shards (core/shards.py: rank
+r takes the shards worker r of a single machine with K workers would), computes them, and
+the ranks combine them:
 
-    exact  every rank gathers all K and sums them in rank order: the same float32
-           operations, in the same order, as a single machine with K workers
-           (core/model.merge), so the runs are equal bit for bit
-    sum    MPI_Allreduce: the same on every rank, equal to a single machine to float32 rounding
+    exact  every rank gathers every rank's unfinished nodes of the gradient tree and finishes
+           the tree: the same float32 operations, in the same order, as a single machine
+           with any number of workers, so the runs are equal bit for bit
+    sum    each rank sums its own nodes, then MPI_Allreduce: equal to a single machine to
+           float32 rounding
 
 and then every rank clips and takes the same optimizer step. The gather moves (K-1) gradients
 to each rank where a ring allreduce moves under two, so exact is the default up to
 EXACT_RANKS ranks only (at most twice the traffic) and while the K gathered gradients fit in
-EXACT_BYTES; CHARRNN_MPI_REDUCE=exact or sum chooses (exact still within EXACT_BYTES). The dropout masks of the whole
+EXACT_BYTES; CHARRNN_MPI_REDUCE=exact or sum chooses (exact still within EXACT_BYTES). The
+losses are gathered either way and summed in shard order. The dropout masks of the whole
 window come from the run's one Generator on every rank, so each rank's slice of them is the
 single machine's. Only rank 0 reads the corpus (it is broadcast), owns the run directory,
 validates, checkpoints, logs and draws the progress; rank 0 also broadcasts the starting
@@ -40,6 +42,7 @@ import time
 
 import numpy as np
 
+from charrnn.core import shards
 from charrnn.errors import CharrnnError, UsageError
 
 EXACT_BYTES = 256 << 20  # gather-and-sum in rank order only while K gradients take at most this
@@ -132,10 +135,14 @@ class World:
     def where(self):
         return f"rank {self.rank} ({self.host})"
 
-    def shard(self, B, rank=None):
+    def shards(self, B, rank=None):
+        """This rank's (or ``rank``'s) run of shards [first, last) of a batch of B (as worker r
+        of K on one machine: core/shards.split)."""
+        return shards.split(0, len(shards.bounds(B)), self.size)[self.rank if rank is None else rank]
+
+    def streams(self, B, rank=None):
         """This rank's (or ``rank``'s) streams [lo, hi) of a batch of B."""
-        r = self.rank if rank is None else rank
-        return B * r // self.size, B * (r + 1) // self.size
+        return shards.streams(B, *self.shards(B, rank))
 
     # ------------------------------------------------------------------ collectives
     def bcast_json(self, obj=None):
@@ -181,36 +188,54 @@ class World:
             return "sum"
         return "exact" if choice == "exact" or self.size <= EXACT_RANKS else "sum"
 
-    def combine(self, loss, grads, state, B):
-        """Every rank's share (a loss and gradient already weighted by the share of the batch,
-        and its streams' carried state) as the whole batch's: the loss and the gradient summed
-        in rank order (exact) or by MPI_Allreduce (sum), the states joined in rank order."""
-        keys = sorted(grads)
-        flat = np.concatenate([grads[k].reshape(-1) for k in keys])  # (P,)
-        if self.reduction(flat.nbytes) == "exact":
-            rows = np.empty((self.size, flat.size), dtype=flat.dtype)  # (K,P)
-            self.comm.Allgather(flat, rows)
-            total = rows[0]
-            for r in range(1, self.size):  # in rank order: core/model.merge's order
-                total += rows[r]
+    def combine(self, part, T, B):
+        """Every rank's Part of the window (core/shards.py) as the whole window's (loss, grads,
+        state): the gradient tree finished from every rank's nodes (exact) or each rank's sum
+        added by MPI_Allreduce (sum), the losses summed in shard order, the states joined."""
+        n = len(shards.bounds(B))
+        keys = sorted(part.nodes[0][2])
+        shapes = [part.nodes[0][2][k].shape for k in keys]
+        flat = [np.concatenate([g[k].reshape(-1) for k in keys]) for _, _, g in part.nodes]  # (P,) a node
+        P = flat[0].size
+        if self.reduction(P * flat[0].itemsize) == "exact":
+            ids = self.allgather_json([[lv, ix] for lv, ix, _ in part.nodes])
+            counts = [len(r) * P for r in ids]
+            every = np.empty(sum(counts), dtype=flat[0].dtype)  # (ΣP,) every rank's nodes, in rank order
+            self.comm.Allgatherv(np.concatenate(flat), [every, counts])
+            at, parts = 0, []
+            for r in ids:
+                parts.append([(lv, ix, every[at + i * P:at + (i + 1) * P]) for i, (lv, ix) in enumerate(r)])
+                at += len(r) * P
+            total = shards.total(parts, n, _add)
         else:
-            total = np.empty_like(flat)
-            self.comm.Allreduce(flat, total, op=self.MPI.SUM)
-        losses = np.empty(self.size, dtype=np.float64)
-        self.comm.Allgather(np.array([loss], dtype=np.float64), losses)
+            mine = flat[0]
+            for f in flat[1:]:
+                mine += f
+            total = np.empty_like(mine)
+            self.comm.Allreduce(mine, total, op=self.MPI.SUM)
+        nll = self.allgather_floats(part.nll)
         out, at = {}, 0
-        for k in keys:
-            n = grads[k].size
-            out[k] = total[at:at + n].reshape(grads[k].shape)
-            at += n
-        return sum(float(x) for x in losses), out, self.join_state(state, B)
+        for k, shape in zip(keys, shapes):
+            size = int(np.prod(shape))
+            out[k] = total[at:at + size].reshape(shape)
+            at += size
+        return sum(nll) * shards.window_scale(T, B), out, self.join_state(shards.join_states(part.states), B)
+
+    def allgather_floats(self, values):
+        """Every rank's list of floats, joined in rank order (as float64 buffers: exact)."""
+        mine = np.asarray(values, dtype=np.float64)
+        counts = np.empty(self.size, dtype=np.int64)
+        self.comm.Allgather(np.array([mine.size], dtype=np.int64), counts)
+        every = np.empty(int(counts.sum()), dtype=np.float64)
+        self.comm.Allgatherv(mine, [every, counts.tolist()])
+        return every.tolist()
 
     def join_state(self, state, B):
         """Every rank's streams of the carried state (per layer, per tensor, its (b_r, H) rows)
         joined in rank order, in one collective: each rank's rows follow from B."""
         mine = np.concatenate([a.reshape(-1) for layer in state for a in layer])  # (b_r·ΣH,)
         width = sum(a.shape[1] for layer in state for a in layer)  # ΣH
-        rows = [hi - lo for lo, hi in (self.shard(B, r) for r in range(self.size))]
+        rows = [hi - lo for lo, hi in (self.streams(B, r) for r in range(self.size))]
         every = np.empty(B * width, dtype=mine.dtype)  # (B·ΣH,)
         self.comm.Allgatherv(mine, [every, [n * width for n in rows]])
         blocks, at = [], 0
@@ -293,6 +318,11 @@ class Watchdog:
                 self.world.fail(f"no training step finished on {self.world.where()} for {idle:.0f} s: another rank "
                                 f"stopped answering (a machine or the network was lost); the run's last checkpoint "
                                 f"is kept, resume it with --resume", 75)
+
+
+def _add(a, b):
+    a += b
+    return a
 
 
 def _nudge_launcher():

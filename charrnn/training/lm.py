@@ -10,12 +10,12 @@ import numpy as np
 
 from charrnn import blas
 from charrnn.analysis import likelihood
-from charrnn.core import model, optim
+from charrnn.core import model, optim, shards
 from charrnn.core.sampling import Sampler, start_token
 from charrnn.store.schema import Checkpoint
 from charrnn.text.windows import Streams, split_train_val
 from charrnn.training import workers
-from charrnn.training.config import default_threads
+from charrnn.training.config import cores
 from charrnn.training.loop import StepFailed
 
 MAX_VAL_TOKENS = 1 << 20  # validation reads at most the first 1,048,576 tokens of its split
@@ -47,7 +47,7 @@ class LanguageModelTask:
         self.rng = np.random.default_rng(tcfg.seed)
         self.opt = optim.make_optimizer(tcfg.optimizer)
         if resume is None:
-            with blas.threads(default_threads(4)):  # the orthogonal blocks' QRs: all cores, for a large H
+            with blas.threads(min(4, cores())):  # the orthogonal blocks' QRs: all cores, for a large H
                 self.params = model.init_params(mcfg, self.rng)
             self.opt_state = self.opt.init_state(self.params)
             self.start_step, self.best, self.state = 0, math.inf, None
@@ -65,10 +65,10 @@ class LanguageModelTask:
 
     # ------------------------------------------------------------------ a run
     def __enter__(self):
-        n = min(self.tcfg.threads, self.tcfg.batch)  # a worker without a stream would idle
+        n = min(self.tcfg.threads, len(shards.bounds(self.tcfg.batch)))  # a worker without a shard would idle
         # forked worker processes beside MPI are not safe (its transports hold shared memory)
         if self.world is None and workers.worth_it(self.mcfg, self.tcfg.batch, n):
-            self.pool = workers.Workers(self.params, self.mcfg, n, self.limit)
+            self.pool = workers.Workers(self.params, self.mcfg, n, self.tcfg.batch, self.limit)
             self.params = self.pool.params  # shared: the optimizer's in-place update reaches every worker
         return self
 
@@ -86,8 +86,8 @@ class LanguageModelTask:
         if self.world is not None:
             return (*self.shard_step(x, y, rng), x.size)
         if self.pool is None:
-            loss, grads, self.new_state = model.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng,
-                                                               workers=self.threads, limit=self.limit)
+            loss, grads, self.new_state = shards.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng,
+                                                                workers=self.threads, limit=self.limit)
             return loss, grads, x.size
         before = self.rng.bit_generator.state
         try:
@@ -98,12 +98,11 @@ class LanguageModelTask:
         return loss, grads, x.size
 
     def shard_step(self, x, y, rng):
-        """This rank's share of the window (core/model.py's ``streams``), split between its
-        threads; then every rank's, combined (training/distributed.py)."""
-        loss, grads, new_state = model.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng,
-                                                      workers=self.threads, limit=self.limit,
-                                                      streams=self.world.shard(x.shape[1]))
-        loss, grads, self.new_state = self.world.combine(loss, grads, new_state, x.shape[1])
+        """This rank's run of the window's shards (core/shards.py), split between its threads;
+        then every rank's, combined (training/distributed.py)."""
+        part = shards.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng, workers=self.threads,
+                                     limit=self.limit, shards=self.world.shards(x.shape[1]))
+        loss, grads, self.new_state = self.world.combine(part, *x.shape)
         return loss, grads
 
     def advance(self):

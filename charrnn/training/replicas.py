@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from charrnn import __version__, blas
-from charrnn.core import model
+from charrnn.core import shards
 from charrnn.errors import CharrnnError
 from charrnn.store import schema
 from charrnn.store.rundir import RunDir
@@ -54,15 +54,16 @@ def prepare(world, o, given, paths, notify, stdin=None, progress=False):
     p = plan = arrays = None
     if world.primary:
         try:
-            p = setup.prepare(o, given, paths, notify, stdin, progress, ranks=world.size)
+            p = setup.prepare(o, given, paths, notify, stdin, progress, ranks=world.size, reduction=world.reduction)
             plan = {"run": p.run.path, "done": p.done}
-            if not p.done and p.tcfg.batch < world.size:
-                raise CharrnnError(f"--batch {p.tcfg.batch} is fewer streams than the {world.size} ranks: "
-                                   f"give every rank a stream at least (--batch {world.size} or more)")
+            n = len(shards.bounds(p.tcfg.batch)) if not p.done else 0
+            if not p.done and n < world.size:
+                raise CharrnnError(f"--batch {p.tcfg.batch} makes {n} shard(s) of {shards.size(p.tcfg.batch)} streams, "
+                                   f"fewer than the {world.size} ranks: give every rank a shard "
+                                   f"(--batch {shards.MAX_STREAMS * world.size} or more)")
             if not p.done and not o.get("quiet"):  # mpirun's report of a lost process names its pid and host only
-                nbytes = 4 * model.count_params(p.mcfg)
-                how = {"exact": "gathered and summed in rank order (exact)",
-                       "sum": "summed by MPI_Allreduce (to float32 rounding)"}[world.reduction(nbytes)]
+                how = {"exact": "gathered and summed in shard order (exact)",
+                       "sum": "summed by MPI_Allreduce (to float32 rounding)"}[p.tcfg.reduction]
                 notify("MPI ranks: " + ", ".join(f"{r} on {t['host']} (pid {t['pid']})" for r, t in enumerate(everyone))
                        + f"; gradients {how}")
             if not p.done:

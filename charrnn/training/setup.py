@@ -46,11 +46,12 @@ class Prepared:
     task: object = None  # under MPI: the task built from rank 0's starting state (prepare_world)
 
 
-def prepare(o, given, paths, notify, stdin=None, progress=False, data=None, ranks=1):
+def prepare(o, given, paths, notify, stdin=None, progress=False, data=None, ranks=1, reduction=None):
     """A Prepared run from the options. ``paths`` are the corpus files ("-" is ``stdin``), or
     ``data`` the corpus's bytes; neither means the default corpus. ``notify`` takes a line for
-    the user; ``ranks`` is the MPI job's size (training/replicas.py). Problems are reported in the order a user meets them: a --resume that is no
-    checkpoint before anything is built, a missing corpus file next."""
+    the user; ``ranks`` is the MPI job's size and ``reduction(nbytes)`` how its ranks will sum a
+    gradient of nbytes (training/replicas.py). Problems are reported in the order a user meets
+    them: a --resume that is no checkpoint before anything is built, a missing corpus file next."""
     if o.get("bidirectional"):
         raise UsageError("a bidirectional language model would see the future it must predict; "
                          "bidirectional layers are for `charrnn classify`")
@@ -68,16 +69,10 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None, rank
     try:
         run = RunDir(os.path.join(o["checkpoint_dir"], checked_run_name(o.get("name"), paths)))
         resume = load_resume(o, run) if o.get("resume") is not None else None
-        tcfg = replace(train_config(o, resume, given, notify), ranks=ranks)
+        tcfg = replace(train_config(o, resume, given, notify), ranks=ranks, reduction="exact")  # MPI: below
         if resume is not None and tcfg.steps is not None and resume.step >= tcfg.steps:
             return Prepared(run, resume=resume, done=f"nothing to train: {run.path} is at step {resume.step:,}, "
                             f"and --steps {tcfg.steps:,} is the run's total; give a larger --steps to go on")
-        if resume is not None and "threads" in given and tcfg.threads != resume.train.threads:
-            notify(f"warning: --threads {tcfg.threads} differs from the run's {resume.train.threads}: training "
-                   f"goes on, but no longer bit for bit as the run would have without the interruption")
-        if resume is not None and tcfg.ranks != resume.train.ranks:
-            notify(f"warning: the run was trained on {resume.train.ranks} MPI rank(s), now {tcfg.ranks}: training "
-                   f"goes on, but no longer bit for bit as the run would have without the interruption")
         corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
                              progress=progress and sources.size > PROGRESS_BYTES)
     finally:
@@ -94,8 +89,25 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None, rank
         mcfg = check_model_unchanged(resume.cfg, o, given)
     else:
         mcfg = model_config(o, len(corpus.vocab), tcfg.level)
+    if ranks > 1 and reduction is not None:
+        from charrnn.core.model import count_params
+        tcfg = replace(tcfg, reduction=reduction(4 * count_params(mcfg)))
+    if resume is not None:
+        warn_sum_order(resume.train, tcfg, notify)
     check_memory(mcfg, tcfg.batch, tcfg.seq_len, tcfg.optimizer, tcfg.threads, notify, fresh=resume is None)
     return Prepared(run, corpus, mcfg, tcfg, resume, bool(o.get("force")), paths=recorded_paths(paths))
+
+
+def warn_sum_order(before, now, notify):
+    """Workers and exact MPI ranks sum a gradient in one order whatever their number
+    (core/shards.py); only MPI_Allreduce (the sum mode) has an order of its own, its ranks'.
+    Say so when resuming changes it."""
+    if before.reduction == now.reduction == "exact" or (before.reduction, before.ranks) == (now.reduction, now.ranks):
+        return
+    was = f"{before.ranks} MPI ranks summing by MPI_Allreduce" if before.reduction == "sum" else "an exact sum"
+    is_ = f"{now.ranks} MPI ranks summing by MPI_Allreduce" if now.reduction == "sum" else "an exact sum"
+    notify(f"warning: the run was trained with {was}, now {is_}: training goes on, equal to float32 rounding "
+           f"but no longer bit for bit as the run would have gone without the interruption")
 
 
 def recorded_paths(paths):
@@ -321,12 +333,18 @@ def refuse_ignored(o, given, model=LM_MODEL):
                          f"has no forget gate)")
 
 
-def capped_threads(threads, notify):
-    """--threads at most one worker per core: 32 workers on 2 cores ran 5x slower."""
-    n = cores()
+def capped_threads(threads, batch, notify):
+    """--threads at most one worker per core (32 workers on 2 cores ran 5x slower) and one per
+    shard of the batch (core/shards.py: a worker takes whole shards)."""
+    from charrnn.core import shards
+    n, k = cores(), len(shards.bounds(batch))
     if threads > n:
         notify(f"warning: --threads {threads} is more than the {n} cores here; using {n}")
-        return n
+        threads = n
+    if threads > k:
+        notify(f"warning: --threads {threads}: --batch {batch} makes {k} shard(s) of {shards.size(batch)} streams, "
+               f"one for each worker at most; using {k} (--batch {shards.MAX_STREAMS * threads} keeps {threads} busy)")
+        threads = k
     return threads
 
 
@@ -334,13 +352,17 @@ def train_config(o, resume, given, notify=lambda line: None):
     """The recipe: the options, or on resume the checkpoint's recipe except what is given."""
     keys = [f.name for f in fields(TrainConfig)]
     if "threads" in given:
-        o = dict(o, threads=capped_threads(o["threads"], notify))
+        batch = o.get("batch") or TrainConfig.batch if "batch" in given or resume is None else resume.train.batch
+        o = dict(o, threads=capped_threads(o["threads"], batch, notify))
     if resume is not None:
         base = resume.train.to_json()
         for k in {"level", "max_vocab", "errors", "optimizer"} & given:
             if o[k] != base[k]:
                 raise UsageError(f"--{k.replace('_', '-')} cannot change when resuming (the checkpoint has {base[k]})")
-        return TrainConfig(**{k: (o[k] if k in given else base.get(k, 1)) for k in keys})
+        o = {k: (o[k] if k in given else base[k]) for k in keys}
+        if "threads" not in given:  # workers change the speed, not the numbers: as many as this machine has
+            o["threads"] = default_threads(o["batch"])
+        return TrainConfig(**o)
     level = o.get("level", TrainConfig.level)
     o = {k: getattr(TrainConfig, k) for k in keys if hasattr(TrainConfig, k)} | {k: v for k, v in o.items()}
     o["threads"] = o.get("threads") or default_threads(o["batch"])

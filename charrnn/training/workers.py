@@ -6,16 +6,17 @@ two threads making them contend inside one interpreter: side by side in benchmar
 two processes trained 1.03–1.09× faster than two threads on lstm 2×256 b32 and 1.2–1.7×
 on gru 2×256, whose gate math is the largest share of a step.
 
-The calling process computes the first slice itself and forked processes the others. The
-parameters live in one anonymous shared mapping made before the fork, so the optimizer's
-in-place update is what every worker reads next; each forked worker writes its gradient
-into a shared mapping of its own. Only the window's slices (with their dropout masks: 3.3 MB
-a window for lstm 2×256 b32 T100, against a step of ~180 ms), the carried state and the
-loss travel through pipes. The arithmetic is the threads' arithmetic on the same
-slices, merged by the same code (model.merge): the results are identical, bit for bit.
+The calling process computes the first run of shards itself (core/shards.py) and forked
+processes the others. The parameters live in one anonymous shared mapping made before the
+fork, so the optimizer's in-place update is what every worker reads next; each forked
+worker writes the gradient tree's nodes it hands on into shared mappings of its own. Only
+the window (with its dropout masks: 3.3 MB a window for lstm 2×256 b32 T100, against a
+step of ~180 ms), the carried state and the losses travel through pipes. A shard is the
+same computation in a worker as in a thread, summed by the same tree: the results are
+identical, bit for bit.
 
-A worker ignores SIGINT and SIGTERM, which a terminal's Ctrl-C or `timeout` sends to the
-whole process group: the trainer decides what they mean (finish the step, save, exit). It is
+A worker ignores SIGINT, SIGTERM and SIGHUP, which a terminal's Ctrl-C, `timeout` or a closed
+terminal sends to the whole process group: the trainer decides what they mean (finish the step, save, exit). It is
 killed by the kernel when the thread that forked it ends (PR_SET_PDEATHSIG; the trainer
 forks from the thread that runs it), and sees end-of-file on its pipe if the trainer dies,
 so no worker outlives its trainer.
@@ -29,7 +30,7 @@ import sys
 
 import numpy as np
 
-from charrnn.core import cells, model
+from charrnn.core import cells, model, shards
 from charrnn.errors import CharrnnError
 
 _ALIGN = 64
@@ -46,13 +47,12 @@ def available():
 # At lstm 2×512 b64 (32×2048) they gained nothing (0.97–1.07×) and raised peak memory from
 # 1.33× to 1.64× the analytic sum, so blocks above this size stay with threads.
 MAX_BLOCK = 32768
-_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # a terminal's to the whole group: the trainer's
 
 
 def worth_it(cfg, batch, n):
     """Whether `train --threads n` should run its workers as processes."""
-    rows = -(-batch // max(n, 1))  # streams per worker
-    return n > 1 and available() and rows * cells.GATES[cfg.cell] * cfg.hidden <= MAX_BLOCK
+    return n > 1 and available() and shards.size(batch) * cells.GATES[cfg.cell] * cfg.hidden <= MAX_BLOCK
 
 
 def _layout(params):
@@ -73,31 +73,39 @@ class WorkerError(CharrnnError):
 
 
 class Workers:
-    """n workers computing model.loss_and_grads's slices: the calling process takes the first
-    slice itself while n - 1 forked processes take the rest. Use as a context manager.
+    """n workers computing core/shards.loss_and_grads's runs of shards for a batch of B streams:
+    the calling process takes the first run itself while n - 1 forked processes take the
+    rest. Use as a context manager.
 
     ``params`` is the shared copy of the parameters given: update it in place (the optimizer
     does) and every worker sees the update.
     """
 
-    def __init__(self, params, cfg, n, limit=0):
-        self.cfg, self.n, self.limit = cfg, n, limit
+    def __init__(self, params, cfg, n, B, limit=0):
+        self.cfg, self.B, self.limit = cfg, B, limit
+        self.n_shards = len(shards.bounds(B))
+        self.runs = shards.split(0, self.n_shards, n)
+        self.n = len(self.runs)
         offsets, size = _layout(params)
-        self._maps = [mmap.mmap(-1, size) for _ in range(n)]  # anonymous, MAP_SHARED
+        self._maps = [mmap.mmap(-1, size)]  # anonymous, MAP_SHARED: the parameters
         self.params = _views(self._maps[0], params, offsets)
         for k, v in params.items():
             self.params[k][...] = v
-        self._grads = [_views(m, params, offsets) for m in self._maps[1:]]
+        self._nodes = []  # per forked worker: a shared gradient dict for each node it hands on
+        for first, last in self.runs[1:]:
+            maps = [mmap.mmap(-1, size) for _ in range(shards.node_count(first, last, self.n_shards))]
+            self._maps += maps
+            self._nodes.append([_views(m, params, offsets) for m in maps])
         ctx = multiprocessing.get_context("fork")
         self._conns, self._procs, self._broken = [], [], None
         parent = os.getpid()
         # blocked across the fork, so no worker runs the trainer's own signal handlers
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
-            for i in range(1, n):
+            for i, run in enumerate(self.runs[1:], start=1):
                 mine, theirs = ctx.Pipe()
                 p = ctx.Process(target=_serve, args=(theirs, self._conns + [mine], parent, self.params,
-                                                     self._grads[i - 1], cfg, limit), daemon=True,
+                                                     self._nodes[i - 1], cfg, run, limit), daemon=True,
                                 name=f"charrnn-worker-{i}")
                 p.start()
                 theirs.close()
@@ -107,27 +115,31 @@ class Workers:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def loss_and_grads(self, x, y, state, rng=None):
-        """As model.loss_and_grads(self.params, cfg, x, y, state, rng, workers=n, limit=limit).
+        """As shards.loss_and_grads(self.params, cfg, x, y, state, rng, workers=n, limit=limit).
 
-        A slice that fails in a worker raises WorkerError after every worker has answered, so
+        A run that fails in a worker raises WorkerError after every worker has answered, so
         the pool stays in step; a worker that died leaves the pool broken for good."""
         if self._broken:
             raise WorkerError(self._broken)
         cfg = self.cfg
         T, B = x.shape
+        if B != self.B:
+            raise ValueError(f"the pool was made for {self.B} streams, not {B}")
         masks = model.make_masks(cfg, T, B, rng, self.params["out.V"].dtype) if rng is not None else None
-        n = min(self.n, B)
-        jobs, bounds = model.split_jobs(cfg, x, y, state, masks, n)
+        scale = shards.window_scale(T, B)
         sent = 0
-        for conn, (_, *args) in zip(self._conns, jobs[1:]):
+        for conn, run in zip(self._conns, self.runs[1:]):
+            lo, hi = shards.streams(B, *run)  # only its streams travel
+            job = (x[:, lo:hi], y[:, lo:hi], [tuple(a[lo:hi] for a in layer) for layer in state],
+                   None if masks is None else [m[:, lo:hi] for m in masks], scale, B)
             try:
-                conn.send(args)
+                conn.send(job)
             except OSError:
                 self._collect(sent)
                 raise self._died(sent + 1) from None
             sent += 1
-        try:
-            results = [model.window_loss_and_grads(self.params, *jobs[0], limit=self.limit)]  # its own slice
+        try:  # its own run
+            parts = [shards.shard_range(self.params, cfg, x, y, state, masks, *self.runs[0], scale, limit=self.limit)]
         except BaseException:
             self._collect(sent)  # their replies must not be read as the next window's
             raise
@@ -138,8 +150,9 @@ class Workers:
         for i, reply in enumerate(replies, start=1):
             if reply[0] != "ok":
                 raise WorkerError(f"worker process {i} failed: {reply[1]}")
-            results.append((reply[1], self._grads[i - 1], reply[2]))
-        return model.merge(results, bounds, cfg)
+            _, nll, ids, states = reply
+            parts.append(shards.Part(nll, [(lv, ix, g) for (lv, ix), g in zip(ids, self._nodes[i - 1])], states))
+        return shards.combine(parts, self.n_shards, scale, self.n)
 
     def _collect(self, count):
         """The first ``count`` workers' replies, None for a worker that died."""
@@ -179,18 +192,19 @@ class Workers:
         self.close()
 
 
-def _serve(conn, parent_ends, parent, params, grads, cfg, limit):
+def _serve(conn, parent_ends, parent, params, nodes, cfg, run, limit):
     """A worker's life: it leaves by os._exit, so buffers it inherited from the trainer (stderr,
     the --log file) are never flushed a second time, and no lock a trainer thread held at the
     fork can stall its exit."""
     try:
-        _work(conn, parent_ends, parent, params, grads, cfg, limit)
+        _work(conn, parent_ends, parent, params, nodes, cfg, run, limit)
     finally:
         os._exit(0)
 
 
-def _work(conn, parent_ends, parent, params, grads, cfg, limit):
-    """A slice in, its gradient into shared memory, (loss, state) out, until told to stop."""
+def _work(conn, parent_ends, parent, params, nodes, cfg, run, limit):
+    """A window in, its run of shards computed: the nodes' gradients into shared memory, the
+    losses, the nodes' places in the tree and the states out, until told to stop."""
     for c in parent_ends:  # the trainer's ends, inherited by the fork: a dead trainer must mean EOF here
         c.close()
     for sig in _SIGNALS:  # the trainer decides what a signal means; it dies, so do we (below)
@@ -211,9 +225,11 @@ def _work(conn, parent_ends, parent, params, grads, cfg, limit):
             if job is None:
                 return
             try:
-                loss, g, state = model.window_loss_and_grads(params, cfg, *job, limit=limit)
-                for k, v in g.items():
-                    grads[k][...] = v
-                conn.send(("ok", loss, state))
+                x, y, state, masks, scale, B = job
+                part = shards.shard_range(params, cfg, x, y, state, masks, *run, scale, limit=limit, B=B)
+                for (_, _, g), shared in zip(part.nodes, nodes):
+                    for k, v in g.items():
+                        shared[k][...] = v
+                conn.send(("ok", part.nll, [node[:2] for node in part.nodes], part.states))
             except Exception as e:  # reported by the trainer, which owns the terminal
                 conn.send(("error", f"{type(e).__name__}: {e}"))
