@@ -8,10 +8,11 @@ def run():
     import charrnn
     charrnn._one_blas_thread()  # this process's own: before the CLI's imports load numpy
     try:
-        from charrnn.cli import main
+        from charrnn.cli import main, streams
     except KeyboardInterrupt:
         sys.stderr.write("charrnn: interrupted\n")
         sys.exit(130)
+    streams.install()  # closed standard streams mended, stderr never fatal (cli/streams.py)
     main()
 
 

@@ -52,7 +52,7 @@ def train(ctx, data, **o):
 
     given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     p = setup.prepare_classifier(o, data.read(), input_name(data), lambda line: click.echo(line, err=True), given)
-    run_training(setup.run_classifier, p, progress.make_reporter(o["quiet"]), o["log_path"], Stop())
+    run_training(setup.run_classifier, p, progress.make_reporter(o["quiet"]), o["log_path"], Stop(), quiet=o["quiet"])
 
 
 @classify.command("predict")

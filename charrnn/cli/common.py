@@ -78,7 +78,10 @@ def input_name(f):
 
 
 def hint_stdin():
-    """Standard input is a terminal: say it is being read, else `charrnn score` seems to hang."""
+    """Before a command reads standard input: one line if the caller closed it; if it is a
+    terminal, say it is being read, else `charrnn score` seems to hang."""
+    from charrnn.cli.streams import check_stdin
+    check_stdin()
     if sys.stdin is not None and sys.stdin.isatty():
         click.echo("reading standard input: type or paste the text, then Ctrl-D", err=True)
 
@@ -102,8 +105,8 @@ def read_inputs(paths, spool_in_cache=False):
 def run_training(run, prepared, reporter, log_path, stop, quiet=False):
     """Open the --log file, run(prepared, reporter, log, stop) (training/setup.py's run or
     run_classifier) under the signal handlers, close the reporter and the log whatever
-    happens; after a SIGINT/SIGTERM, exit 128+N. ``quiet``: the signal handlers say nothing
-    (an MPI rank other than 0)."""
+    happens; after a SIGINT, SIGTERM or SIGHUP, exit 128+N. ``quiet``: the signal handlers say
+    nothing (--quiet, or an MPI rank other than 0)."""
     try:
         log = open(log_path, "a", encoding="utf-8") if log_path else None
     except OSError as e:
@@ -126,17 +129,21 @@ def run_training(run, prepared, reporter, log_path, stop, quiet=False):
 
 
 class stop_on_signals:
-    """First SIGINT/SIGTERM: finish the step, save at once (no validation), exit 128+N. A second
+    """First SIGINT, SIGTERM or SIGHUP (the terminal closed: its tmux session killed, its ssh
+    connection lost): finish the step, save at once (no validation), exit 128+N. A second
     SIGINT abandons the step under way, or the validation, and saves the steps already done;
     during an update or a save it waits for them (training/loop.py's Stop). ``say`` shows a
-    line: through the live view when there is one, so the frame stays whole."""
+    line: through the live view when there is one, so the frame stays whole. Whatever is said
+    after stderr is gone goes nowhere (cli/streams.py): the run is saved all the same."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self, stop, say=None):
         self.stop, self.old = stop, {}
         self.say = say or (lambda line: click.echo(("\n" if sys.stderr.isatty() else "") + line, err=True))
 
     def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in self.SIGNALS:
             self.old[sig] = signal.signal(sig, self.handle)
 
     def handle(self, signum, frame):

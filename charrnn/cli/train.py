@@ -52,4 +52,4 @@ def train(ctx, corpus, **o):
         return
     reporter = progress_ui.make_reporter(o["quiet"] or not primary)
     run_training(functools.partial(setup.run, world=world), p, reporter, o["log_path"] if primary else None, Stop(),
-                 quiet=not primary)
+                 quiet=o["quiet"] or not primary)
