@@ -387,10 +387,8 @@ def train(corpus: str | os.PathLike | Iterable[str | os.PathLike] | None = None,
         reporter = make_reporter(False)
     else:
         reporter = None if callback is None else _Callback(callback, stop)
-    try:
-        log_file = open(log, "a", encoding="utf-8") if log else None
-    except OSError as e:
-        raise CharrnnError(f"log {log}: {e.strerror or e}") from None
+    from charrnn.training.loop import LogFile
+    log_file = LogFile(log) if log else None
     try:
         setup.run(p, reporter, log_file, stop)
     finally:

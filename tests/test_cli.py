@@ -124,6 +124,28 @@ def test_resume_says_when_there_is_nothing_to_do(work):
                                              "run's total; give a larger --steps to go on\n")
 
 
+def test_a_refused_run_leaves_no_log_file_behind(work):
+    assert run("train", "corpus.txt", "--steps", "2", *SMALL).exit_code == 0
+    r = run("train", "corpus.txt", "--steps", "2", "--log", "run.jsonl", *SMALL)
+    assert r.exit_code == 1 and "already holds a run" in r.stderr
+    assert not (work / "run.jsonl").exists()
+
+
+def test_resume_names_a_classifier_run_and_a_trainer_holding_the_run(work):
+    (work / "labels.tsv").write_text("".join(f"{'ab'[i % 2]}\t{'xy'[i % 2] * 5} {i}\n" for i in range(40)))
+    assert run("classify", "train", "labels.tsv", "--steps", "2", "--name", "cls", "--quiet").exit_code == 0
+    for args in (["--resume", "--name", "cls"], ["corpus.txt", "--resume", "checkpoints/cls"]):
+        r = run("train", *args)
+        assert r.exit_code == 2 and r.stderr.startswith("charrnn: error: ") and r.stderr.endswith(
+            "is a sequence classifier's run (charrnn classify train), which `charrnn train` cannot resume; train it "
+            "again with charrnn classify train DATA --name cls --force\n"), r.stderr
+    from charrnn.store.rundir import RunDir
+    with RunDir(work / "checkpoints" / "busy").lock():  # a trainer that has not saved yet
+        r = run("train", "--resume", "--name", "busy")
+    assert r.exit_code == 1 and r.stderr == (f"charrnn: error: checkpoints/busy: another charrnn train is already "
+                                             f"writing this run (lock held by pid {os.getpid()})\n")
+
+
 @pytest.mark.exact
 def test_a_run_resumed_with_other_threads_goes_on_bit_for_bit(work):
     """Workers take whole shards of the batch and the shards are summed in one order
@@ -286,8 +308,22 @@ def test_a_separator_tells_samples_apart_even_when_they_end_in_a_blank_line(trai
             "--separator", "---\n")
     samples = re.findall(r"red[^.]*\.", r.stdout)
     assert r.exit_code == 0 and r.stdout == "\n---\n".join(samples)
-    r = run("sample", "--num-samples", "2", "--length", "8", "--seed", "5", "--separator", "\0")
-    assert r.stdout.count("\0") == 1 and all(part.endswith("\n") for part in r.stdout.split("\0")[:1])
+
+
+
+def test_null_separates_samples_by_a_nul_alone_as_xargs_0_reads_them(trained, tmp_path):
+    """A shell argument cannot hold a NUL ($'\\0' arrives as an empty string): -0 gives the
+    samples' bytes exactly, each ended by a NUL, in a real pipe into xargs -0."""
+    r = run("sample", "--num-samples", "3", "--length", "8", "--seed", "5", "-0")
+    alone = [run("sample", "--num-samples", "1", "--length", "8", "--seed", str(s)).stdout for s in (5,)]
+    parts = r.stdout.split("\0")
+    assert r.exit_code == 0 and len(parts) == 4 and parts[-1] == "" and parts[0] == alone[0]
+    out = subprocess.run(["/bin/sh", "-c", f"{sys.executable} -m charrnn sample --num-samples 3 --length 8 --seed 5 -0"
+                          f" | xargs -0 -n 1 printf '[%s]'"], cwd=trained, env=env_for(trained), capture_output=True,
+                         text=True)
+    assert out.stdout == "".join(f"[{p}]" for p in parts[:-1])
+    r = run("sample", "-0", "--separator", "--")
+    assert r.exit_code == 2 and r.stderr == "charrnn: error: give --separator or --null, not both\n"
 
 
 def test_checkpoint_paths_complete_in_the_shell(trained, monkeypatch):
@@ -321,7 +357,7 @@ def test_a_bad_prime_file_is_named_without_advising_an_option_sample_lacks(train
     r = run("sample", "--prime-file", "bad.txt")
     assert r.exit_code == 1 and r.stderr == ("charrnn: error: bad.txt: invalid UTF-8 at byte offset 2; if it is "
                                              "Latin-1 or Windows-1252 text, convert it first: iconv -f "
-                                             "WINDOWS-1252 -t UTF-8\n")  # sample has no --errors
+                                             "WINDOWS-1252 -t UTF-8 bad.txt > bad.txt.utf8\n")  # sample has no --errors
 
 
 def test_beam_refuses_the_options_it_would_ignore(trained):
@@ -377,8 +413,8 @@ def test_a_trained_model_scores_its_own_kind_of_text_better_than_noise(trained):
 
 @pytest.mark.parametrize("content,message", [
     (b"", "charrnn: error: the corpus is empty"),
-    (b"ab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 2; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8, or use --errors replace to decode it anyway"),
-    (b"\xef\xbb\xbfab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 5; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8, or use --errors replace to decode it anyway"),
+    (b"ab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 2; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8 bad.txt > bad.txt.utf8, or use --errors replace to decode it anyway"),
+    (b"\xef\xbb\xbfab\xffcd", "charrnn: error: bad.txt: invalid UTF-8 at byte offset 5; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8 bad.txt > bad.txt.utf8, or use --errors replace to decode it anyway"),
     ("text in UTF-16".encode("utf-16"), "charrnn: error: bad.txt: NUL byte at byte offset 3: this looks like UTF-16 "
                                         "text; convert it to UTF-8 first, e.g. iconv -f UTF-16 -t UTF-8 bad.txt > "
                                         "bad.txt.utf8"),
@@ -435,7 +471,9 @@ def test_errors_replace_goes_on(work):
     (["score", "missing.txt"], 1, "charrnn: error: missing.txt: no such file"),  # as train says it, not click
     (["classify", "train", "missing.tsv"], 1, "charrnn: error: missing.tsv: no such file"),
     (["diagnose", "--file", "."], 1, "charrnn: error: .: is a directory"),
-    (["train", "corpus.txt", "--log", "nodir/log.jsonl"], 1, "charrnn: error: --log nodir/log.jsonl: No such file"),
+    (["train", "corpus.txt", "--log", "nodir/log.jsonl"], 1, "charrnn: error: --log nodir/log.jsonl: no such directory"),
+    (["train", "corpus.txt", "--max-vocab", "5"], 2,
+     "charrnn: error: --max-vocab applies to --level word only (a character-level model keeps every character)"),
     (["train", "corpus.txt", "--cell", "transformer"], 2, "charrnn: error: Invalid value for '--cell'"),
     (["train", "corpus.txt", "--hidden", "0"], 2, "charrnn: error: Invalid value for '--hidden'"),
     (["train", "corpus.txt", "--name", ""], 2, "charrnn: error: Invalid value for --name: '' is not a usable run name"),

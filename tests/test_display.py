@@ -1,6 +1,7 @@
 """The training progress view: exact plain lines, the live panel's content, reporter choice."""
 import io
 import math
+import re
 import sys
 
 import pytest
@@ -235,13 +236,13 @@ def test_a_log_that_cannot_be_written_warns_once_and_is_dropped():
     assert write_log(good, {"event": "step", "loss": 1.5}, rep) is good and good.getvalue() == '{"event": "step", "loss": 1.5}\n'
 
 
-@pytest.mark.parametrize("width", [60, 72])
+@pytest.mark.parametrize("width", [40, 60, 72])
 def test_a_narrow_terminal_wraps_the_figures_and_cuts_none(width):
     """At 60 columns every label and every figure is whole: a long value wraps onto the next
     line; only the sample preview is shortened (with an ellipsis)."""
     rep = progress.LiveReporter(console=Console(file=io.StringIO(), force_terminal=True, width=width))
     with rep:
-        rep.start(info())
+        rep.start(info(model=ModelConfig(vocab_size=65, dropout=0.1)))  # the longest title
         for s in (110, 111, 112):
             rep.clip(s, 12.3111, 5.0)
         rep.step(step_m(200, grad_norm=0.7))
@@ -252,6 +253,7 @@ def test_a_narrow_terminal_wraps_the_figures_and_cuts_none(width):
         Console(file=out, force_terminal=True, width=width, color_system=None).print(rep.render())
     text = out.getvalue()
     assert max(len(line) for line in text.splitlines()) <= width
+    assert re.match(r"╭─ lstm 2x256 .*· 823,361 params ─+╮$", text.splitlines()[0])  # the title whole
     flat = " ".join(line.strip("│ ").strip() for line in text.splitlines())
     for figure in ["200 / 1,000", "epoch 0.41", "1.9000", "1.8342", "1.6021 nats", "2.311 bits/char",
                    "best", "step 112: 12.31", "step 110: 12.31", "3x (limit 5.00)", "eta 3m12s", "4,210 chars/s"]:

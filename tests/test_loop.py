@@ -276,3 +276,37 @@ def test_resume_alone_after_stdin_says_to_give_it_again(work):
     assert r.exit_code == 1 and r.stderr == (
         "charrnn: error: checkpoints/stdin was trained on standard input, which cannot be read again; give it "
         "again: ... | charrnn train - --resume --name stdin\n")
+
+
+@pytest.mark.slow
+def test_a_resumed_time_limited_run_goes_on_with_its_clock_and_its_schedule(work):
+    """--minutes is the run's total, as --steps is: a run stopped at about a third of its 6 s and
+    resumed goes on from its clock (the schedule at its place, not back at the peak) and stops
+    when the 6 s are spent; resumed again after that, there is nothing to train."""
+    from .test_cli import env_for
+    args = ["--minutes", "0.1", "--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16",
+            "--threads", "1", "--log", "run.jsonl", "--quiet"]
+    p = subprocess.Popen([sys.executable, "-m", "charrnn", "train", "notes.txt", *args], cwd=work,
+                         env=env_for(work), stderr=subprocess.PIPE)
+    time.sleep(2.0)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=60) == 130, p.stderr.read()
+    stopped = schema.load("checkpoints/notes/latest.ckpt")
+    assert 1.0 < stopped.elapsed < 6.0
+    r = subprocess.run([sys.executable, "-m", "charrnn", "train", "--resume", "--log", "run.jsonl"], cwd=work,
+                       env=env_for(work), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming checkpoints/notes at step {stopped.step:,}, {stopped.elapsed:.1f} s of its 0.1 minutes " \
+           "trained: it stops when they are spent (--minutes sets the run's total)" in r.stderr
+    steps = [json.loads(line) for line in open("run.jsonl") if '"event": "step"' in line]
+    before = [m for m in steps if m["step"] <= stopped.step][-1]
+    after = [m for m in steps if m["step"] > stopped.step]
+    assert after[0]["step"] == stopped.step + 1
+    assert stopped.elapsed <= after[0]["elapsed"] < stopped.elapsed + 2  # the clock goes on
+    assert after[0]["lr"] <= before["lr"]  # the cosine schedule too, not back at its peak
+    assert 5.5 <= after[-1]["elapsed"] < 7.5  # and the run stops when its 6 s are spent, not 6 s later
+    r = subprocess.run([sys.executable, "-m", "charrnn", "train", "--resume"], cwd=work, env=env_for(work),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr.endswith(
+        "nothing to train: checkpoints/notes has trained for " + f"{schema.load('checkpoints/notes/latest.ckpt').elapsed:.1f}"
+        + " s, and --minutes 0.1 is the run's total; give a larger --minutes to go on\n")

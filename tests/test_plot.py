@@ -241,8 +241,13 @@ def test_a_fresh_start_in_the_same_file_is_another_run():
 
 
 def test_training_time_adds_up_over_resumes():
-    t = training_time(np.array([0.1, 0.2, 0.3, 0.05, 0.15, np.nan, 0.25]))
+    # an old log: each resume restarted the clock at 0 (here from the checkpoint of step 3)
+    t = training_time(np.array([0.1, 0.2, 0.3, 0.05, 0.15, np.nan, 0.25]), np.arange(1, 8.0))
     assert np.allclose(t[:5], [0.1, 0.2, 0.3, 0.35, 0.45]) and np.isnan(t[5]) and math.isclose(t[6], 0.55)
+    # today's: the clock goes on from the checkpoint's, also when an earlier one is resumed
+    steps = np.array([1, 2, 3, 4, 3, 4, 5.0])  # resumed from step 2's checkpoint (0.2 s) after step 4
+    t = training_time(np.array([0.1, 0.2, 0.3, 0.4, 0.25, 0.35, 0.45]), steps)
+    assert np.allclose(t, [0.1, 0.2, 0.3, 0.4, 0.25, 0.35, 0.45])
 
 
 # --------------------------------------------------------------------------- the command

@@ -112,3 +112,39 @@ def test_a_closed_standard_output_is_one_line_and_exit_2(work, args):
                        capture_output=True, text=True)
     assert (r.returncode, r.stderr) == (2, "charrnn: error: standard output is closed: there is nowhere to write "
                                            "the results; redirect it to a file or a pipe\n")
+
+
+def test_ctrl_c_in_a_terminal_is_not_echoed_over_the_live_view(work):
+    """The terminal echoes Ctrl-C as "^C" where the cursor stands, under the live panel, which
+    then left a copy of its top border at each press; the view turns that echo off (ECHOCTL)
+    while it draws, and gives the terminal back as it was."""
+    import termios
+    log = work / "log.jsonl"
+    pid, master = pty.fork()
+    if pid == 0:
+        os.chdir(work)
+        os.execve(sys.executable, [*CHARRNN, "train", "a.txt", "--name", "cc", "--steps", "100000", "--log",
+                                   str(log), *SMALL], {**env(work), "TERM": "xterm"})
+    out = b""
+    try:
+        while not (log.exists() and log.read_text().count('"event": "step"') >= 5):
+            out += os.read(master, 65536)
+        os.write(master, b"\x03")  # Ctrl-C, typed
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child has exited and closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert os.waitstatus_to_exitcode(status) == 130
+    assert b"SIGINT: finishing this step and saving" in out and b"^C" not in out
+    assert latest_step(work, "cc") >= 5
+    os.close(master)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn.errors import CorpusError
+from charrnn.errors import CorpusError, UsageError
 from charrnn.text.vocab import UNK_TOKEN, Vocab, build_vocab, split_words, word_chunks
 from charrnn.text.decode import StreamDecoder, decode_bytes
 
@@ -27,7 +27,7 @@ ANY_TEXT = st.lists(
 def test_invalid_utf8_names_exact_offset():
     with pytest.raises(CorpusError) as e:
         decode_bytes(b"ab\xffcd")
-    assert str(e.value) == "invalid UTF-8 at byte offset 2; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8, or use --errors replace to decode it anyway"
+    assert str(e.value) == "invalid UTF-8 at byte offset 2; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8 FILE > FILE.utf8, or use --errors replace to decode it anyway"
 
 
 def test_invalid_utf8_offset_counts_the_bom():
@@ -177,7 +177,7 @@ def test_char_encode_known_drops_unknown_symbols():
 
 
 def test_char_level_refuses_max_vocab():
-    with pytest.raises(CorpusError, match="--max-vocab applies only to --level word"):
+    with pytest.raises(UsageError, match=r"^--max-vocab applies to --level word only \(a character-level model keeps every character\)$"):
         build_vocab("abc", "char", max_vocab=2)
 
 

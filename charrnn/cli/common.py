@@ -107,11 +107,9 @@ def run_training(run, prepared, reporter, log_path, stop, quiet=False):
     run_classifier) under the signal handlers, close the reporter and the log whatever
     happens; after a SIGINT, SIGTERM or SIGHUP, exit 128+N. ``quiet``: the signal handlers say
     nothing (--quiet, or an MPI rank other than 0)."""
-    try:
-        log = open(log_path, "a", encoding="utf-8") if log_path else None
-    except OSError as e:
-        raise CharrnnError(f"--log {log_path}: {e.strerror or e}") from None
+    from charrnn.training.loop import LogFile
     from charrnn.ui.progress import LiveReporter
+    log = LogFile(log_path) if log_path else None
     try:
         say = (lambda line: None) if quiet else reporter.message if isinstance(reporter, LiveReporter) else None
         with stop_on_signals(stop, say):

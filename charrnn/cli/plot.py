@@ -76,15 +76,21 @@ def _column(records, key):
     return np.array([_num(r.get(key)) for r in records])
 
 
-def training_time(elapsed):
-    """Seconds of training, summed over resumes: each resumed process restarts its clock."""
+def training_time(elapsed, steps):
+    """Seconds of training over the whole run. A resumed run's clock goes on from its
+    checkpoint's; it goes back only when an earlier checkpoint was resumed (the records of the
+    steps done again are the ones that count). Logs of earlier charrnn versions restarted the clock
+    at each resume: a clock that went back below the checkpoint's time is one of those, and
+    the time before it is added."""
     out, offset, prev = np.empty_like(elapsed), 0.0, None
     for i, e in enumerate(elapsed):
-        if math.isfinite(e) and prev is not None and e < prev:
-            offset += prev
+        if math.isfinite(e) and prev is not None and e < elapsed[prev]:
+            before = [j for j in range(i) if steps[j] < steps[i] and math.isfinite(elapsed[j])]
+            if before and e < elapsed[before[-1]]:  # the clock restarted: an old log
+                offset = out[before[-1]]
         out[i] = e + offset
         if math.isfinite(e):
-            prev = e
+            prev = i
     return out
 
 
@@ -138,7 +144,7 @@ def select(run, x_axis, first, last, name):
     all_steps = sorted(run.steps)
     step_recs = [run.steps[s] for s in all_steps]
     if x_axis == "time":
-        ref = training_time(_column(step_recs, "elapsed"))  # over every step: --from keeps the clock
+        ref = training_time(_column(step_recs, "elapsed"), _column(step_recs, "step"))  # over every step: --from keeps the clock
     elif x_axis == "epoch":
         ref = _column(step_recs, "epoch")
     else:

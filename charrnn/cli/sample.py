@@ -26,15 +26,17 @@ from charrnn.cli.options import Finite, InputFile, option, options
               help="Samples to draw, one after another, each starting from the prime.")
 @click.option("--stop", "stop_text", default=None, help="End a sample after this text appears.")
 @click.option("--separator", default="\n", show_default=r"a blank line",
-              help="Written between samples, each sample ending its line first (e.g. '---\n', or $'\\0' for "
-                   "scripts).")
+              help="Written between samples, each sample ending its line first (e.g. $'---\\n').")
+@click.option("-0", "--null", "null", is_flag=True,
+              help="Separate samples by a NUL byte and nothing else, for xargs -0 and read -d '' (a shell "
+                   "argument cannot hold a NUL, so --separator cannot).")
 @option("seed", default=None, show_default=False, help="Same seed, same bytes [default: random].")
 @click.option("--beam", type=click.IntRange(min=1), default=None,
               help="Beam search with N beams for the most likely continuation (alone: no --temp, --top-k, "
                    "--top-p, --argmax, --seed, --stop or --num-samples).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads sharing each step's products [default: 2 when a core is idle, else 1].")
-def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, separator, threads, **o):
+def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, separator, null, threads, **o):
     """Stream text from a trained model to stdout."""
     import numpy as np
 
@@ -43,6 +45,8 @@ def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, separator, thre
 
     if prime is not None and prime_file is not None:
         raise UsageError("give --prime or --prime-file, not both")
+    if null and separator != "\n":
+        raise UsageError("give --separator or --null, not both")
     if o["beam"] and o["length"] == 0:
         raise UsageError("--beam needs a --length above 0")
     if o["argmax"]:  # the most likely token every time: nothing is drawn, every sample is the same
@@ -71,7 +75,7 @@ def sample(ckpt, checkpoint_dir, prime, prime_file, num_samples, separator, thre
                            "whose thread count can be set)", err=True)
             seed = o.pop("seed")
             rng = None if o["argmax"] or o["beam"] else np.random.default_rng(seed)
-            _write(m, prime or "", num_samples, separator, rng, **o)
+            _write(m, prime or "", num_samples, "\0" if null else separator, rng, **o)
 
 
 def _load(ckpt, checkpoint_dir):
@@ -81,19 +85,22 @@ def _load(ckpt, checkpoint_dir):
 
 
 def _write(m, prime, num_samples, separator, rng, temp, top_k, top_p, argmax, length, stop_text, beam):
-    """The samples on stdout, token by token; between two, the separator after a line break."""
+    """The samples on stdout, token by token; between two, the separator after a line break
+    (after none when the separator is a NUL: the samples' bytes exactly, NUL-terminated)."""
     out = sys.stdout.buffer
     for n in range(num_samples):
-        if n:
+        if n and separator != "\0":
             out.write(separator.encode("utf-8"))
         text = ""
         for piece in m.stream(prime, length, temp, top_k, top_p, argmax, stop_text, rng, beam):
             out.write(piece.encode("utf-8"))
             out.flush()
             text = (text + piece)[-2:]  # enough to know how the sample ended
-        if n < num_samples - 1 and not text.endswith("\n"):
+        if separator == "\0":
+            out.write(b"\0")
+        elif n < num_samples - 1 and not text.endswith("\n"):
             out.write(b"\n")
-    if out.isatty():
+    if out.isatty() and separator != "\0":
         out.write(b"\n")
     out.flush()
 

@@ -10,7 +10,8 @@ container's (arrays, meta) and ``load`` turns those back, checking every field b
     meta    format "charrnn", charrnn (the version that wrote it), kind, model, vocab, step,
             epoch, and by kind:
               lm          position, train, rng, corpus {sha256, tokens, paths}, metrics
-                          {train_loss, val_loss, val_bpc, best_val_loss}
+                          {train_loss, val_loss, val_bpc, best_val_loss}, elapsed (the run's
+                          clock, seconds: what --minutes counts)
               classifier  labels, classify, metrics {val_loss, val_acc, best_val_acc}
             saved_at (seconds since the epoch)
 """
@@ -50,6 +51,7 @@ class Checkpoint:
     corpus: dict = field(default_factory=dict)  # sha256, tokens, paths (what it was trained on)
     opt_state: dict = field(default_factory=dict)
     state: list | None = None  # carried hidden state, per layer a tuple of (B,H)
+    elapsed: float | None = None  # the run's clock when saved, seconds (what --minutes counts)
     # a classifier's
     classify: ClassifyConfig | None = None
     labels: list | None = None  # the K label names
@@ -88,7 +90,7 @@ def pack(ck):
             "vocab": ck.vocab.to_json(), "step": ck.step, "epoch": ck.epoch, "saved_at": ck.saved_at,
             "metrics": {k: _finite(v) for k, v in ck.metrics.items()}}
     if ck.kind == "lm":
-        meta.update(position=ck.position, rng=ck.rng, corpus=ck.corpus,
+        meta.update(position=ck.position, rng=ck.rng, corpus=ck.corpus, elapsed=_finite(ck.elapsed),
                     train=None if ck.train is None else ck.train.to_json())
     else:
         meta.update(labels=list(ck.labels), classify=None if ck.classify is None else ck.classify.to_json())
@@ -205,7 +207,7 @@ def _validate(arrays, meta):
     return Checkpoint(cfg, params, vocab, kind=kind, step=step, epoch=epoch, saved_at=saved_at, metrics=metrics,
                       version=str(meta.get("charrnn", "")), train=train, position=position, rng=meta.get("rng"),
                       corpus=corpus, opt_state=opt_state, state=_unflatten_state(state, cfg),
-                      classify=classify, labels=labels)
+                      classify=classify, labels=labels, elapsed=_elapsed(meta))
 
 
 def _config(what, d, cls, types):
@@ -281,6 +283,13 @@ def _check_types(what, d, types):
             raise ValueError(f"{what} option {k!r} is not finite")
     if what in ("train", "classify") and type(d.get("seed", 0)) is int and d.get("seed", 0) < 0:
         raise ValueError(f"{what} option 'seed' must be non-negative")
+
+
+def _elapsed(meta):
+    v = meta.get("elapsed")
+    if not (v is None or (_number_or_none(v) and v >= 0)):
+        raise ValueError("elapsed must be a number of seconds")
+    return v
 
 
 def _text(v):

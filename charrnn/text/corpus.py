@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from charrnn.store import atomic
 from charrnn.errors import BadBytes, CorpusError
-from charrnn.text.vocab import Vocab, char_vocab, seen_codepoints, word_chunks, word_counts, word_vocab
+from charrnn.text.vocab import Vocab, char_vocab, check_max_vocab, seen_codepoints, word_chunks, word_counts, word_vocab
 from charrnn.text.decode import LineBreaks, StreamDecoder, check_nul
 from charrnn.text.sources import Sources
 
@@ -73,8 +73,7 @@ def load_corpus(
         raise ValueError(f"level must be 'char' or 'word', not {level!r}")
     if errors not in ("strict", "replace"):
         raise ValueError(f"errors must be 'strict' or 'replace', not {errors!r}")
-    if level == "char" and max_vocab is not None:
-        raise CorpusError("--max-vocab applies only to --level word")
+    check_max_vocab(level, max_vocab)
     src = data if isinstance(data, Sources) else Sources.from_bytes(data)
     try:
         return _load(src, level, max_vocab, errors, cache_dir, progress)

@@ -17,7 +17,7 @@ ERRORS = ("strict", "replace")
 NUL_ADVICE = ": this looks like a binary file, not text"
 UTF16_ADVICE = (": this looks like UTF-16 text; convert it to UTF-8 first, e.g. iconv -f UTF-16 -t UTF-8 FILE > "
                 "FILE.utf8")
-CONVERT_ADVICE = "; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8"
+CONVERT_ADVICE = "; if it is Latin-1 or Windows-1252 text, convert it first: iconv -f WINDOWS-1252 -t UTF-8 FILE > FILE.utf8"
 UTF8_ADVICE = CONVERT_ADVICE + ", or use --errors replace to decode it anyway"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 

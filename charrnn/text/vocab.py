@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from charrnn.errors import CorpusError
+from charrnn.errors import CorpusError, UsageError
 
 LEVELS = ("char", "word")
 UNK_TOKEN = "\ufffd"
@@ -100,11 +100,16 @@ def char_vocab(cps: Iterable[int] | np.ndarray) -> "Vocab":
     return Vocab("char", tuple(chr(int(c)) for c in cps), None)
 
 
+def check_max_vocab(level: str, max_vocab: int | None) -> None:
+    """A usage error for a vocabulary limit at character level, which keeps every character."""
+    if level == "char" and max_vocab is not None:
+        raise UsageError("--max-vocab applies to --level word only (a character-level model keeps every character)")
+
+
 def build_vocab(text: str, level: str, max_vocab: int | None = None) -> "Vocab":
     """The vocabulary of ``text`` at ``level`` ("char" or "word")."""
+    check_max_vocab(level, max_vocab)
     if level == "char":
-        if max_vocab is not None:
-            raise CorpusError("--max-vocab applies only to --level word")
         return char_vocab(np.flatnonzero(seen_codepoints(text)))
     if level == "word":
         return word_vocab(word_counts(text), max_vocab)

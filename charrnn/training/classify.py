@@ -18,7 +18,7 @@ class ClassifierTask:
     """Learn labels from ``data`` = (train seqs, train labels, val seqs, val labels), the seqs
     1-D id arrays in ``vocab``, under the recipe ``ccfg`` (a ClassifyConfig)."""
 
-    start_step, threads, eval_by_time = 0, 1, False
+    start_step, start_elapsed, threads, eval_by_time = 0, 0.0, 1, False
 
     def __init__(self, data, mcfg, ccfg, label_names, vocab):
         self.train_seqs, self.train_y, self.val_seqs, self.val_y = data

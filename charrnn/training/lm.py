@@ -50,11 +50,11 @@ class LanguageModelTask:
             with blas.threads(min(4, cores())):  # the orthogonal blocks' QRs: all cores, for a large H
                 self.params = model.init_params(mcfg, self.rng)
             self.opt_state = self.opt.init_state(self.params)
-            self.start_step, self.best, self.state = 0, math.inf, None
+            self.start_step, self.start_elapsed, self.best, self.state = 0, 0.0, math.inf, None
         else:
             self.params = {k: v.astype(np.float32) for k, v in resume.params.items()}
             self.opt_state = resume.opt_state or self.opt.init_state(self.params)
-            self.start_step = resume.step
+            self.start_step, self.start_elapsed = resume.step, resume.elapsed or 0.0
             best = resume.metrics.get("best_val_loss")
             self.best = math.inf if best is None else best
             self.state = resume.state

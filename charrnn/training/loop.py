@@ -12,6 +12,8 @@ loop can be driven and tested without a terminal.
 A task provides:
     params, opt, opt_state     the parameters and the optimizer the loop updates in place
     start_step                 the step to start from (a resumed run's)
+    start_elapsed              the run's clock at start_step, seconds (a resumed run's: --minutes
+                               counts the whole run's time, not each sitting's)
     steps_per_epoch            steps in one pass over the training data
     eval_every                 steps between validations (and checkpoints)
     fresh_loss                 a fresh model's loss, ln(outputs), for the divergence message
@@ -32,6 +34,7 @@ import collections
 import contextlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -151,7 +154,8 @@ class Loop:
         task, rep = self.task, self.reporter
         rep.start({**task.info(), "step": self.step, "max_steps": self.max_steps, "max_seconds": self.max_seconds,
                    "run_dir": str(self.rundir.path)})
-        self.t0 = last_save = time.perf_counter()
+        last_save = time.perf_counter()
+        self.t0 = last_save - task.start_elapsed  # the run's clock goes on from where it stopped
         last_saved = self.step if self.step > 0 else -1
         watchdog = self.world.start_watchdog() if self.world is not None else None
         while self.step < self.max_steps and not self.stopped():
@@ -274,7 +278,7 @@ class Loop:
             raise diverged(self.step, f"the {'validation ' if val is not None else ''}loss is {check:.4g} nats")
         is_best = task.judge(metrics)
         ck = task.checkpoint(self.step, metrics, self.meter.mean)
-        ck.saved_at = time.time()
+        ck.saved_at, ck.elapsed = time.time(), time.perf_counter() - self.t0
         arrays, meta = schema.pack(ck)
         path = self.rundir.write(arrays, meta, step=self.step, val_loss=val, is_best=is_best)
         m = {"step": self.step, **metrics, "best": is_best, **task.summary(), "path": path}
@@ -294,6 +298,33 @@ class Loop:
 
 def _finite(x):
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+class LogFile:
+    """--log FILE (JSON lines, appended), opened at its first line: a run refused before it
+    starts leaves no file behind. A path that cannot be written is refused at once."""
+
+    def __init__(self, path):
+        self.path, self.file = os.fspath(path), None
+        where = os.path.dirname(os.path.abspath(self.path))
+        problem = ("is a directory" if os.path.isdir(self.path) else "no such directory" if not os.path.isdir(where)
+                   else "permission denied" if not os.access(self.path if os.path.exists(self.path) else where, os.W_OK)
+                   else None)
+        if problem:
+            raise CharrnnError(f"--log {self.path}: {problem}")
+
+    def write(self, text):
+        if self.file is None:
+            self.file = open(self.path, "a", encoding="utf-8")
+        self.file.write(text)
+
+    def flush(self):
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
 
 
 def write_log(log, record, reporter):

@@ -20,6 +20,7 @@ from charrnn.store.container import MAGIC
 from charrnn.store.rundir import RunDir
 from charrnn.text.corpus import load_corpus
 from charrnn.text.sources import Sources, default_cache_dir
+from charrnn.text.vocab import check_max_vocab
 from charrnn.training.config import CLASSIFY_MODEL, LM_MODEL, ClassifyConfig, TrainConfig, cores, default_threads
 
 PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
@@ -73,6 +74,11 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None, rank
         if resume is not None and tcfg.steps is not None and resume.step >= tcfg.steps:
             return Prepared(run, resume=resume, done=f"nothing to train: {run.path} is at step {resume.step:,}, "
                             f"and --steps {tcfg.steps:,} is the run's total; give a larger --steps to go on")
+        minutes = tcfg.limits[2]
+        if resume is not None and minutes is not None and (resume.elapsed or 0.0) >= 60 * minutes:
+            return Prepared(run, resume=resume, done=f"nothing to train: {run.path} has trained for "
+                            f"{_minutes(resume.elapsed)}, and --minutes {minutes:g} is the run's total; give a "
+                            f"larger --minutes to go on")
         corpus = load_corpus(sources, tcfg.level, tcfg.max_vocab, tcfg.errors, cache_dir=default_cache_dir(),
                              progress=progress and sources.size > PROGRESS_BYTES)
     finally:
@@ -92,10 +98,37 @@ def prepare(o, given, paths, notify, stdin=None, progress=False, data=None, rank
     if ranks > 1 and reduction is not None:
         from charrnn.core.model import count_params
         tcfg = replace(tcfg, reduction=reduction(4 * count_params(mcfg)))
-    if resume is not None:
-        warn_sum_order(resume.train, tcfg, notify)
     check_memory(mcfg, tcfg.batch, tcfg.seq_len, tcfg.optimizer, tcfg.threads, notify, fresh=resume is None)
+    if resume is not None:  # once nothing more here can refuse the run
+        warn_new_horizon(resume.train, tcfg, notify)
+        warn_sum_order(resume.train, tcfg, notify)
     return Prepared(run, corpus, mcfg, tcfg, resume, bool(o.get("force")), paths=recorded_paths(paths))
+
+
+def warn_new_horizon(before, now, notify):
+    """The cosine and step schedules decay over the run's total (--steps, --epochs, --minutes):
+    a resume that changes the total stretches or shrinks the rest of the schedule, so the run
+    is no longer the one a single run of the new total would have been. Say so."""
+    if now.lr_schedule == "constant" or before.limits == now.limits:
+        return
+    was = ", ".join(f"--{k} {v:g}" for k, v in zip(("steps", "epochs", "minutes"), before.limits) if v is not None)
+    is_ = ", ".join(f"--{k} {v:g}" for k, v in zip(("steps", "epochs", "minutes"), now.limits) if v is not None)
+    notify(f"warning: the run's total changes from {was} to {is_}: its {now.lr_schedule} learning-rate schedule "
+           f"decays over the new total from here on (not as a run of {is_} from the start would have)")
+
+
+def resume_line(p):
+    """What a resumed run says first: where it goes on from, and its clock if time limits it."""
+    line = f"resuming {p.run.path} at step {p.resume.step:,}"
+    minutes = p.tcfg.limits[2]
+    if minutes is not None:
+        line += (f", {_minutes(p.resume.elapsed or 0.0)} of its {minutes:g} minutes trained: it stops when they are "
+                 f"spent (--minutes sets the run's total)")
+    return line
+
+
+def _minutes(seconds):
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def warn_sum_order(before, now, notify):
@@ -135,6 +168,9 @@ def corpus_of_run(o, notify):
             run = RunDir(os.path.join(o["checkpoint_dir"], checked_run_name(o["name"], [])))
             path = run.resume_path()
             if path is None:
+                if os.path.isdir(run.path):
+                    with run.lock():  # a trainer that has not saved yet holds it: say so rather than "nothing"
+                        pass
                 raise CharrnnError(f"nothing to resume: {run.path} has no checkpoint")
         else:
             run = RunDir(os.path.dirname(schema.resolve(None, o["checkpoint_dir"])))
@@ -145,7 +181,10 @@ def corpus_of_run(o, notify):
     else:
         run = RunDir(os.path.dirname(os.path.abspath(path)))
     o["name"] = os.path.basename(run.path)
-    paths = (read_meta(path).get("corpus") or {}).get("paths")
+    meta = read_meta(path)
+    if meta.get("kind") == "classifier":
+        raise_classifier_run(run.path, o["name"])
+    paths = (meta.get("corpus") or {}).get("paths")
     how = f"charrnn train CORPUS --resume --name {o['name']}"
     if not paths:
         raise CharrnnError(f"{path} does not record its corpus (an earlier charrnn wrote it); name the corpus: {how}")
@@ -192,7 +231,7 @@ def run(p, reporter=None, log=None, stop=None, world=None):
 
     def train():
         if p.resume is not None and reporter is not None:
-            reporter.message(f"resuming {p.run.path} at step {p.resume.step}")
+            reporter.message(resume_line(p))
         task = p.task or LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world)
         return Loop(task, p.tcfg, p.run, reporter, log, stop, world).run()
 
@@ -297,15 +336,24 @@ def load_resume(o, run):
     if os.path.isdir(path):
         path = os.path.join(path, "latest.ckpt")
     try:
-        ck = schema.load(path)
+        ck = schema.load(path, kind=None)  # a classifier is said below, with what to do
     except CheckpointError as e:
         good = None if o["resume"] and not os.path.isdir(o["resume"]) else _earlier_good(run, path)
         if good is None:
             raise
         raise CheckpointError(f"{e}; resume from an earlier checkpoint with --resume {good}") from None
-    if ck.kind != "lm" or ck.train is None or not ck.opt_state:
+    if ck.kind == "classifier":
+        raise_classifier_run(path, os.path.basename(os.path.dirname(os.path.abspath(path))))
+    if ck.train is None or not ck.opt_state:
         raise CharrnnError(f"{path}: not a language-model training checkpoint, cannot resume from it")
     return ck
+
+
+def raise_classifier_run(where, name):
+    """`charrnn train --resume` found a sequence classifier's run: `classify train` made it, and a
+    classifier's run is trained again, not resumed."""
+    raise UsageError(f"{where} is a sequence classifier's run (charrnn classify train), which `charrnn train` cannot "
+                     f"resume; train it again with charrnn classify train DATA --name {name} --force")
 
 
 def _earlier_good(run, bad):
@@ -328,6 +376,7 @@ def refuse_ignored(o, given, model=LM_MODEL):
     if "activation" in given and cell != "rnn":
         raise UsageError(f"--activation applies to --cell rnn only (an {cell}'s gates have their own "
                          f"nonlinearities)")
+    check_max_vocab(o.get("level") or "char", o.get("max_vocab"))
     if "forget_bias" in given and cell != "lstm":
         raise UsageError(f"--forget-bias applies to --cell lstm only (a{'n' if cell == 'rnn' else ''} {cell} "
                          f"has no forget gate)")

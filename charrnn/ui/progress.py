@@ -149,7 +149,7 @@ class LiveReporter(SilentReporter):
     def __init__(self, stream=None, console=None):
         from rich.console import Console
         self.console = console or Console(file=stream if stream is not None else sys.stderr)
-        self.lock, self.live, self.closed = threading.Lock(), None, False
+        self.lock, self.live, self.closed, self.tty = threading.Lock(), None, False, None
         self.info, self.m, self.val = None, None, None
         self.norms, self.clips, self.n_clips, self.limit = deque(maxlen=40), deque(maxlen=3), 0, None
         self.best_step, self.sample_at, self.sample_text = None, None, ""
@@ -160,6 +160,7 @@ class LiveReporter(SilentReporter):
     def start(self, info):
         from rich.live import Live
         self.info = info
+        self.tty = _quiet_control_echo()
         self.live = Live(console=self.console, get_renderable=self.render, refresh_per_second=4,
                          transient=False, redirect_stdout=False, redirect_stderr=False)
         self.live.start()
@@ -196,6 +197,7 @@ class LiveReporter(SilentReporter):
         if self.live is not None and not self.closed:
             self.closed = True
             self.live.stop()
+            _restore(self.tty)
 
     def render(self):
         from rich.panel import Panel
@@ -252,14 +254,52 @@ class LiveReporter(SilentReporter):
             lines = [one_line(line, limit=room) for line in sample.strip("\n").splitlines()[-4:]]
             row(f"sample @{sample_at:,}", Text("\n".join(lines), style="dim"))
         grid.columns[0].min_width = max(map(len, labels))  # a long sample line cuts the values, never the labels
-        title = "charrnn"
-        if "model" in info:
-            title = f"{model_summary(info['model'])} · {info['params']:,} params"
-            ranks = getattr(info.get("train"), "ranks", 1)
-            title += f" · {ranks} MPI ranks" if ranks > 1 else ""
         run_dir = info.get("run_dir")
-        return Panel(grid, title=Text(title), title_align="left",
+        return Panel(grid, title=Text(self.title(info)), title_align="left",
                      subtitle=None if run_dir is None else Text(str(run_dir)))
+
+    def title(self, info):
+        """The model and its size, as much of it as fits on the panel's top border whole."""
+        if "model" not in info:
+            return "charrnn"
+        m, ranks = info["model"], getattr(info.get("train"), "ranks", 1)
+        on = f" · {ranks} MPI ranks" if ranks > 1 else ""
+        for title in (f"{model_summary(m)} · {info['params']:,} params{on}",
+                      f"{m.cell} {m.layers}x{m.hidden} · {info['params']:,} params{on}",
+                      f"{m.cell} {m.layers}x{m.hidden}"):
+            if len(title) <= self.console.width - 6:  # the corners, a rule each side, a space each side
+                return title
+        return "charrnn"
+
+
+def _quiet_control_echo():
+    """While the panel redraws, the terminal does not echo control keys as "^C": the echo
+    moved the cursor under the panel, which then left one more copy of its top border on the
+    screen at each Ctrl-C. Only ECHOCTL is cleared (typed text still echoes), so a process
+    killed before it can restore it leaves a usable terminal. (fd, old settings) or None."""
+    try:
+        import termios
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return None
+        old = termios.tcgetattr(fd)
+        new = list(old)
+        new[3] &= ~termios.ECHOCTL
+        termios.tcsetattr(fd, termios.TCSANOW, new)
+        return fd, old
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+    except termios.error:  # not a terminal after all, or gone
+        return None
+
+
+def _restore(tty):
+    if tty is not None:
+        import termios
+        try:
+            termios.tcsetattr(tty[0], termios.TCSANOW, tty[1])
+        except (termios.error, OSError):  # the terminal is gone
+            pass
 
 
 def make_reporter(quiet, stream=None):
