@@ -148,7 +148,7 @@ def step_compute(H, reps=5):
     for i in range(reps + 1):
         t = time.perf_counter()
         _, grads, _ = shards.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 32), rng,
-                                           limit=blas.product_limit())
+                                           block_limit=blas.product_limit())
         opt.step(params, grads, st, 1e-3)
         if i:
             times.append(time.perf_counter() - t)

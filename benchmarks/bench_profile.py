@@ -38,7 +38,7 @@ charrnn._one_blas_thread()  # before numpy loads: one BLAS thread per worker, as
 import numpy as np  # noqa: E402
 from charrnn import blas  # noqa: E402
 from charrnn.core import cells, layers, model, optim, products, shards  # noqa: E402
-from charrnn.core.model import ModelConfig  # noqa: E402
+from charrnn.config.model import ModelConfig  # noqa: E402
 
 import bench_speed  # noqa: E402
 
@@ -71,7 +71,7 @@ def gemm_peak(threads, n=1024, seconds=2.0):
 def flops_per_char(cell, layers_, H, V_=V):
     """Matrix-product FLOPs per trained character: each product x·W costs 2·rows·in·out forward
     and twice that backward (dx and dW); a one-hot first layer's input product is a row gather."""
-    G = cells.GATES[cell] * H
+    G = cells.get(cell).gates * H
     total = 0
     for l in range(layers_):
         D = 0 if l == 0 else H  # one-hot input: no product
@@ -205,7 +205,7 @@ import charrnn
 charrnn._one_blas_thread()
 import numpy as np
 from charrnn.core import model, optim, shards
-from charrnn.core.model import ModelConfig
+from charrnn.config.model import ModelConfig
 def rss(pid='self'):  # current resident set, bytes
     with open(f'/proc/{pid}/statm') as f:
         return int(f.read().split()[1]) * resource.getpagesize()

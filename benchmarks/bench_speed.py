@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from charrnn import blas
 from charrnn.training import workers  # noqa: E402
 from charrnn.core import model, optim, products, shards  # noqa: E402
-from charrnn.core.model import ModelConfig  # noqa: E402
+from charrnn.config.model import ModelConfig  # noqa: E402
 from charrnn.core.sampling import Sampler  # noqa: E402
 from charrnn.text.windows import Streams  # noqa: E402
 
@@ -78,7 +78,7 @@ class Ours:
             _, grads, self.state = self.pool.loss_and_grads(x, y, self.state)
         else:
             _, grads, self.state = shards.loss_and_grads(self.params, self.cfg, x, y, self.state, workers=self.n,
-                                                        limit=self.limit)
+                                                        block_limit=self.limit)
         optim.clip_global_norm(grads, 5.0)
         self.opt.step(self.params, grads, self.ost, 2e-3, workers=self.n)
 

@@ -1,11 +1,12 @@
 """charrnn: recurrent language models (vanilla RNN, LSTM, GRU) from scratch in numpy.
 
-The library (documented in README, "Using charrnn from Python"):
+The library (documented in docs/library.md):
 
-    charrnn.load(path)                -> Model: generate, stream, score, evaluate, classify, info
-    charrnn.train(corpus, **options)  -> Model
+    charrnn.load(path)                -> LanguageModel (generate, stream, samples, score, evaluate)
+                                         or Classifier (classify); both have info
+    charrnn.train(corpus, **options)  -> LanguageModel
     charrnn.CharrnnError (UsageError, CorpusError, CheckpointError), charrnn.CharrnnWarning
-    charrnn.TrainConfig, charrnn.ClassifyConfig, charrnn.ModelConfig, charrnn.MODEL_DEFAULTS
+    charrnn.ModelConfig, TrainConfig, ClassifyConfig, RunOptions, SamplingOptions: the options
 
 What is not exported here is private. Importing charrnn loads nothing heavy and changes
 nothing in the caller's process (the command line pins its BLAS to one thread itself).
@@ -13,12 +14,13 @@ nothing in the caller's process (the command line pins its BLAS to one thread it
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load": "charrnn.api", "train": "charrnn.api", "Model": "charrnn.api", "Score": "charrnn.api",
-    "MODEL_DEFAULTS": "charrnn.api",
+    "load": "charrnn.api", "train": "charrnn.api", "Model": "charrnn.api", "LanguageModel": "charrnn.api",
+    "Classifier": "charrnn.api", "Score": "charrnn.api",
     "CharrnnError": "charrnn.errors", "UsageError": "charrnn.errors", "CorpusError": "charrnn.errors",
     "CheckpointError": "charrnn.errors", "CharrnnWarning": "charrnn.errors",
-    "TrainConfig": "charrnn.training.config", "ClassifyConfig": "charrnn.training.config",
-    "ModelConfig": "charrnn.core.model",
+    "ModelConfig": "charrnn.config.model", "TrainConfig": "charrnn.config.recipe",
+    "ClassifyConfig": "charrnn.config.recipe", "RunOptions": "charrnn.config.run",
+    "SamplingOptions": "charrnn.config.sampling",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -1,5 +1,14 @@
-"""Centred finite differences in float64, shared by the gradient tests."""
+"""Centred finite differences in float64, and the cells to check, shared by the gradient tests."""
 import numpy as np
+
+from charrnn.core import cells
+
+
+def cell_cases():
+    """(cell, activation) for every cell of the registry, each vanilla-RNN nonlinearity apart:
+    a cell module added to core/cells/ is checked without a line here."""
+    return [(k, act) for k in cells.kinds()
+            for act in (cells.ACTIVATIONS if "activation" in cells.get(k).options else ("tanh",))]
 
 
 def numeric_grad(f, x, eps=1e-6):

@@ -51,7 +51,7 @@ def trained(lab):
 
 def test_train_returns_the_model_and_reports_to_the_callback(trained, lab):
     m, events = trained
-    assert isinstance(m, charrnn.Model) and m.kind == "lm" and m.config.hidden == 32
+    assert isinstance(m, charrnn.LanguageModel) and m.kind == "lm" and m.config.hidden == 32
     assert m.path == "checkpoints/notes/best.ckpt"
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "finish" and kinds.count("step") == 200
@@ -60,6 +60,8 @@ def test_train_returns_the_model_and_reports_to_the_callback(trained, lab):
     assert [e["step"] for e in steps] == list(range(1, 201))
     assert steps[-1]["mean_loss"] < steps[0]["loss"] - 1.0  # it learned
     assert m.info["step"] == 200 and m.info["corpus_paths"] == [str(lab / "notes.txt")]
+    from charrnn.training.machine import default_threads  # the command's default, as `charrnn train`'s
+    assert m.info["train"]["threads"] == default_threads(SMALL["batch"])
 
 
 def test_train_prints_nothing(here, capfd):
@@ -159,16 +161,60 @@ def test_a_classifier_classifies(here):
     assert all(label in ("animal", "other") for label in c.classify(["a red fox", "the moon"]))
     probs = c.classify(["a red fox"], probabilities=True)[0]
     assert set(probs) == {"animal", "other"} and sum(probs.values()) == pytest.approx(1.0)
-    with pytest.raises(charrnn.UsageError, match="cannot generate text"):
-        c.generate(length=5)
+    assert isinstance(c, charrnn.Classifier) and not hasattr(c, "generate")
 
 
 def test_the_api_is_what_the_package_exports_and_it_is_typed():
     import pathlib
-    assert {"load", "train", "Model", "Score", "CharrnnError", "UsageError", "CorpusError", "CheckpointError",
-            "CharrnnWarning", "TrainConfig", "ModelConfig", "MODEL_DEFAULTS"} <= set(charrnn.__all__)
+    assert {"load", "train", "Model", "LanguageModel", "Classifier", "Score", "CharrnnError", "UsageError",
+            "CorpusError", "CheckpointError", "CharrnnWarning", "ModelConfig", "TrainConfig", "ClassifyConfig",
+            "RunOptions", "SamplingOptions"} <= set(charrnn.__all__)
     assert (pathlib.Path(charrnn.__file__).parent / "py.typed").exists()
-    assert charrnn.train.__doc__ and charrnn.load.__doc__ and charrnn.Model.generate.__doc__
+    assert charrnn.train.__doc__ and charrnn.load.__doc__ and charrnn.LanguageModel.generate.__doc__
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert charrnn.MODEL_DEFAULTS["hidden"] == 256 and charrnn.TrainConfig().batch == 32
+        assert charrnn.ModelConfig().hidden == 256 and charrnn.TrainConfig().batch == 32
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: charrnn.train("notes.txt", cell="transformer"), "cell must be one of rnn, lstm, gru, not 'transformer'"),
+    (lambda: charrnn.train("notes.txt", hidden=0), "hidden must be at least 1, not 0"),
+    (lambda: charrnn.train("notes.txt", hidden="64"), "hidden must be a whole number, not str '64'"),
+    (lambda: charrnn.train("notes.txt", dropout=1.5), "dropout must be at least 0 and below 1, not 1.5"),
+    (lambda: charrnn.train("notes.txt", level="byte"), "level must be one of char, word, not 'byte'"),
+    (lambda: charrnn.train("notes.txt", optimizer="lion"),
+     "optimizer must be one of adam, rmsprop, adagrad, sgd, not 'lion'"),
+    (lambda: charrnn.train("notes.txt", steps=-1), "steps must be at least 1, not -1"),
+    (lambda: charrnn.train("notes.txt", max_vocab=5),
+     "max_vocab applies to level word only (a character-level model keeps every character)"),
+    (lambda: charrnn.train("notes.txt", activation="relu"),
+     "activation applies to cell rnn only (an lstm has no use for it)"),
+    (lambda: charrnn.train(text=5), "text must be a str, not int"),
+], ids=["cell", "hidden", "hidden-str", "dropout", "level", "optimizer", "steps", "max_vocab", "activation", "text"])
+def test_a_value_an_option_cannot_take_is_a_usage_error_in_pythons_words(here, call, message):
+    """Named as the Python caller named it (steps=, not --steps), before any text is read."""
+    with pytest.raises(charrnn.UsageError) as e:
+        call()
+    assert str(e.value) == message
+
+
+def test_a_trained_models_methods_refuse_what_they_cannot_read(trained, here):
+    m, _ = trained
+    for call, message in [(lambda: m.score(5), "text must be a str, not int"),
+                          (lambda: m.generate(prime=5), "prime must be a str, not int"),
+                          (lambda: m.generate(seed="x"), "seed must be an int, a numpy Generator or None, not str"),
+                          (lambda: m.generate(temperature=0), "temperature must be above 0, not 0"),
+                          (lambda: m.generate(argmax=True, seed=1),
+                           "argmax cannot be combined with seed: it takes the most likely token every time, so "
+                           "nothing is drawn and every sample is the same"),
+                          (lambda: m.generate(temp=0.5), "unknown sampling option(s) temp: see "
+                                                         "charrnn.SamplingOptions"),
+                          (lambda: m.evaluate(b"bytes"), "text must be a str, not bytes")]:
+        with pytest.raises(charrnn.UsageError) as e:
+            call()
+        assert str(e.value) == message
+    charrnn.train("notes.txt", steps=2, name="twice", **SMALL)
+    with pytest.raises(charrnn.CharrnnError) as e:
+        charrnn.train("notes.txt", steps=2, name="twice", **SMALL)
+    assert str(e.value) == ("checkpoints/twice already holds a run; use resume=True to continue it, force=True to "
+                            "start it over, or name to start another")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn.store import schema
+from charrnn.checkpoint import schema
 from charrnn.training.classify import predict as predict_probs
 from charrnn.cli import cli
 from charrnn.text.labeled import encode
@@ -117,7 +117,7 @@ def test_a_classifier_and_a_language_model_refuse_each_other(work):
 def test_a_bidirectional_language_model_is_refused_with_the_reason(work):
     code, _, err = run("train", "data.tsv", "--bidirectional")
     assert code == 2 and err == ("charrnn: error: a bidirectional language model would see the future it must "
-                                 "predict; bidirectional layers are for `charrnn classify`\n")
+                                 "predict; --bidirectional is for `charrnn classify`\n")
 
 
 @pytest.mark.parametrize("content,msg", [

@@ -19,7 +19,7 @@ from charrnn.text.corpus import Corpus, load_corpus
 from charrnn.text.sources import Sources, default_cache_dir
 from charrnn.text.windows import Streams, split_train_val
 from charrnn.text.default_corpus import STDLIB_MODULES, build_default_corpus, default_corpus_dir
-from charrnn.errors import CorpusError, UsageError
+from charrnn.errors import CorpusError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
@@ -291,7 +291,7 @@ def test_word_level_max_vocab():
     c = load_corpus(b"the cat the dog, the end.\n", level="word", max_vocab=2)
     assert c.vocab.tokens == (" ", "the", "\ufffd") and c.vocab.unk == 2
     assert c.vocab.decode(c.tokens) == "the \ufffd the \ufffd\ufffd the \ufffd\ufffd\ufffd"
-    with pytest.raises(UsageError, match=r"^--max-vocab applies to --level word only \(a character-level model keeps every character\)$"):
+    with pytest.raises(ValueError, match=r"^max_vocab applies to the word level only$"):
         load_corpus(b"abc", level="char", max_vocab=2)
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from charrnn.cli import cli
 from charrnn.core import gradflow, model
-from charrnn.core.model import ModelConfig
+from charrnn.config.model import ModelConfig
 
 
 def run(*args):
@@ -66,7 +66,7 @@ def test_options_that_do_not_go_together_are_usage_errors(args, msg):
 
 def test_a_checkpoint_is_measured_on_lines_of_a_file(tmp_path):
     """A checkpoint and --file: the loss sits at each line's last character."""
-    from charrnn.store import schema
+    from charrnn.checkpoint import schema
     from charrnn.store import container
     from charrnn.text.vocab import build_vocab
     text = "".join(f"line {i:03d} of the file ends in {'xyz'[i % 3]}\n" for i in range(40))

@@ -8,8 +8,8 @@ import pytest
 from rich.console import Console
 
 from charrnn.ui import formats, progress
-from charrnn.training.config import TrainConfig
-from charrnn.core.model import ModelConfig
+from charrnn.config.recipe import TrainConfig
+from charrnn.config.model import ModelConfig
 
 
 def info(**over):
@@ -49,7 +49,7 @@ def test_plain_lines_exact():
     script(progress.PlainReporter(out, every=1, min_interval=0))
     assert out.getvalue().splitlines() == [
         "resuming from checkpoints/tiny/latest.ckpt at step 199",
-        "training lstm 2x256 (one-hot input), 823,361 params, vocab 65, 1,003,854 train tokens, "
+        "training lstm 2x256 (one-hot input, dropout 0.1), 823,361 params, vocab 65, 1,003,854 train tokens, "
         "111,539 val tokens -> checkpoints/tiny",
         "clip step 57: grad norm 12.31 > 5.00",
         "step 57/1000 epoch 0.12 loss 1.9000 (mean of the last 20 1.8342) grad 12.311 lr 2.00e-03 4,210 chars/s "
@@ -153,7 +153,7 @@ def test_live_shows_key_figures_and_leaves_stdout_alone(capsys):
     assert "data on stdout" not in out
     for figure in ["200 / 1,000", "epoch 0.41", "1.7500", "1.6021", "2.311 bits/char", "2.00e-03",
                    "4,210 chars/s", "eta 3m12s", "step 57: 12.31", "1x", "The Reader:",
-                   "lstm 2x256 (one-hot input)", "823,361 params", "checkpoints/tiny"]:
+                   "lstm 2x256 (one-hot input, dropout 0.1)", "823,361 params", "checkpoints/tiny"]:
         assert figure in rendered, figure
     assert any(ch in rendered for ch in formats.SPARK)
     assert "eval step 200: val 1.6021 nats (2.311 bits/char) best" in out

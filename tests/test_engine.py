@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from charrnn import blas
 from charrnn.core import layers, model, optim, shards
-from charrnn.core.model import ModelConfig
+from charrnn.config.model import ModelConfig
 
 CONFIGS = [
     ModelConfig(vocab_size=11, cell="rnn", activation="tanh", layers=2, hidden=8),

@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from charrnn.cli import cli
 from charrnn.core import layers, model
-from charrnn.core.model import ModelConfig
-from charrnn.store import container, schema
+from charrnn.config.model import ModelConfig
+from charrnn.checkpoint import schema
+from charrnn.store import container
 from charrnn.text.vocab import build_vocab
 
 torch = pytest.importorskip("torch")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from charrnn.errors import CheckpointError
-from charrnn.store import container, schema
+from charrnn.checkpoint import schema
+from charrnn.store import container
 from charrnn.store.container import load, read_meta, save
 
 N = struct.Struct("<Q")

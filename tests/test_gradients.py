@@ -3,13 +3,12 @@ import numpy as np
 import pytest
 
 from charrnn.core import cells, layers, model
-from charrnn.core.model import ModelConfig
+from charrnn.config.model import ModelConfig
 
-from .gradcheck import numeric_grad, rel_error
+from .gradcheck import cell_cases, numeric_grad, rel_error
 
 TOL = 1e-6
 T, B, D, H = 5, 3, 4, 6
-CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid"), ("lstm", "tanh"), ("gru", "tanh")]
 
 
 def rng():
@@ -17,19 +16,20 @@ def rng():
 
 
 def cell_params(kind, r):
-    k = cells.GATES[kind]
-    p = {"Wx": r.standard_normal((D, k * H)) * 0.5, "Wh": r.standard_normal((H, k * H)) * 0.5,
-         "b": r.standard_normal(k * H) * 0.1}
-    if kind == "gru":
-        p["bh"] = r.standard_normal(H) * 0.1
-    return p
+    """Random parameters of every shape the cell declares: matrices ~ N(0, 0.25), vectors ~ N(0, 0.01)."""
+    return {k: r.standard_normal(shape) * (0.5 if len(shape) > 1 else 0.1)
+            for k, shape in cells.get(kind).params(D, H).items()}
 
 
 def random_state(kind, r, B=B):
-    return tuple(r.standard_normal((B, H)) * 0.5 for _ in cells.STATE_NAMES[kind])
+    return tuple(r.standard_normal((B, H)) * 0.5 for _ in cells.get(kind).state)
 
 
-@pytest.mark.parametrize("kind,act", CELLS)
+def cfg_of(kind, act="tanh"):
+    return ModelConfig(vocab_size=D, cell=kind, activation=act, hidden=H)
+
+
+@pytest.mark.parametrize("kind,act", cell_cases())
 def test_recurrent_layer_gradients(kind, act):
     """Every parameter, the input and the initial state, with a loss on outputs and final state."""
     r = rng()
@@ -40,11 +40,11 @@ def test_recurrent_layer_gradients(kind, act):
     dsT = tuple(r.standard_normal((B, H)) for _ in s0)
 
     def loss():
-        hs, sT, _ = layers.recurrent_forward(p, x, s0, kind, act)
+        hs, sT, _ = layers.recurrent_forward(p, x, s0, cfg_of(kind, act))
         return float((hs * dhs).sum() + sum((a * d).sum() for a, d in zip(sT, dsT)))
 
-    _, _, cache = layers.recurrent_forward(p, x, s0, kind, act)
-    dx, ds0, grads, _ = layers.recurrent_backward(dhs, dsT, cache)
+    _, _, cache = layers.recurrent_forward(p, x, s0, cfg_of(kind, act))
+    dx, ds0, grads = layers.recurrent_backward(dhs, dsT, cache)
     for k in p:
         assert rel_error(grads[k], numeric_grad(loss, p[k])) < TOL, k
     assert rel_error(dx, numeric_grad(loss, x)) < TOL
@@ -52,7 +52,7 @@ def test_recurrent_layer_gradients(kind, act):
         assert rel_error(da, numeric_grad(loss, a)) < TOL
 
 
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("kind", cells.kinds())
 def test_bidirectional_gradients(kind):
     r = rng()
     p = {"fwd": cell_params(kind, r), "bwd": cell_params(kind, r)}
@@ -61,11 +61,11 @@ def test_bidirectional_gradients(kind):
     dout = r.standard_normal((T, B, 2 * H))
 
     def loss():
-        out, _, _ = layers.bidirectional_forward(p, x, s0, kind)
+        out, _, _ = layers.bidirectional_forward(p, x, s0, cfg_of(kind))
         return float((out * dout).sum())
 
-    _, _, cache = layers.bidirectional_forward(p, x, s0, kind)
-    dx, ds0, grads, _ = layers.bidirectional_backward(dout, None, cache)
+    _, _, cache = layers.bidirectional_forward(p, x, s0, cfg_of(kind))
+    dx, ds0, grads = layers.bidirectional_backward(dout, None, cache)
     for d in ("fwd", "bwd"):
         for k in p[d]:
             assert rel_error(grads[d][k], numeric_grad(loss, p[d][k])) < TOL, (d, k)
@@ -81,9 +81,9 @@ def test_bidirectional_backward_half_reads_the_future():
     p = {"fwd": cell_params("rnn", r), "bwd": cell_params("rnn", r)}
     x = r.standard_normal((T, B, D))
     s0 = (random_state("rnn", r), random_state("rnn", r))
-    out1, _, _ = layers.bidirectional_forward(p, x, s0, "rnn")
+    out1, _, _ = layers.bidirectional_forward(p, x, s0, cfg_of("rnn"))
     x[3] += 1.0
-    out2, _, _ = layers.bidirectional_forward(p, x, s0, "rnn")
+    out2, _, _ = layers.bidirectional_forward(p, x, s0, cfg_of("rnn"))
     assert np.array_equal(out1[:3, :, :H], out2[:3, :, :H])
     assert not np.allclose(out1[:3, :, H:], out2[:3, :, H:])
 
@@ -178,10 +178,10 @@ def test_whole_model_gradient_over_a_window_from_a_carried_state(cfg):
 
 # --------------------------------------------------------------------------- gradient flow (diagnose)
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", cells.kinds())
 @pytest.mark.parametrize("L", [1, 2])
 def test_hidden_grads_equal_the_initial_state_gradient_of_the_rest_of_the_window(kind, L):
-    """dL/dh_t from one backward pass (cells.hidden_grads, via gradflow) against an independent
+    """dL/dh_t from one backward pass (the cell's hidden_grads, via gradflow) against an independent
     computation: the window cut after t, and the gradient of the second part's initial state."""
     from charrnn.core import gradflow
     r = np.random.default_rng(5)
@@ -199,7 +199,7 @@ def test_hidden_grads_equal_the_initial_state_gradient_of_the_rest_of_the_window
         assert got[T - 1 - t] == pytest.approx(want, rel=1e-10), t
 
 
-@pytest.mark.parametrize("kind", cells.KINDS)
+@pytest.mark.parametrize("kind", cells.kinds())
 def test_gradient_flow_against_finite_differences_of_the_carried_state(kind):
     """‖dL/dh_0‖ of a 1-layer model, where h_0 is perturbed as the state the second step reads."""
     from charrnn.core import gradflow

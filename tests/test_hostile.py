@@ -36,7 +36,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn.store import schema
+from charrnn.checkpoint import schema
 from charrnn.store import container
 from charrnn.cli import cli
 from charrnn.errors import CheckpointError
@@ -477,10 +477,10 @@ SEMANTIC = {  # name: (cell, arrays edit, meta edit, expected words in the messa
     "lone surrogate token": ("gru", None, lambda m: m["vocab"]["tokens"].__setitem__(0, "\ud800"), "surrogate"),
     "cell transformer": ("lstm", None, setm("model.cell", "transformer"), "cell must be one of"),
     "hidden -1": ("lstm", None, setm("model.hidden", -1), "hidden must be at least 1"),
-    "layers as string": ("lstm", None, setm("model.layers", "1"), "'layers' has the wrong type"),
-    "layers true": ("lstm", None, setm("model.layers", True), "'layers' has the wrong type"),
-    "hidden float": ("lstm", None, setm("model.hidden", 16.0), "'hidden' has the wrong type"),
-    "dropout null": ("lstm", None, setm("model.dropout", None), "'dropout' has the wrong type"),
+    "layers as string": ("lstm", None, setm("model.layers", "1"), "model config: layers must be a whole number, not str '1'"),
+    "layers true": ("lstm", None, setm("model.layers", True), "model config: layers must be a whole number, not bool True"),
+    "hidden float": ("lstm", None, setm("model.hidden", 16.0), "model config: hidden must be a whole number, not float 16.0"),
+    "dropout null": ("lstm", None, setm("model.dropout", None), "model config: dropout must be given, not None"),
     "unknown model option": ("lstm", None, setm("model.heads", 8), "heads"),
     "bidirectional": ("rnn", None, setm("model.bidirectional", True), "bidirectional"),
     "a trillion layers": ("rnn", None, setm("model.layers", 10**12), "layers"),
@@ -496,10 +496,10 @@ SEMANTIC = {  # name: (cell, arrays edit, meta edit, expected words in the messa
     "optimizer step negative": ("lstm", seta("opt/t", lambda a: np.array(-3)), None, "non-negative integer"),
     "unknown optimizer": ("lstm", None, setm("train.optimizer", "lion"), "optimizer"),
     "unknown schedule": ("lstm", None, setm("train.lr_schedule", "zigzag"), "schedule"),
-    "batch float": ("lstm", None, setm("train.batch", 1.5), "'batch' has the wrong type"),
+    "batch float": ("lstm", None, setm("train.batch", 1.5), "train config: batch must be a whole number, not float 1.5"),
     "negative seed": ("lstm", None, setm("train.seed", -1), "seed"),
-    "train a list": ("lstm", None, setm("train", []), "train config is not an object"),
-    "unknown train option": ("lstm", None, setm("train.momentum", 0.9), "unknown training option"),
+    "train a list": ("lstm", None, setm("train", []), "train config: TrainConfig is not a JSON object"),
+    "unknown train option": ("lstm", None, setm("train.momentum", 0.9), "train config: unknown option(s) ['momentum']"),
     "state NaN": ("lstm", seta("state/0/1", poison), None, "finite floats"),
     "state int": ("gru", seta("state/0/0", lambda a: a.astype(np.int32)), None, "finite floats"),
     "state wrong width": ("gru", seta("state/0/0", lambda a: np.zeros((4, 17), np.float32)), None, "wrong shape"),
@@ -628,7 +628,7 @@ PROBE = textwrap.dedent("""
     import json, resource, sys, time, tracemalloc
     limit = 3 << 30  # a lying size that were believed would die here instead of taking the machine
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from charrnn.store import schema
+    from charrnn.checkpoint import schema
     from charrnn.errors import CheckpointError
     schema.load(sys.argv[1])  # warm up: imports and first-use caches are not the file's doing
     for path in sys.argv[2:]:

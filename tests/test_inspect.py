@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from charrnn.analysis import activations
-from charrnn.store import schema
+from charrnn.checkpoint import schema
 from charrnn.store import container
 from charrnn.ui import paint as insp
 from charrnn.cli import cli
 from charrnn.core import model
-from charrnn.core.model import ModelConfig
+from charrnn.config.model import ModelConfig
 from charrnn.text.vocab import build_vocab
 
 # every character the planted checkpoint knows, HTML's special ones and control characters included
@@ -199,7 +199,7 @@ def test_find_prints_the_ranking_and_an_excerpt_per_feature(planted):
     r = run(text, "--checkpoint", planted, "--find", "--top", "2")
     assert r.exit_code == 0 and r.stdout == "" and "\x1b" not in r.stderr
     lines = r.stderr.splitlines()
-    assert lines[0] == "units that track features of the text: rnn/tanh 2x4 (one-hot input), h, 52 characters"
+    assert lines[0] == "units that track features of the text: rnn/tanh 2x4 (one-hot input, dropout 0.1), h, 52 characters"
     assert sum(l.startswith("│ inside quotes ") for l in lines) == 1 and "│ inside brackets" in r.stderr
     i = next(k for k, l in enumerate(lines) if l.startswith("inside quotes: layer "))
     assert lines[i + 2:i + 10:2] == ['a "b" c↵', "d↵", "x↵", "b↵"]  # from the first quote's line, 4 lines
@@ -211,7 +211,7 @@ def test_without_a_terminal_the_text_has_a_line_of_values_under_each_line(plante
     assert r.exit_code == 0, r.output
     assert r.stdout == ""
     assert r.stderr.splitlines() == [
-        "rnn/tanh 2x4 (one-hot input) · layer 0, unit 1 (h) · 9 characters",
+        "rnn/tanh 2x4 (one-hot input, dropout 0.1) · layer 0, unit 1 (h) · 9 characters",
         "values: ▁ -1 ... █ +1 (↵ marks a line break, × a character the model cannot read)",
         "axa↵", "▅█▅▅",  # 0 is the lowest of the upper half; the line break is a character too
         "xx→x␛", "██▅█▅",  # a tab as one column, ESC as its picture: no control codes reach the terminal

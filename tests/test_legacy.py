@@ -58,7 +58,7 @@ def draw_margins(ckpt, prime, seed, text):
     import numpy as np
     from charrnn.core.model import Stepper
     from charrnn.core.sampling import Sampler, context
-    from charrnn.store import schema
+    from charrnn.checkpoint import schema
     ck = schema.load(ckpt)
     rng = np.random.default_rng(seed)
     prime_ids = [int(i) for i in ck.vocab.encode_known(prime)[0]]

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from charrnn.cli import cli
-from charrnn.store import schema
+from charrnn.checkpoint import find, schema
 from charrnn.text.corpus import load_corpus
 from charrnn.text.decode import LineBreaks, lf
 
@@ -82,9 +82,32 @@ def test_war_and_peace_at_word_level_scores_its_own_lines(work):
     r = run("train", SHARED / "warpeace.txt", "--level", "word", "--max-vocab", "3000", "--steps", "3",
             "--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16", "--quiet", "--val-frac", "0.01")
     assert r.exit_code == 0, r.stderr
-    ck = schema.load(schema.resolve(None, "checkpoints"))
+    ck = schema.load(find.resolve(None, "checkpoints"))
     assert "\n" in ck.vocab.tokens and not any("\r" in t for t in ck.vocab.tokens)
     lines = (SHARED / "warpeace.txt").read_bytes().decode("utf-8-sig").split("\r\n")[1000:1100]
     r = run("score", input="".join(line + "\r\n" for line in lines).encode())
     totals = [float(line.split("\t")[0]) for line in r.stdout.splitlines()]
     assert len(totals) == 100 and all(t > -1e9 for t in totals)
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_score_and_eval_read_a_lone_cr_as_training_did(work, level):
+    """A file whose lines end "\\r\\r\\n" trains a model with a lone "\\r" in its vocabulary (lf
+    leaves "\\r" + "\\n"). Such a model used to score a CRLF line as ending "\\r\\n" and its LF
+    twin as ending "\\n" (eval read both as "\\n"): now `score` reads both as `eval` does, and
+    scores the model's own training lines (word level included)."""
+    lines = [line for line in (work / "lf.txt").read_text().splitlines() if line][:200]
+    (work / "rr.txt").write_bytes("".join(line + "\r\r\n" for line in lines).encode())
+    r = run("train", "rr.txt", "--level", level, "--steps", "3", *SMALL, "--quiet")
+    assert r.exit_code == 0, r.stderr
+    assert "\r" in "".join(schema.load(find.resolve(None, "checkpoints")).vocab.tokens)
+    crlf = "".join(line + "\r\n" for line in lines[:20]).encode()
+    lf_twin = crlf.replace(b"\r\n", b"\n")
+    a, b = run("score", input=crlf), run("score", input=lf_twin)
+    assert a.exit_code == b.exit_code == 0 and a.stdout == b.stdout and a.stdout.count("\n") == 20
+    own = run("score", input="".join(line + "\r\r\n" for line in lines[:20]).encode())  # the training text
+    assert own.exit_code == 0 and all(float(row.split("\t")[0]) > -1e9 for row in own.stdout.splitlines())
+    (work / "a.txt").write_bytes(crlf)
+    (work / "b.txt").write_bytes(lf_twin)
+    ea, eb = (json.loads(run("eval", name, "--json").stdout) for name in ("a.txt", "b.txt"))
+    assert ea == eb

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from charrnn.core import model, optim, shards
-from charrnn.core.model import ModelConfig
+from charrnn.config.model import ModelConfig
 
 KEYS, BLANK, MARK, NL = "abcd", ".", "?", "\n"
 VOCAB = "".join(sorted(KEYS + BLANK + MARK + NL))  # a char-level Vocab sorts by code point
@@ -101,7 +101,7 @@ def test_diagnose_shows_the_trained_rnn_gradient_vanish_where_the_lstm_keeps_it(
     50 steps the RNN's reached 9e-4 once: too close to the LSTM's 8e-3 for a test)."""
     from click.testing import CliRunner
 
-    from charrnn.store import schema
+    from charrnn.checkpoint import schema
     from charrnn.store import container
     from charrnn.cli import cli
     from charrnn.text.vocab import build_vocab

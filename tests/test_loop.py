@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from charrnn.core import optim
-from charrnn.store import schema
+from charrnn.checkpoint import find, schema
 from charrnn.store.rundir import RunDir
 from charrnn.text.corpus import load_corpus
-from charrnn.training.config import TrainConfig
+from charrnn.config.recipe import TrainConfig
 from charrnn.training.lm import LanguageModelTask
 from charrnn.training.loop import MEAN_OF, Loop
-from charrnn.core.model import ModelConfig
+from charrnn.config.model import ModelConfig
 from charrnn.ui.progress import PlainReporter
 
 from .test_cli import isolate, make_corpus
@@ -30,7 +30,7 @@ def corpus_of(tmp_path, n=400):
 
 def task_for(corpus, **recipe):
     tcfg = TrainConfig(**{"batch": 4, "seq_len": 16, "threads": 1, **recipe})
-    mcfg = ModelConfig(vocab_size=len(corpus.vocab), layers=1, hidden=16)
+    mcfg = ModelConfig(vocab_size=len(corpus.vocab), layers=1, hidden=16, dropout=0.0)
     return LanguageModelTask(corpus, mcfg, tcfg), tcfg
 
 
@@ -120,7 +120,7 @@ def test_without_validation_there_is_no_best_and_the_files_say_no_loss(tmp_path,
         ["step-0000004.ckpt", "step-0000008.ckpt"]
     assert "done: step 8, no validation (--val-frac 0), " in r.stderr
     assert "best val" not in r.stderr
-    assert schema.load(schema.resolve("checkpoints/corpus", "checkpoints")).step == 8  # sample reads latest then
+    assert schema.load(find.resolve("checkpoints/corpus", "checkpoints")).step == 8  # sample reads latest then
 
 
 # --------------------------------------------------------------------------- Ctrl-C
@@ -208,7 +208,7 @@ def test_a_model_too_big_for_this_machine_is_refused_before_anything_is_allocate
 
 
 def test_a_large_model_says_what_it_costs_before_it_is_built():
-    from charrnn.training.setup import check_memory
+    from charrnn.training.machine import check_memory
     said = []
     cfg = ModelConfig(vocab_size=65, hidden=4096)
     check_memory(cfg, 32, 100, "adam", 2, said.append, available=64 << 30)

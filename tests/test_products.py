@@ -9,7 +9,7 @@ import pytest
 
 from charrnn import blas
 from charrnn.core import cells, layers, model, products
-from charrnn.core.model import ModelConfig
+from charrnn.config.model import ModelConfig
 
 
 def widths(blocks):
@@ -48,7 +48,7 @@ def test_a_window_forward_and_backward_by_blocks_equal_them_by_one_product(cell)
     """Both directions of the recurrent product cut in blocks (float64): same loss, gradients
     and carried state as the one-product path the gradient checks prove."""
     H, B, T = 64, 4, 7
-    G = cells.GATES[cell] * H
+    G = cells.get(cell).gates * H
     cfg = ModelConfig(vocab_size=13, cell=cell, layers=2, hidden=H)
     lim = B * G * 32  # the backward's Whᵀ (G,H) in blocks of 32, the forward's Wh in wider ones
     assert products.plan(np.zeros((H, G)), B, lim) is not None and products.plan(np.zeros((G, H)), B, lim) is not None
@@ -56,7 +56,7 @@ def test_a_window_forward_and_backward_by_blocks_equal_them_by_one_product(cell)
     params = model.init_params(cfg, r, np.float64)
     x, y = r.integers(0, 13, (T, B)), r.integers(0, 13, (T, B))
     state = [tuple(r.standard_normal((B, H)) for _ in s) for s in model.zero_state(cfg, B, np.float64)]
-    blocked = window(params, cfg, x, y, state, limit=lim)
+    blocked = window(params, cfg, x, y, state, block_limit=lim)
     single = window(params, cfg, x, y, state)
     assert blocked[0] == pytest.approx(single[0], rel=1e-13)
     for k in params:
@@ -77,9 +77,9 @@ def test_stepping_by_blocks_equals_the_window_forward(cfg):
     params = model.init_params(cfg, r, np.float64)
     ids = r.integers(0, cfg.vocab_size, (T, B))
     state = model.zero_state(cfg, B, np.float64)
-    logits, _, _ = model.forward(params, cfg, ids, state, limit=lim)
-    stepper = model.Stepper(params, cfg, B=B, limit=lim)
-    assert any(L["blocks"] is not None for L in stepper.layers)
+    logits, _, _ = model.forward(params, cfg, ids, state, block_limit=lim)
+    stepper = model.Stepper(params, cfg, B=B, block_limit=lim)
+    assert any(layer.input.blocks is not None for layer in stepper.layers)
     for t in range(T):
         np.testing.assert_allclose(stepper.step(ids[t]), logits[t], rtol=0, atol=1e-12)
 
@@ -100,8 +100,8 @@ def test_blocks_are_on_only_for_openblas_kernels_that_multiply_small_products_un
     assert out == ["Haswell", "0"]
 
 
-def window(params, cfg, x, y, state, limit=0):
+def window(params, cfg, x, y, state, block_limit=0):
     """One window's (loss, grads, state), all B streams in one product each."""
-    logits, new_state, cache = model.forward(params, cfg, x, state, None, limit)
+    logits, new_state, cache = model.forward(params, cfg, x, state, None, block_limit)
     loss, dlogits = layers.softmax_cross_entropy(logits, y)
     return (loss, *model.backward(dlogits, cache, cfg)[:1], new_state)

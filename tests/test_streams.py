@@ -33,7 +33,7 @@ def wait_for_steps(log, n=3, timeout=60):
 
 
 def latest_step(work, name):
-    from charrnn.store import schema
+    from charrnn.checkpoint import schema
     return schema.load(str(work / "ck" / name / "latest.ckpt")).step
 
 

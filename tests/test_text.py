@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn.errors import CorpusError, UsageError
+from charrnn.errors import CorpusError
 from charrnn.text.vocab import UNK_TOKEN, Vocab, build_vocab, split_words, word_chunks
 from charrnn.text.decode import StreamDecoder, decode_bytes
 
@@ -177,7 +177,7 @@ def test_char_encode_known_drops_unknown_symbols():
 
 
 def test_char_level_refuses_max_vocab():
-    with pytest.raises(UsageError, match=r"^--max-vocab applies to --level word only \(a character-level model keeps every character\)$"):
+    with pytest.raises(ValueError, match=r"^max_vocab applies to the word level only$"):
         build_vocab("abc", "char", max_vocab=2)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from charrnn.training import workers
 from charrnn.core import model, optim, shards
-from charrnn.core.model import ModelConfig
+from charrnn.config.model import ModelConfig
 
 pytestmark = pytest.mark.skipif(not workers.available(), reason="worker processes need Linux")
 
@@ -88,7 +88,7 @@ def start_trainer(tmp_path, *extra, workers=None):
     """A `charrnn train` in its own process group, once its forked workers run (--threads
     workers + 1: the trainer computes one run of shards itself; at most one thread a core, as
     train caps it; a shard of 16 streams each) and it has logged a few steps."""
-    from charrnn.training.config import cores
+    from charrnn.training.machine import cores
     workers = workers or min(2, cores() - 1)
     if workers < 1:
         pytest.skip("one core: train runs no worker processes")
@@ -137,7 +137,7 @@ def test_sigterm_to_the_whole_group_finishes_the_step_saves_and_exits_143(tmp_pa
 
 
 def test_a_worker_killed_mid_run_is_one_line_and_the_steps_done_are_saved(tmp_path):
-    from charrnn.store import schema
+    from charrnn.checkpoint import schema
     p, kids = start_trainer(tmp_path, "--eval-every", "100000")
     os.kill(min(kids), signal.SIGKILL)
     _, err = p.communicate(timeout=60)

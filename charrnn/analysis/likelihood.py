@@ -12,13 +12,13 @@ from charrnn.core import classifier, layers, model, shards
 from charrnn.core.parallel import thread_map
 
 
-def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1, limit=0):
+def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1, block_limit=0):
     """(summed NLL in nats, number of predicted tokens) over ``tokens`` (1-D int array).
 
     Every token after the first is scored: the B streams take (n-1)//B tokens each and
     one short extra stream the few left over. The streams are read in shards, summed in
     shard order: the figure is the same bit for bit for any number of ``workers``.
-    limit: core/products.py's block limit.
+    block_limit: core/products.py's column-block limit.
     """
     n = len(tokens) if max_tokens is None else min(len(tokens), max_tokens)
     if n < 2:
@@ -36,7 +36,7 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
             total = 0.0
             for s in range(0, L, seq_len):
                 y = rows[s + 1:s + seq_len + 1, lo:hi]
-                nll, state = model.evaluate(params, cfg, rows[s:s + len(y), lo:hi], y, state, limit)
+                nll, state = model.evaluate(params, cfg, rows[s:s + len(y), lo:hi], y, state, block_limit)
                 total += nll
             out.append(total)
         return out
@@ -45,7 +45,7 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
     total, count = sum(totals), L * B
     rest = n - 1 - count  # tokens past the B equal streams: one more short stream scores them
     if rest > 0:
-        nll, _ = stream_nll(params, cfg, np.asarray(tokens[count:n]), 1, seq_len, limit=limit)
+        nll, _ = stream_nll(params, cfg, np.asarray(tokens[count:n]), 1, seq_len, block_limit=block_limit)
         total, count = total + nll, count + rest
     return total, count
 
@@ -61,29 +61,29 @@ def summary(nll, tokens, chars):
     }
 
 
-def sequence_logprobs(params, cfg, seqs, window=128, limit=0):
+def sequence_logprobs(params, cfg, seqs, window=128, block_limit=0):
     """log p(s_1 … s_n | s_0) in nats for each sequence s (1-D int arrays, n ≥ 1), from a zero state.
 
     The sequences are scored side by side: padded to the longest into a (T,B) batch, read in
     windows of ``window`` steps carrying the state, padding masked out of the sums.
     """
     total = np.zeros(len(seqs))  # (B,)
-    for _, nll, valid in _window_nlls(params, cfg, seqs, window, limit):
+    for _, nll, valid in _window_nlls(params, cfg, seqs, window, block_limit):
         total -= np.where(valid, nll, 0.0).sum(axis=0, dtype=np.float64)
     return total
 
 
-def token_surprisals(params, cfg, seqs, window=128, limit=0):
+def token_surprisals(params, cfg, seqs, window=128, block_limit=0):
     """-log p(s_t | s_0 … s_{t-1}) in nats for t = 1 … n of each sequence: a list of (n,) float64."""
     out = [np.empty(len(s) - 1) for s in seqs]
-    for start, nll, _ in _window_nlls(params, cfg, seqs, window, limit):
+    for start, nll, _ in _window_nlls(params, cfg, seqs, window, block_limit):
         for b, o in enumerate(out):
             part = o[start:start + len(nll)]
             part[...] = nll[:len(part), b]
     return out
 
 
-def _window_nlls(params, cfg, seqs, window, limit):
+def _window_nlls(params, cfg, seqs, window, block_limit):
     """(first position, nll (t,B), valid (t,B)) for each window of the padded batch of ``seqs``."""
     ids, lens = classifier.pad(seqs)  # (T+1,B) padded with token 0, (B,)
     B, T = len(seqs), ids.shape[0] - 1
@@ -91,6 +91,6 @@ def _window_nlls(params, cfg, seqs, window, limit):
     state = model.zero_state(cfg, B, params["out.V"].dtype)
     for s in range(0, T, window):
         x, y = ids[s:s + window], ids[s + 1:s + window + 1]
-        logits, state, _ = model.forward(params, cfg, x[:len(y)], state, limit=limit)
+        logits, state, _ = model.forward(params, cfg, x[:len(y)], state, block_limit=block_limit)
         nll, _, _ = layers.token_nll(logits, y)
         yield s, nll.reshape(y.shape), valid[s:s + len(y)]

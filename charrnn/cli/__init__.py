@@ -64,8 +64,8 @@ class CharrnnGroup(click.Group):
             _fail(e.format_message(), 2)
         except click.ClickException as e:
             _fail(e.format_message(), e.exit_code)
-        except CharrnnError as e:
-            _fail(str(e), e.exit_code)
+        except CharrnnError as e:  # an OptionError names the flags here, the parameters to Python
+            _fail(e.for_command_line() if hasattr(e, "for_command_line") else str(e), e.exit_code)
         except (click.Abort, KeyboardInterrupt):
             _fail("interrupted", 130, prefix="charrnn: ")
         except BrokenPipeError:

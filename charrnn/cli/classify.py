@@ -9,8 +9,13 @@ import sys
 import click
 
 from charrnn.cli.common import input_name, run_training, warnings_to_stderr
-from charrnn.cli.options import MODEL, RECIPE, InputFile, option, options, training_options
-from charrnn.training.config import CLASSIFY_MODEL, ClassifyConfig
+from charrnn.cli.options import InputFile, fields_of, given, option, options
+from charrnn.config.model import CLASSIFY_MODEL, MODEL_OPTIONS, ModelConfig
+from charrnn.config.recipe import ClassifyConfig, Recipe
+from charrnn.config.run import RunOptions
+
+RECIPE = ("level", "max_vocab", "max_len", "batch", "optimizer", "lr", "lr_schedule", "warmup", "clip", "clip_value",
+          "steps", "epochs", "minutes", "val_frac", "eval_every", "errors", "seed")
 
 
 @click.group()
@@ -20,58 +25,47 @@ def classify():
 
 @classify.command("train")
 @click.argument("data", type=InputFile())
-@training_options(
-    MODEL + ("max_len",) + RECIPE, ClassifyConfig, CLASSIFY_MODEL,
-    level=dict(help="Tokens are characters, or words, punctuation and whitespace runs."),
-    embed=dict(help="Embedding width; 0 = one-hot input. [default: 0 at char level, 64 at word level]"),
-    forget_bias=dict(help="LSTM: the forget gate's initial bias (1: remember the start of a long text)."),
-    batch=dict(help="Texts per step."),
-    lr=dict(help="Peak learning rate."),
-    steps=dict(help="Total steps of the run."),
-    epochs=dict(help="Passes over the training lines; with none of --steps/--epochs/--minutes: 10."),
-    minutes=dict(help="Stop after this long."),
-    val_frac=dict(help="A random fraction of the lines held out for validation accuracy."),
-    eval_every=dict(help="Validate and checkpoint every N steps [default: once per epoch]."),
-)
-@option("checkpoint_dir")
-@option("name", help="Run name [default: the data file's stem].")
-@training_options(("force", "errors", "seed"), ClassifyConfig, CLASSIFY_MODEL,
-                  force=dict(help="Start over a run that exists."),
-                  seed=dict(help="Seeds the initialisation, the split, the batches and dropout: same seed, "
-                                 "same model."))
-@options("log", "quiet")
+@fields_of(ModelConfig, *MODEL_OPTIONS, **{
+    **{k: dict(default=v) for k, v in CLASSIFY_MODEL.items()},
+    "embed": dict(help="Embedding width; 0 = one-hot input. [default: 0 at char level, 64 at word level]"),
+    "forget_bias": dict(default=CLASSIFY_MODEL["forget_bias"],
+                        help="LSTM: the forget gate's initial bias (1: remember the start of a long text).")})
+@fields_of(ClassifyConfig, *RECIPE)
+@fields_of(RunOptions, "checkpoint_dir", "name", "force", "log", name=dict(help="Run name [default: the data "
+                                                                                  "file's stem]."),
+           force=dict(help="Start over a run that exists."), log=dict(type=click.Path(dir_okay=False, writable=True)))
+@option("quiet")
 @click.pass_context
-def train(ctx, data, **o):
+def train(ctx, data, quiet, **o):
     """Learn to label texts from DATA: lines of label<TAB>text (- = stdin)."""
-    from charrnn.training import distributed, setup
+    from charrnn.training import classify as classifying, distributed
     if distributed.world_size() != 1:
         raise click.UsageError("classify train runs on one machine (its labelled lines are few); "
                                "mpirun is for charrnn train")
     from charrnn.training.loop import Stop
     from charrnn.ui import progress
 
-    given = {k for k in o if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
-    p = setup.prepare_classifier(o, data.read(), input_name(data), lambda line: click.echo(line, err=True), given)
-    run_training(setup.run_classifier, p, progress.make_reporter(o["quiet"]), o["log_path"], Stop(), quiet=o["quiet"])
+    run = RunOptions(**{k: o[k] for k in ("checkpoint_dir", "name", "force", "log")})
+    p = classifying.prepare(given(ctx, o, ModelConfig, ClassifyConfig), run, data.read(), input_name(data),
+                            lambda line: click.echo(line, err=True))
+    run_training(classifying.run, p, progress.make_reporter(quiet), run.log, Stop(), quiet=quiet)
 
 
 @classify.command("predict")
 @click.argument("file", type=InputFile(), default="-")
 @option("checkpoint", help="A classifier checkpoint or its run directory (its best) [default: the latest run].")
-@option("checkpoint_dir")
+@fields_of(RunOptions, "checkpoint_dir")
 @click.option("--probs", is_flag=True, help="After the label, each label's probability as name:p, tab-separated.")
 @click.option("--labeled", "labeled_input", is_flag=True,
               help="FILE holds label<TAB>text lines: predict from the text, report accuracy on stderr.")
-@option("errors")
+@fields_of(Recipe, "errors")
 def predict(file, ckpt, checkpoint_dir, probs, labeled_input, errors):
     """Write one label per line of FILE (- or none: stdin) to stdout."""
-    from charrnn import api
-    from charrnn.store import schema
+    from charrnn.api import load
     from charrnn.text import labeled
     from charrnn.text.decode import decode_bytes
 
-    path = schema.resolve(ckpt, checkpoint_dir, "classifier")
-    m = api.Model(schema.load(path, kind="classifier"), path)
+    m = load(ckpt, checkpoint_dir, kind="classifier")
     data = file.read()
     if labeled_input:
         truth, texts = labeled.parse_tsv(data, errors, input_name(file), min_labels=1)

@@ -10,10 +10,12 @@ import math
 import click
 import numpy as np
 
-from charrnn.store import schema
+from charrnn.checkpoint import find, schema
 from charrnn.cli.common import input_name, report_console, warn_unknown
-from charrnn.cli.options import Finite, InputFile, option
-from charrnn.training.config import LM_MODEL
+from charrnn.cli.options import Finite, InputFile, field_option, option
+from charrnn.config.model import ModelConfig
+from charrnn.config.recipe import Recipe
+from charrnn.config.run import RunOptions
 from charrnn.core import cells, gradflow, model
 from charrnn.errors import CharrnnError
 
@@ -24,16 +26,16 @@ FRESH_ONLY = ("hidden", "layers", "activation", "forget_bias", "gain")
 
 @click.command()
 @option("checkpoint", help="Measure a trained model (a file or a run directory) instead of fresh cells.")
-@option("checkpoint_dir")
+@field_option(RunOptions, "checkpoint_dir")
 @click.option("--file", "text_file", type=InputFile(), default=None,
               help="With --checkpoint: put the loss at the last token of each line of FILE, read from the "
                    "T tokens before it [default: windows the model samples itself].")
-@click.option("--cell", "cell_kinds", type=click.Choice(cells.KINDS), multiple=True,
+@click.option("--cell", "cell_kinds", type=click.Choice(cells.kinds()), multiple=True,
               help="Fresh cells to compare; repeat it [default: rnn, lstm and gru].")
-@option("hidden", default=128, help="Fresh cells' width.")
-@option("layers", default=1, help="Fresh cells' depth.")
-@option("activation", default="tanh", help="Fresh vanilla RNN's nonlinearity.")
-@option("forget_bias", default=LM_MODEL["forget_bias"], help="Fresh LSTM's forget-gate bias (as `charrnn train`).")
+@field_option(ModelConfig, "hidden", default=128, help="Fresh cells' width.")
+@field_option(ModelConfig, "layers", default=1, help="Fresh cells' depth.")
+@field_option(ModelConfig, "activation", help="Fresh vanilla RNN's nonlinearity.")
+@field_option(ModelConfig, "forget_bias", help="Fresh LSTM's forget-gate bias (as `charrnn train`).")
 @click.option("--gain", type=Finite(min=0, min_open=True), default=1.0, show_default=True,
               help="Multiply the fresh recurrent weights Wh by this; above 1 makes gradients explode.")
 @click.option("--length", "T", type=click.IntRange(min=2), default=100, show_default=True,
@@ -42,7 +44,7 @@ FRESH_ONLY = ("hidden", "layers", "activation", "forget_bias", "gain")
               help="Sequences averaged over (geometric mean).")
 @click.option("--clip", type=Finite(min=0), default=5.0, show_default=True,
               help="Also show the gradient after global-norm clipping at this; 0 = off.")
-@option("seed", default=0, help="Seeds the fresh cells and the windows the model samples.")
+@field_option(Recipe, "seed", help="Seeds the fresh cells and the windows the model samples.")
 @option("json", help="Print the measurements as one JSON object on stdout.")
 @click.pass_context
 def diagnose(ctx, ckpt, checkpoint_dir, text_file, cell_kinds, hidden, layers, activation, forget_bias, gain, T,
@@ -69,7 +71,7 @@ def diagnose(ctx, ckpt, checkpoint_dir, text_file, cell_kinds, hidden, layers, a
         if text_file is not None:
             raise click.UsageError("--file needs --checkpoint (fresh cells read random tokens)")
         runs = [_fresh_run(kind, hidden, layers, activation, forget_bias, gain, T, B, rng, clip)
-                for kind in (cell_kinds or cells.KINDS)]
+                for kind in (cell_kinds or cells.kinds())]
     report = {"length": T, "batch": B, "clip": clip, "distance": list(range(T)), "models": runs}
     _draw(report)
     if as_json:
@@ -79,8 +81,8 @@ def diagnose(ctx, ckpt, checkpoint_dir, text_file, cell_kinds, hidden, layers, a
 # --------------------------------------------------------------------------- the measurements
 
 def _fresh_run(kind, H, L, act, forget_bias, gain, T, B, rng, clip):
-    cfg = model.ModelConfig(vocab_size=FRESH_VOCAB, cell=kind, activation=act, layers=L, hidden=H,
-                            forget_bias=forget_bias)
+    cfg = ModelConfig(vocab_size=FRESH_VOCAB, cell=kind, activation=act, layers=L, hidden=H,
+                      forget_bias=forget_bias)
     params = model.init_params(cfg, rng, np.float64)
     for k in params:
         if k.endswith(".Wh"):
@@ -92,7 +94,7 @@ def _fresh_run(kind, H, L, act, forget_bias, gain, T, B, rng, clip):
 
 
 def _checkpoint_run(ckpt, checkpoint_dir, text_file, T, B, rng, clip):
-    path = schema.resolve(ckpt, checkpoint_dir)
+    path = find.resolve(ckpt, checkpoint_dir)
     b = schema.load(path)
     if b.cfg.bidirectional:
         raise CharrnnError(f"{path}: a bidirectional model has no single direction of time to measure")

@@ -4,20 +4,23 @@ import json
 import click
 
 from charrnn.cli.common import input_name, read_inputs, warnings_to_stderr
-from charrnn.cli.options import options
+from charrnn.cli.options import fields_of, options
+from charrnn.config.recipe import Recipe
+from charrnn.config.run import RunOptions
 
 
 @click.command("eval")
 @click.argument("file", type=click.Path(allow_dash=True, dir_okay=True))
-@options("checkpoint", "checkpoint_dir", "json", "errors")
+@options("checkpoint")
+@fields_of(RunOptions, "checkpoint_dir")
+@options("json")
+@fields_of(Recipe, "errors")
 def evaluate(file, ckpt, checkpoint_dir, as_json, errors):
     """Score a text: loss in nats per token, bits per character, perplexity."""
-    from charrnn import api
-    from charrnn.store import schema
+    from charrnn.api import load
     from charrnn.text.decode import decode_bytes
 
-    path = schema.resolve(ckpt, checkpoint_dir)
-    m = api.Model(schema.load(path), path)
+    m = load(ckpt, checkpoint_dir, kind="lm")
     name = input_name(file)
     with read_inputs([file]) as sources:  # scoring reads the whole text
         text = decode_bytes(sources.read(), errors, name=name)

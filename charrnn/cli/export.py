@@ -4,13 +4,15 @@ import sys
 
 import click
 
-from charrnn.cli.options import options
+from charrnn.cli.options import fields_of, options
+from charrnn.config.run import RunOptions
 
 
 @click.command()
 @click.option("--torch", "torch_path", type=click.Path(dir_okay=False, allow_dash=True), required=True,
               metavar="OUT.py", help="Write a standalone PyTorch module of the model to OUT.py (- = stdout).")
-@options("checkpoint", "checkpoint_dir")
+@options("checkpoint")
+@fields_of(RunOptions, "checkpoint_dir")
 def export(torch_path, ckpt, checkpoint_dir):
     """Write the model as a PyTorch module (nn.LSTM/nn.GRU/nn.RNN + nn.Linear) that gives
     charrnn's next-token probabilities; it reads its weights from the checkpoint itself.
@@ -19,15 +21,18 @@ def export(torch_path, ckpt, checkpoint_dir):
       charrnn export --torch notes_model.py --checkpoint checkpoints/notes
       python -c "import notes_model as m; print(m.load().eval())"
     """
+    from charrnn.checkpoint import find, schema
     from charrnn.cli.common import write_document
     from charrnn.errors import UsageError
-    from charrnn.store import container, schema
-    from charrnn.store.export import torch_source
+    from charrnn.export.pytorch import exportable, torch_source
+    from charrnn.store import container
 
-    path = schema.resolve(ckpt, checkpoint_dir)
+    path = find.resolve(ckpt, checkpoint_dir)
     ck = schema.load(path)
-    if ck.cfg.bidirectional:
-        raise UsageError(f"{path}: a bidirectional model is not a language model; only language models export")
+    try:
+        exportable(ck.cfg)
+    except NotImplementedError as e:
+        raise UsageError(f"{path}: {e}; it cannot be exported") from None
     weights = os.path.abspath(path)
     with open(path, "rb") as f:
         old = f.read(len(container.MAGIC)) == container.MAGIC

@@ -4,19 +4,21 @@ import math
 
 import click
 
-from charrnn.cli.options import options
+from charrnn.cli.options import fields_of, options
+from charrnn.config.run import RunOptions
 
 
 @click.command()
 @click.argument("path", required=False)
-@options("checkpoint_dir", "json")
+@fields_of(RunOptions, "checkpoint_dir")
+@options("json")
 def info(path, checkpoint_dir, as_json):
     """Describe a checkpoint: model, training recipe, step, validation loss, vocabulary.
 
     PATH is a checkpoint file or a run directory [default: the latest run]."""
-    from charrnn import api
+    from charrnn.api import load
 
-    m = api.load(path, checkpoint_dir)
+    m = load(path, checkpoint_dir)
     d = m.info
     if as_json:
         click.echo(json.dumps(d))
@@ -42,6 +44,8 @@ def info(path, checkpoint_dir, as_json):
         files = ", ".join("standard input" if p == "-" else p for p in d["corpus_paths"] or []) or "files not recorded"
         tokens = f"{d['corpus_tokens']:,} tokens, " if d["corpus_tokens"] else ""
         lines.append(f"corpus       {files} ({tokens}sha256 {d['corpus_sha256'][:12]}…)")
+    if d["elapsed"] is not None:
+        lines.append(f"trained for  {_duration(d['elapsed'])}")
     if d["saved_at"]:
         lines.append(f"saved        {d['saved_at'].replace('T', ' ').replace('Z', ' UTC')}"
                      + (f" by charrnn {d['charrnn']}" if d["charrnn"] else ""))
@@ -50,3 +54,9 @@ def info(path, checkpoint_dir, as_json):
 
 def _fmt(x):
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+
+def _duration(seconds):
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h{m:02d}m{s:02d}s" if hours else f"{m}m{s:02d}s" if m else f"{s}s"

@@ -15,9 +15,10 @@ import click
 import numpy as np
 
 from charrnn.analysis import activations
-from charrnn.store import schema
 from charrnn.cli.common import input_name, read_inputs, report_console, warn_unknown, write_document
-from charrnn.cli.options import option, options
+from charrnn.cli.options import fields_of, option, options
+from charrnn.config.recipe import Recipe
+from charrnn.config.run import RunOptions
 from charrnn.ui.paint import FEATURE_TITLES, page, painted, legend_text, plain, plain_legend
 from charrnn.errors import CharrnnError
 from charrnn.text.decode import lf
@@ -29,7 +30,8 @@ EXCERPT_LINES, EXCERPT_CHARS = 4, 320
 @click.argument("text", required=False)
 @click.option("--file", "file", type=click.Path(allow_dash=True, dir_okay=True), default=None, metavar="FILE",
               help="Read the text from FILE (- = stdin) instead of TEXT.")
-@options("checkpoint", "checkpoint_dir")
+@options("checkpoint")
+@fields_of(RunOptions, "checkpoint_dir")
 @click.option("--layer", type=int, default=None, metavar="N",
               help="Layer, 0 first [default: the last; with --find: all].")
 @click.option("--unit", type=int, default=None, metavar="N",
@@ -44,7 +46,7 @@ EXCERPT_LINES, EXCERPT_CHARS = 4, 320
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
               help="With --find: units shown per feature.")
 @option("json", help="Print JSON on stdout: the ranking with --find, else the unit's value at every token.")
-@option("errors", help="What to do with invalid UTF-8 in --file.")
+@fields_of(Recipe, "errors", errors=dict(help="What to do with invalid UTF-8 in --file."))
 def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, find, top, as_json, errors):
     """Colour a text by a hidden unit's activation; find units that track quotes, brackets, ...
 
@@ -60,7 +62,9 @@ def inspect(text, file, ckpt, checkpoint_dir, layer, unit, state, html_path, fin
         raise click.UsageError("--find picks the units itself; drop --unit, or drop --find to show one unit")
     if as_json and html_path == "-":
         raise click.UsageError("--json and --html - both write to stdout; give one of them")
-    path = schema.resolve(ckpt, checkpoint_dir)
+    from charrnn.checkpoint import schema
+    from charrnn.checkpoint.find import resolve
+    path = resolve(ckpt, checkpoint_dir)
     b = schema.load(path)
     cfg = b.cfg
     state = state or ("c" if cfg.cell == "lstm" else "h")

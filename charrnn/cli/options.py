@@ -1,18 +1,17 @@
-"""Every command-line option, declared once; commands pick theirs by name.
+"""The command line's options, from the one place each is declared.
 
-``option(name, **changes)`` is the click option of SPECS[name], with a command's own default
-or help where it differs; ``options(*names, **changes)`` stacks several in order. The training
-options take their defaults from the config dataclasses (training/config.py: TrainConfig,
-ClassifyConfig, LM_MODEL, CLASSIFY_MODEL), which travel in checkpoints, so a default lives in
-one place. Also here: the option types that keep values sane (Finite, InputFile).
+An option that decides a model, a run or a sample is a field of a config dataclass (config/:
+its type, default, bounds, help and flags); ``fields_of(cls, *names, **changes)`` makes the
+click options of those fields, with a command's own help or default where it differs.
+``option(name)`` gives the few options several commands share that no config holds (which
+checkpoint to read, --json, --quiet). An option of one command alone is declared in that
+command's module. Also here: the option types that keep values sane (Finite, InputFile).
 """
 import math
 
 import click
 
-from charrnn.core import cells, optim
-from charrnn.text.vocab import LEVELS
-from charrnn.text.decode import ERRORS
+from charrnn.config.fields import kind, specs
 
 
 class Finite(click.FloatRange):
@@ -43,93 +42,54 @@ class InputFile(click.File):
         return super().convert(value, param, ctx)
 
 
-_POS = click.IntRange(min=1)
-SPECS = {
-    # which model, where runs live
+def _click_type(field, spec):
+    typ, _ = kind(field)
+    if spec.choices is not None:
+        return click.Choice(spec.allowed())
+    bounds = dict(min=spec.min, max=spec.max, min_open=spec.min_open, max_open=spec.max_open)
+    if typ is int:
+        return click.IntRange(**bounds)
+    if typ is float:
+        return Finite(**bounds)
+    return str
+
+
+def field_option(cls, name, **changes):
+    """The click option of field ``name`` of the config dataclass ``cls``: its flags, type and
+    bounds, default (None where a rule chooses it, named in the help) and help."""
+    field, spec = specs(cls)[name]
+    flags = spec.flags or ("--" + name.replace("_", "-"),)
+    kw = dict(help=spec.help + (f" [default: {spec.auto}]" if spec.auto else ""), metavar=spec.metavar,
+              envvar=spec.envvar)
+    if kind(field)[0] is bool:
+        kw.update(is_flag=True, default=field.default)
+    else:
+        default = None if spec.auto else field.default
+        kw.update(type=_click_type(field, spec), default=default, show_default=default is not None)
+    return click.option(*flags, name, **{**kw, **changes})
+
+
+def fields_of(cls, *names, **changes):
+    """A decorator stacking field_option(cls, name, **changes.get(name, {})) for each name, in order."""
+    def decorate(f):
+        for name in reversed(names):
+            f = field_option(cls, name, **changes.get(name, {}))(f)
+        return f
+    return decorate
+
+
+SHARED = {
     "checkpoint": (("--checkpoint", "ckpt"), dict(
         default=None, metavar="PATH", type=click.Path(),  # a path: the shell completes it
         help="A checkpoint file or a run directory (its best) [default: the latest run].")),
-    "checkpoint_dir": (("--checkpoint-dir",), dict(
-        envvar="CHARRNN_CHECKPOINT_DIR", default="checkpoints", show_default=True,
-        help="Where runs live (env CHARRNN_CHECKPOINT_DIR).")),
-    "errors": (("--errors",), dict(
-        type=click.Choice(ERRORS), default="strict", show_default=True, help="What to do with invalid UTF-8.")),
     "json": (("--json", "as_json"), dict(is_flag=True, help="Print one JSON object.")),
-    "quiet": (("-q", "--quiet"), dict(is_flag=True, help="No progress on stderr.")),
-    # the text and the model
-    "level": (("--level",), dict(
-        type=click.Choice(LEVELS), show_default=True,
-        help="Tokens are Unicode characters, or words, punctuation and whitespace runs.")),
-    "max_vocab": (("--max-vocab",), dict(
-        type=_POS, help="Word level: keep the N most frequent tokens; the rest become an unknown token.")),
-    "cell": (("--cell",), dict(type=click.Choice(cells.KINDS), show_default=True, help="LSTM, GRU, or vanilla RNN.")),
-    "activation": (("--activation",), dict(
-        type=click.Choice(cells.ACTIVATIONS), show_default=True, help="Nonlinearity of --cell rnn.")),
-    "layers": (("--layers",), dict(type=_POS, show_default=True, help="Stacked recurrent layers.")),
-    "hidden": (("--hidden",), dict(type=_POS, show_default=True, help="Hidden units per layer.")),
-    "embed": (("--embed",), dict(type=click.IntRange(min=0), help="Embedding width; 0 = one-hot input.")),
-    "dropout": (("--dropout",), dict(
-        type=Finite(0, 1, max_open=True), show_default=True,
-        help="Inverted dropout on every layer's output during training.")),
-    "forget_bias": (("--forget-bias",), dict(
-        type=Finite(-10, 10), show_default=True, help="LSTM: the forget gate's initial bias.")),
-    "bidirectional": (("--bidirectional",), dict(
-        is_flag=True, help="Read each text both ways; the two final states decide.")),
-    # the recipe
-    "seq_len": (("--seq-len",), dict(
-        type=_POS, show_default=True, help="Window of truncated backpropagation through time.")),
-    "max_len": (("--max-len",), dict(type=_POS, show_default=True, help="Tokens kept from the start of each text.")),
-    "batch": (("--batch",), dict(type=_POS, show_default=True, help="Number of contiguous streams trained in parallel.")),
-    "optimizer": (("--optimizer",), dict(
-        type=click.Choice(optim.OPTIMIZERS), show_default=True,
-        help="SGD with momentum 0.9, Adam, RMSprop (alpha 0.95) or Adagrad.")),
-    "lr": (("--lr",), dict(type=Finite(min=0, min_open=True), show_default=True, help="Peak learning rate.")),
-    "lr_schedule": (("--lr-schedule",), dict(
-        type=click.Choice(optim.SCHEDULES), show_default=True,
-        help="cosine decays to 0 over the run; step halves it at 25, 50 and 75 %.")),
-    "warmup": (("--warmup",), dict(
-        type=click.IntRange(min=0), show_default=True, help="Steps of linear learning-rate warm-up.")),
-    "clip": (("--clip",), dict(
-        type=Finite(min=0), show_default=True, help="Clip the global gradient norm to this; 0 = off.")),
-    "clip_value": (("--clip-value",), dict(
-        type=Finite(min=0), help="Also clip each gradient element to [-F, F], as char-rnn does; 0 = off.")),
-    "steps": (("--steps",), dict(type=_POS, help="Total steps of the run (also when resuming).")),
-    "epochs": (("--epochs",), dict(
-        type=Finite(min=0, min_open=True), help="Stop after this many passes over the training text.")),
-    "minutes": (("--minutes",), dict(
-        type=Finite(min=0, min_open=True),
-        help="Stop after this long; with none of --steps/--epochs/--minutes: 10 minutes.")),
-    "val_frac": (("--val-frac",), dict(
-        type=Finite(0, 1, max_open=True), show_default=True,
-        help="The last fraction of the text, held out for validation.")),
-    "eval_every": (("--eval-every",), dict(type=_POS, show_default=True, help="Validate and checkpoint every N steps.")),
-    "seed": (("--seed",), dict(
-        type=click.IntRange(min=0), show_default=True,
-        help="Seeds the initialisation and the dropout masks: same seed, same model.")),
-    "threads": (("--threads",), dict(
-        type=_POS, default=None,
-        help="Workers splitting the batch (processes on Linux where they pay) [default: one per core, at most 4].")),
-    # the run
-    "name": (("--name",), dict(default=None, help="Run name [default: the corpus file's stem].")),
-    "resume": (("--resume",), dict(
-        default=None, is_flag=False, flag_value="", metavar="[PATH]", type=click.Path(),
-        help="Continue a run: from PATH, or from this run's latest checkpoint.")),
-    "force": (("--force",), dict(is_flag=True, help="Start over a run that exists, or resume on another corpus.")),
-    "log": (("--log", "log_path"), dict(
-        type=click.Path(dir_okay=False, writable=True), default=None,
-        help="Append one JSON object per step (and per evaluation) to FILE (see `charrnn plot`).")),
+    "quiet": (("-q", "--quiet"), dict(is_flag=True, help="Nothing on stderr but warnings and errors.")),
 }
-
-MODEL = ("level", "max_vocab", "cell", "activation", "layers", "hidden", "embed", "dropout", "forget_bias",
-         "bidirectional")
-RECIPE = ("batch", "optimizer", "lr", "lr_schedule", "warmup", "clip", "clip_value", "steps", "epochs", "minutes",
-          "val_frac", "eval_every")
-RUN = ("checkpoint_dir", "name", "force", "errors", "seed", "log", "quiet")
 
 
 def option(name, **changes):
-    """The click option ``name`` of SPECS, with ``changes`` to its keyword arguments."""
-    decls, kw = SPECS[name]
+    """The shared click option ``name`` of SHARED, with ``changes`` to its keyword arguments."""
+    decls, kw = SHARED[name]
     return click.option(*decls, **{**kw, **changes})
 
 
@@ -142,15 +102,9 @@ def options(*names, **changes):
     return decorate
 
 
-def training_options(names, recipe, model, **changes):
-    """``options(*names)`` with defaults from the recipe dataclass (TrainConfig or ClassifyConfig)
-    and the model defaults (LM_MODEL or CLASSIFY_MODEL), then ``changes``."""
-    merged = {}
-    for name in names:
-        kw = {}
-        if name in model:
-            kw["default"] = model[name]
-        elif hasattr(recipe, name):
-            kw["default"] = getattr(recipe, name)
-        merged[name] = {**kw, **changes.get(name, {})}
-    return options(*names, **merged)
+def given(ctx, values, *classes):
+    """The options of ``classes`` the user gave on the command line (or by an environment
+    variable), by name: what the library calls the same run with."""
+    names = {n for cls in classes for n in specs(cls)}
+    sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return {k: v for k, v in values.items() if k in names and ctx.get_parameter_source(k) in sources}

@@ -4,15 +4,17 @@ Each line is scored as the model would meet it in running text: after a line bre
 context) it predicts every character of the line and the line break that ends it, so
     total = log p(line + "\\n" | "\\n")   and   per_char = total / (characters predicted).
 A line with a character the model never saw cannot be scored: -inf (`sort -g` puts it first).
-A CRLF line is scored with its "\r\n" if the model knows "\r", else as if it ended in "\n", and is
-echoed without its "\r".
+Line breaks are read as everywhere (text/decode.lf): a CRLF line is its LF twin, scored alike
+and echoed without its "\r".
 """
 import math
 import sys
 
 import click
 
-from charrnn.cli.options import InputFile, options
+from charrnn.cli.options import InputFile, fields_of, options
+from charrnn.config.recipe import Recipe
+from charrnn.config.run import RunOptions
 from charrnn.errors import CharrnnError
 
 READ = 1 << 16  # bytes asked of the input at a time; whatever arrives is scored at once
@@ -21,7 +23,9 @@ MAX_LINES = 64  # lines scored side by side
 
 @click.command()
 @click.argument("file", type=InputFile(), default="-")
-@options("checkpoint", "checkpoint_dir", "errors")
+@options("checkpoint")
+@fields_of(RunOptions, "checkpoint_dir")
+@fields_of(Recipe, "errors")
 def score(file, ckpt, checkpoint_dir, errors):
     """Score each line of FILE (- or none: stdin): total_logprob TAB logprob_per_char TAB line.
 
@@ -31,11 +35,9 @@ def score(file, ckpt, checkpoint_dir, errors):
     \b
       charrnn score lines.txt | sort -g | head       # the 10 most surprising lines
     """
-    from charrnn import api
-    from charrnn.store import schema
+    from charrnn.api import load
 
-    path = schema.resolve(ckpt, checkpoint_dir)
-    m = api.Model(schema.load(path), path)
+    m = load(ckpt, checkpoint_dir, kind="lm")
     m.score_lines([])  # a model that cannot score lines says so before any input is read
     out = sys.stdout.buffer
     unscorable, first_bad, n = 0, None, 0

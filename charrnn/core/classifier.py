@@ -57,7 +57,7 @@ def backward(dlogits, cache, cfg, params):
     dx[lengths - 1, rows, :H] = dfeat[:, :H]
     if cfg.bidirectional:
         dx[0, :, H:] = dfeat[:, H:]
-    dx, _, g, _ = model.stack_backward(dx, cache.layers, cfg)
+    dx, _, g = model.stack_backward(dx, cache.layers, cfg)
     grads.update(g)
     if cfg.embed > 0:
         grads["embed.W"] = layers.embedding_backward(dx, ids, cfg.vocab_size)

@@ -43,7 +43,7 @@ def gradient_flow(params, cfg, ids, y, clip=0.0):
 
     # one backward gives both: dL/dh of every layer, and every parameter's gradient of
     # sum_b L_b (the mean's, which --clip sees, is 1/B of it)
-    grads, _, dH = model.backward(dlogits, cache, cfg, hidden=True)
+    grads, _, dH = model.hidden_grads(dlogits, cache, cfg)
     norms = np.empty((cfg.layers, T))  # (L,D)
     for l, d in enumerate(dH):
         n = np.linalg.norm(d, axis=2)  # (T,B)

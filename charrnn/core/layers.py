@@ -12,13 +12,14 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import cells
-from .cells import cell_backward, cell_forward
 
 
 class RecurrentCache(NamedTuple):
-    """The layer's input x (token ids or (T,B,D) floats), its Wx, and the cell's own cache."""
+    """The layer's input x (token ids or (T,B,D) floats), its Wx, its cell kind (a cells.Cell)
+    and the cell's own cache."""
     x: np.ndarray
     Wx: np.ndarray
+    kind: cells.Cell
     cell: NamedTuple
 
 
@@ -57,46 +58,41 @@ def embedding_backward(dx, ids, V):
 
 # --------------------------------------------------------------------------- recurrent layer
 
-def recurrent_forward(p, x, state, kind, act="tanh", limit=0):
-    """xp = x·Wx + b for all N rows at once, then the cell's time loop (limit: cells.py).
+def recurrent_forward(p, x, state, cfg, block_limit=0):
+    """xp = x·Wx + b for all N rows at once, then the cell's time loop (cfg.cell; block_limit:
+    core/products.py's column-block limit).
 
-    Any per-column scale the cell wants (cells.input_scale) is folded into Wx and b here.
+    Any per-column scale the cell wants (its input_scale) is folded into Wx and b here.
     ``x`` is (T,B,D) floats, or (T,B) token ids for a one-hot first layer, where
     x·Wx is the row gather Wx[id] (the rows of Wx act as the embedding).
     """
-    Wx = p["Wx"]
+    kind = cells.get(cfg.cell)
     one_hot = x.dtype.kind in "iu"
-    W, b = folded_input(p, kind, one_hot)
+    scale = kind.input_scale(p["Wh"].shape[0], p["Wx"].dtype) if kind.input_scale is not None else None
+    W, b = cells.folded_input(p, scale, one_hot)
     if one_hot:
         xp = embedding_forward(W, x)  # (T,B,G)
     else:
         T, B, D = x.shape
         xp = (x.reshape(T * B, D) @ W).reshape(T, B, -1)  # (T,B,G)
         xp += b
-    hs, state, cell_cache = cell_forward(kind, xp, state, p, act, limit)
-    return hs, state, RecurrentCache(x, Wx, cell_cache)
+    hs, state, cell_cache = kind.forward(xp, state, p, cfg, block_limit)
+    return hs, state, RecurrentCache(x, p["Wx"], kind, cell_cache)
 
 
-def folded_input(p, kind, one_hot):
-    """(W, b) giving the cell's xp as x·W + b with its input scale folded in (one pass fewer).
-
-    For one-hot input the bias rides along in W's rows, (Wx + b)[id] = Wx[id] + b, and b is
-    None. Used by the window forward and by model.Stepper, so both compute the same values.
-    """
-    scale = cells.input_scale(kind, p["Wh"].shape[0], p["Wx"].dtype)
-    if one_hot:
-        table = p["Wx"] + p["b"]  # (V,G) small
-        return (table if scale is None else table * scale), None
-    if scale is None:
-        return p["Wx"], p["b"]
-    return p["Wx"] * scale, p["b"] * scale
+def recurrent_backward(dhs, dstate, cache):
+    """Back through recurrent_forward: (dx, dstate0, grads); dx is None for token ids."""
+    dxp, dstate0, grads = cache.kind.backward(dhs, dstate, cache.cell)
+    dx, g = input_backward(dxp, cache.x, cache.Wx)
+    grads.update(g)
+    return dx, dstate0, grads
 
 
-def recurrent_backward(dhs, dstate, cache, hidden=False):
-    """(dx, dstate0, grads, dH): with ``hidden``, dH is dL/dh_t for every t (cells.hidden_grads,
-    for diagnostics), else None."""
-    dxp, dstate0, grads = cell_backward(dhs, dstate, cache.cell)
-    dH = cells.hidden_grads(dhs, dstate, dxp, cache.cell) if hidden else None
+def recurrent_hidden_grads(dhs, dstate, cache):
+    """(dx, dstate0, grads, dL/dh_t for every t): recurrent_backward and the cell's hidden
+    gradients, for diagnostics (core/gradflow.py)."""
+    dxp, dstate0, grads = cache.kind.backward(dhs, dstate, cache.cell)
+    dH = cache.kind.hidden_grads(dhs, dstate, dxp, cache.cell)
     dx, g = input_backward(dxp, cache.x, cache.Wx)
     grads.update(g)
     return dx, dstate0, grads, dH
@@ -117,7 +113,7 @@ def input_backward(dxp, x, Wx):
 
 # --------------------------------------------------------------------------- bidirectional
 
-def bidirectional_forward(p, x, state, kind, act="tanh", lengths=None, limit=0):
+def bidirectional_forward(p, x, state, cfg, lengths=None, block_limit=0):
     """out_t = [h→_t ; h←_t]: a forward pass and a pass over the time-reversed input.
 
     ``p`` holds two parameter dicts, p["fwd"] and p["bwd"]; ``state`` is (state_fwd, state_bwd).
@@ -126,8 +122,8 @@ def bidirectional_forward(p, x, state, kind, act="tanh", lengths=None, limit=0):
     h← starts at its last real token and the padding stays behind the real steps.
     """
     rev = reversal(x.shape[:2], lengths)
-    hf, sf, cf = recurrent_forward(p["fwd"], x, state[0], kind, act, limit)
-    hb, sb, cb = recurrent_forward(p["bwd"], rev(x), state[1], kind, act, limit)
+    hf, sf, cf = recurrent_forward(p["fwd"], x, state[0], cfg, block_limit)
+    hb, sb, cb = recurrent_forward(p["bwd"], rev(x), state[1], cfg, block_limit)
     out = np.concatenate([hf, rev(hb)], axis=-1)  # (T,B,2H)
     return out, (sf, sb), BidirectionalCache(cf, cb, hf.shape[-1], rev)
 
@@ -147,16 +143,14 @@ def reversal(shape, lengths=None):
     return lambda a: a[idx, cols]
 
 
-def bidirectional_backward(dout, dstate, cache, hidden=False):
-    """As recurrent_backward; dH is not measured through a bidirectional layer (always None)."""
-    if hidden:
-        raise ValueError("hidden-state gradients are measured for unidirectional layers only")
+def bidirectional_backward(dout, dstate, cache):
+    """As recurrent_backward, both directions; dx is None for token ids."""
     H, rev = cache.H, cache.rev
     dsf, dsb = dstate if dstate is not None else (None, None)
-    dxf, d0f, gf, _ = recurrent_backward(np.ascontiguousarray(dout[..., :H]), dsf, cache.fwd)
-    dxb, d0b, gb, _ = recurrent_backward(np.ascontiguousarray(rev(dout[..., H:])), dsb, cache.bwd)
+    dxf, d0f, gf = recurrent_backward(np.ascontiguousarray(dout[..., :H]), dsf, cache.fwd)
+    dxb, d0b, gb = recurrent_backward(np.ascontiguousarray(rev(dout[..., H:])), dsb, cache.bwd)
     dx = None if dxf is None else dxf + rev(dxb)
-    return dx, (d0f, d0b), {"fwd": gf, "bwd": gb}, None
+    return dx, (d0f, d0b), {"fwd": gf, "bwd": gb}
 
 
 # --------------------------------------------------------------------------- dropout

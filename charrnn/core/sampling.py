@@ -100,7 +100,7 @@ class Sampler:
         return distribution(self.logits, self.temp, self.top_k, self.top_p)
 
 
-def beam_search(params, cfg, prime, length, beam, limit=0):
+def beam_search(params, cfg, prime, length, beam, block_limit=0):
     """The most likely continuation of ``length`` tokens after ``prime`` (log-prob summed).
 
     Keeps the ``beam`` best partial continuations, each with its own recurrent state;
@@ -116,7 +116,7 @@ def beam_search(params, cfg, prime, length, beam, limit=0):
     first = np.argsort(-logp, kind="stable")[:K]
     seqs = [[int(t)] for t in first]
     scores = logp[first]  # (K,)
-    bs = model.Stepper(params, cfg, B=beam, state=[tuple(a[:beam] for a in s) for s in states], limit=limit)
+    bs = model.Stepper(params, cfg, B=beam, state=[tuple(a[:beam] for a in s) for s in states], block_limit=block_limit)
     for s in bs.state:
         for a in s:
             a[K:] = 0

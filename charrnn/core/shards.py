@@ -115,7 +115,7 @@ def streams(B, first, last):
     return cuts[first][0], cuts[last - 1][1]
 
 
-def shard_range(params, cfg, x, y, state, masks, first, last, scale, weights=None, limit=0, B=None):
+def shard_range(params, cfg, x, y, state, masks, first, last, scale, weights=None, block_limit=0, B=None):
     """Shards [first, last) of a window of B streams, one after another: a Part. x, y, state,
     masks and weights hold all B streams, or (a worker process's) only those of these shards.
     ``scale`` is 1/Σw over the whole window (1/(T·B) without weights), so the shards'
@@ -128,7 +128,7 @@ def shard_range(params, cfg, x, y, state, masks, first, last, scale, weights=Non
         w = None if weights is None else weights[:, lo:hi]
         sub = [tuple(a[lo:hi] for a in layer) for layer in state]
         m = None if masks is None else [mask[:, lo:hi] for mask in masks]
-        logits, new_state, cache = model.forward(params, cfg, x[:, lo:hi], sub, m, limit)
+        logits, new_state, cache = model.forward(params, cfg, x[:, lo:hi], sub, m, block_limit)
         nll, dlogits = layers.nll_and_grad(logits, y[:, lo:hi], w, scale)
         grads, _ = model.backward(dlogits, cache, cfg)
         nlls.append(nll)
@@ -173,13 +173,13 @@ def window_scale(T, B, weights=None):
     return 1.0 / (T * B if weights is None else float(np.asarray(weights, dtype=np.float64).sum()))
 
 
-def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1, weights=None, limit=0, shards=None):
+def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1, weights=None, block_limit=0, shards=None):
     """One truncated-BPTT window: the mean loss over all T·B positions, the gradients, the
     final carried state (the caller carries it into the next window without gradient).
 
     workers > 1 splits the shards between threads (one BLAS thread each works best): the
     result is the same bit for bit. weights: optional (T,B) per-position loss weights.
-    limit: core/products.py's column-block limit. shards: (first, last), only those shards
+    block_limit: core/products.py's column-block limit. shards: (first, last), only those shards
     (one MPI rank's share, training/distributed.py), returned as a Part to ``combine`` with
     the other ranks'. The dropout masks are drawn for the whole window either way, so the
     Generator advances alike on every rank and each rank's slice of them is the single
@@ -190,7 +190,7 @@ def loss_and_grads(params, cfg, x, y, state, rng=None, workers=1, weights=None, 
     n, scale = len(bounds(B)), window_scale(T, B, weights)
     first, last = shards or (0, n)
     runs = split(first, last, workers)
-    parts = thread_map(lambda r: shard_range(params, cfg, x, y, state, masks, *r, scale, weights, limit), runs)
+    parts = thread_map(lambda r: shard_range(params, cfg, x, y, state, masks, *r, scale, weights, block_limit), runs)
     if shards is not None:
         return joined(parts, n)
     return combine(parts, n, scale, workers)

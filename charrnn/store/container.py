@@ -31,7 +31,6 @@ Run directories (latest, best and periodic files, the lock) are store/rundir.py.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import re
@@ -44,7 +43,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from charrnn.errors import CheckpointError
-from charrnn.store import atomic
+from charrnn.store import atomic, legacy
+from charrnn.store.reading import MAGIC, canonical_json, check_checksum, decode_array, is_size, shape_problem, strict_json
 
 FORMAT = "charrnn"
 FORMAT_VERSION = 2
@@ -54,20 +54,12 @@ MAX_HEADER = 32 << 20  # a 60k-word vocabulary is ~1 MB of header; parsing JSON 
 DTYPES = {"F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8", "U32": "<u4", "U64": "<u8", "U8": "|u1",
           "BOOL": "|b1"}
 CODES = {v: k for k, v in DTYPES.items()}
-MAGIC = b"CHARRNN\x00"  # format 1's first bytes
 
 _N = struct.Struct("<Q")
 _META_KEYS = frozenset({"format", "version", "manifest", "sha256"})
 _ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_MAX_NDIM = 32
-_MAX_ELEMENTS = 2**48  # bound on the non-zero dims, so even empty arrays stay sane
 _TEMP_SUFFIX = ".ckpt.part"
-
-
-def canonical_json(obj: Any) -> bytes:
-    """The one JSON encoding of headers and manifests, and of what the checksum covers."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def _padded(head: bytes) -> bytes:
@@ -204,7 +196,6 @@ def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     try:
         data = _read_file(name)
         if data.startswith(MAGIC):
-            from charrnn.store import legacy
             return legacy.decode(name, data)
         return _decode(name, data)
     except CheckpointError:
@@ -225,7 +216,6 @@ def read_meta(path: str | os.PathLike) -> dict:
             size = os.fstat(f.fileno()).st_size
             first = f.read(_N.size)
             if first == MAGIC:
-                from charrnn.store import legacy
                 f.seek(0)
                 return legacy.read_meta(name, f, size)
             n = _header_length(name, first, size)
@@ -268,7 +258,7 @@ def _decode(path: str, data: bytes) -> tuple[dict[str, np.ndarray], dict]:
         raise _damaged(path, "not in canonical form")
     _check_checksum(path, header, view[start:])
     meta = _parse_manifest(path, header["__metadata__"]["manifest"])
-    arrays = {name: _decode_array(path, name, dtype, shape, view[start + s:start + e])
+    arrays = {name: decode_array(path, name, dtype, shape, view[start + s:start + e])
               for name, dtype, shape, s, e in layout}
     return arrays, meta
 
@@ -292,27 +282,10 @@ def _header_length(path: str, first: bytes, size: int) -> int:
     return n
 
 
-def _no_duplicates(pairs: list) -> dict:
-    d = {}
-    for k, v in pairs:
-        if k in d:
-            raise ValueError(f"duplicate key {k!r}")
-        d[k] = v
-    return d
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"non-finite number {name}")
-
-
-def _strict_json(text: str) -> Any:
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-
-
 def _parse_header(path: str, body: bytes) -> dict:
     """The header's JSON object with its __metadata__ checked (the entries are _check_layout's)."""
     try:
-        header = _strict_json(body.decode("ascii"))
+        header = strict_json(body.decode("ascii"))
     except UnicodeDecodeError:
         raise CheckpointError(f"{path}: not a charrnn checkpoint (its header is not ASCII JSON)") from None
     except (ValueError, RecursionError):
@@ -347,11 +320,9 @@ def _check_layout(path: str, header: dict, data_size: int) -> list[tuple]:
         code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if not isinstance(code, str) or code not in DTYPES:
             raise _damaged(path, f"array {short!r} has disallowed dtype {str(code)[:20]!r}")
-        if not isinstance(shape, list) or len(shape) > _MAX_NDIM or not all(_is_size(d) for d in shape):
-            raise _damaged(path, f"array {short!r} shape is not a list of non-negative integers")
-        if math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS:
-            raise _damaged(path, f"array {short!r} declares an impossibly large shape")
-        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_size(o) for o in offsets):
+        if shape_problem(shape):
+            raise _damaged(path, f"array {short!r} {shape_problem(shape)}")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(is_size(o) for o in offsets):
             raise _damaged(path, f"array {short!r} data_offsets are not two non-negative integers")
         dtype = DTYPES[code]
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
@@ -371,21 +342,14 @@ def _check_layout(path: str, header: dict, data_size: int) -> list[tuple]:
     return layout
 
 
-def _is_size(value: Any) -> bool:
-    return type(value) is int and value >= 0  # JSON true/false are bools, not sizes
-
-
 def _check_checksum(path: str, header: dict, data: memoryview) -> None:
     body = dict(header, __metadata__={k: v for k, v in header["__metadata__"].items() if k != "sha256"})
-    hasher = hashlib.sha256(canonical_json(body))
-    hasher.update(data)
-    if hasher.hexdigest() != header["__metadata__"]["sha256"]:
-        raise CheckpointError(f"{path}: checksum mismatch, the file is damaged")
+    check_checksum(path, body, data, header["__metadata__"]["sha256"])
 
 
 def _parse_manifest(path: str, text: str) -> dict:
     try:
-        meta = _strict_json(text)
+        meta = strict_json(text)
     except (ValueError, RecursionError):
         raise _damaged(path, "the manifest is not valid JSON") from None
     if not isinstance(meta, dict):
@@ -393,9 +357,3 @@ def _parse_manifest(path: str, text: str) -> dict:
     if canonical_json(meta).decode("ascii") != text:
         raise _damaged(path, "the manifest is not in canonical form")
     return meta
-
-
-def _decode_array(path: str, name: str, dtype: str, shape: tuple, raw: memoryview) -> np.ndarray:
-    if dtype == "|b1" and len(raw) and np.frombuffer(raw, dtype=np.uint8).max() > 1:
-        raise CheckpointError(f"{path}: damaged checkpoint (array {name[:60]!r} has invalid booleans)")
-    return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()

@@ -26,9 +26,6 @@ module can unpickle.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import re
 import struct
 from typing import Any, BinaryIO
@@ -36,9 +33,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from charrnn.errors import CheckpointError
-from charrnn.store.container import canonical_json
+from charrnn.store.reading import MAGIC, canonical_json, check_checksum, decode_array, shape_problem, strict_json
 
-MAGIC = b"CHARRNN\x00"
 FORMAT_VERSION = 1
 ALIGN = 64
 ALLOWED_DTYPES = frozenset({"<f4", "<f8", "<i4", "<i8", "<u4", "<u8", "|u1", "|b1"})
@@ -47,8 +43,6 @@ _HEADER = struct.Struct("<8sIQ")
 _MANIFEST_KEYS = frozenset({"format", "arrays", "meta", "sha256"})
 _ARRAY_KEYS = frozenset({"dtype", "shape", "offset", "nbytes"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_MAX_NDIM = 32
-_MAX_ELEMENTS = 2**48  # bound on the non-zero dims, so even empty arrays stay sane
 
 
 def _align(n: int) -> int:
@@ -77,10 +71,11 @@ def decode(path: str, data: bytes) -> tuple[dict[str, np.ndarray], dict]:
     version, manifest_bytes, payload = _split(path, view)
     manifest = _parse_manifest(path, manifest_bytes, version)
     layout = _check_layout(path, manifest["arrays"], len(payload))
-    _check_checksum(path, manifest, payload)
+    check_checksum(path, {k: v for k, v in manifest.items() if k != "sha256"}, payload, manifest["sha256"])
     if canonical_json(manifest) != manifest_bytes:
         raise _damaged(path, "not in canonical form")
-    arrays = {entry[0]: _decode_array(path, entry, payload) for entry in layout}
+    arrays = {name: decode_array(path, name, dtype, shape, payload[offset:offset + nbytes])
+              for name, dtype, shape, offset, nbytes in layout}
     return arrays, manifest["meta"]
 
 
@@ -116,13 +111,9 @@ def _parse_header(path: str, head: bytes, size: int) -> tuple[int, int]:
     return version, length
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"non-finite number {name}")
-
-
 def _parse_manifest(path: str, raw: bytes, version: int) -> dict:
     try:
-        manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        manifest = strict_json(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise _damaged(path, "not UTF-8") from None
     except (ValueError, RecursionError):
@@ -174,36 +165,14 @@ def _check_entry(path: str, name: str, entry: Any) -> tuple[str, tuple, int, int
     offset, nbytes = entry["offset"], entry["nbytes"]
     if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
         raise _damaged(path, f"array {name!r} has disallowed dtype {dtype!r}")
-    if (
-        not isinstance(shape, list)
-        or len(shape) > _MAX_NDIM
-        or not all(_is_int(d) and d >= 0 for d in shape)
-    ):
-        raise _damaged(path, f"array {name!r} shape is not a list of non-negative integers")
+    if shape_problem(shape):
+        raise _damaged(path, f"array {name!r} {shape_problem(shape)}")
     for key, value in (("offset", offset), ("nbytes", nbytes)):
         if not _is_int(value) or value < 0:
             raise _damaged(path, f"array {name!r} {key} is not a non-negative integer")
     if offset % ALIGN:
         raise _damaged(path, f"array {name!r} offset {offset} is not {ALIGN}-byte aligned")
-    if math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS:
-        raise _damaged(path, f"array {name!r} declares an impossibly large shape")
-    expected = math.prod(shape) * np.dtype(dtype).itemsize
+    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if nbytes != expected:
         raise _damaged(path, f"array {name!r} nbytes {nbytes} does not match its shape")
     return dtype, tuple(shape), offset, nbytes
-
-
-def _check_checksum(path: str, manifest: dict, payload: memoryview) -> None:
-    body = {key: value for key, value in manifest.items() if key != "sha256"}
-    hasher = hashlib.sha256(canonical_json(body))
-    hasher.update(payload)
-    if hasher.hexdigest() != manifest["sha256"]:
-        raise CheckpointError(f"{path}: checksum mismatch, the file is damaged")
-
-
-def _decode_array(path: str, entry: tuple, payload: memoryview) -> np.ndarray:
-    name, dtype, shape, offset, nbytes = entry
-    raw = payload[offset : offset + nbytes]
-    if dtype == "|b1" and nbytes and np.frombuffer(raw, dtype=np.uint8).max() > 1:
-        raise CheckpointError(f"{path}: damaged checkpoint (array {name!r} has invalid booleans)")
-    return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()

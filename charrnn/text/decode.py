@@ -10,10 +10,10 @@ the same, and `--stop $'\n\n'` finds its blank line in both (a lone "\r" stays).
 """
 import codecs
 
+from charrnn.config.recipe import ERRORS
 from charrnn.errors import BadBytes
 
 BOM = b"\xef\xbb\xbf"
-ERRORS = ("strict", "replace")
 NUL_ADVICE = ": this looks like a binary file, not text"
 UTF16_ADVICE = (": this looks like UTF-16 text; convert it to UTF-8 first, e.g. iconv -f UTF-16 -t UTF-8 FILE > "
                 "FILE.utf8")
@@ -119,9 +119,9 @@ def decode_bytes(data: bytes, errors: str = "strict", *, name: str | None = None
         except UnicodeDecodeError as err:
             raise BadBytes("invalid UTF-8", start + err.start, UTF8_ADVICE) from None
     except BadBytes as e:
-        located = e if name is None else e.at(name)
-        if e.advice == UTF8_ADVICE and not errors_option:  # a command without --errors: not that advice
-            located = located.with_advice(CONVERT_ADVICE)
+        # a command without --errors is not advised to use it; then the advice names the file
+        located = e.with_advice(CONVERT_ADVICE) if e.advice == UTF8_ADVICE and not errors_option else e
+        located = located if name is None else located.at(name)
         if located is e:
             raise
         raise located from None

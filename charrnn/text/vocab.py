@@ -20,9 +20,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from charrnn.errors import CorpusError, UsageError
+from charrnn.config.recipe import LEVELS
+from charrnn.errors import CorpusError
 
-LEVELS = ("char", "word")
 UNK_TOKEN = "\ufffd"
 
 _WORD_RE = re.compile(r"\w+|\s+|.", re.DOTALL)
@@ -101,9 +101,10 @@ def char_vocab(cps: Iterable[int] | np.ndarray) -> "Vocab":
 
 
 def check_max_vocab(level: str, max_vocab: int | None) -> None:
-    """A usage error for a vocabulary limit at character level, which keeps every character."""
+    """A vocabulary limit belongs to the word level (a character-level vocabulary keeps every
+    character): a ValueError here, a caller's bug; users meet config.recipe's check first."""
     if level == "char" and max_vocab is not None:
-        raise UsageError("--max-vocab applies to --level word only (a character-level model keeps every character)")
+        raise ValueError("max_vocab applies to the word level only")
 
 
 def build_vocab(text: str, level: str, max_vocab: int | None = None) -> "Vocab":
@@ -145,6 +146,10 @@ class Vocab:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        """Whether ``token`` is one of the vocabulary's (not read as the unknown token)."""
+        return token in self._index
 
     # -- encoding
 

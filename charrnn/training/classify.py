@@ -1,15 +1,21 @@
-"""What one step of a sequence classifier's training is: a batch of labelled texts.
+"""`charrnn classify train`: a run prepared from label<TAB>text lines, and what one step of it
+is, a batch of labelled texts.
 
-The task training/loop.py runs for `charrnn classify train`. Each epoch visits the training
-lines in a fresh order (from the run's Generator); a batch is padded to its longest
-sequence. The best checkpoint has the highest validation accuracy, then the lowest loss.
+The task training/loop.py runs. Each epoch visits the training lines in a fresh order (from
+the run's Generator); a batch is padded to its longest sequence. The best checkpoint has the
+highest validation accuracy, then the lowest loss.
 """
 import math
+import os
+from dataclasses import dataclass, fields
 
 import numpy as np
 
+from charrnn.checkpoint.schema import Checkpoint
+from charrnn.config.model import CLASSIFY_MODEL, ModelConfig
+from charrnn.config.recipe import ClassifyConfig
 from charrnn.core import classifier, model, optim
-from charrnn.store.schema import Checkpoint
+from charrnn.store.rundir import RunDir
 
 VAL_BATCH = 256
 
@@ -105,3 +111,50 @@ def predict(params, cfg, seqs, batch=VAL_BATCH):
         part = order[i:i + batch]
         out[part] = classifier.predict_proba(params, cfg, *classifier.pad([seqs[j] for j in part]))
     return out
+
+
+# --------------------------------------------------------------------------- a run
+
+@dataclass
+class PreparedClassifier:
+    """What a classifier run needs: its directory, the split data (train ids, train labels,
+    validation ids, validation labels), the configs, the label names and the vocabulary."""
+
+    run: RunDir
+    data: tuple
+    mcfg: ModelConfig
+    ccfg: ClassifyConfig
+    names: list
+    vocab: object
+    force: bool = False
+
+
+def prepare(options, run, data, name, notify=lambda line: None):
+    """From `charrnn classify train`'s options given (ModelConfig and ClassifyConfig fields, by
+    name), its RunOptions, and the bytes of its label<TAB>text file called ``name``."""
+    from charrnn.text import labeled
+    from charrnn.training import machine
+    from charrnn.training.prepare import model_config, refuse_ignored
+    from charrnn.training.resume import checked_run_name
+    refuse_ignored(options, set(options), CLASSIFY_MODEL)
+    ccfg = ClassifyConfig(**{f.name: options[f.name] for f in fields(ClassifyConfig) if f.name in options})
+    labels, texts = labeled.parse_tsv(data, ccfg.errors, name)
+    names, y = labeled.label_index(labels)
+    vocab = labeled.vocab_for(texts, ccfg.level, ccfg.max_vocab)
+    seqs = [labeled.encode(vocab, t, ccfg.max_len)[0] for t in texts]
+    tr, va = labeled.split(len(seqs), ccfg.val_frac, np.random.default_rng([ccfg.seed, 1]))
+    mcfg = model_config({**options, "labels": len(names)}, len(vocab), ccfg.level, CLASSIFY_MODEL, "classify")
+    rundir = RunDir(os.path.join(run.checkpoint_dir, checked_run_name(run.name, ["-" if name == "<stdin>" else name])))
+    machine.check_memory(mcfg, ccfg.batch, max(len(s) for s in seqs), ccfg.optimizer, 1, notify)
+    split = ([seqs[i] for i in tr], y[tr], [seqs[i] for i in va], y[va])
+    return PreparedClassifier(rundir, split, mcfg, ccfg, names, vocab, run.force)
+
+
+def run(p, reporter=None, log=None, stop=None):
+    """Train a PreparedClassifier run under its lock; the loop's summary."""
+    from charrnn.training.loop import Loop
+    from charrnn.training.prepare import claim
+    with p.run.lock():
+        claim(p.run, True, p.force, resumable=False)
+        task = ClassifierTask(p.data, p.mcfg, p.ccfg, p.names, p.vocab)
+        return Loop(task, p.ccfg, p.run, reporter, log, stop).run()

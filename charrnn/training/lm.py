@@ -12,10 +12,10 @@ from charrnn import blas
 from charrnn.analysis import likelihood
 from charrnn.core import model, optim, shards
 from charrnn.core.sampling import Sampler, start_token
-from charrnn.store.schema import Checkpoint
+from charrnn.checkpoint.schema import Checkpoint
 from charrnn.text.windows import Streams, split_train_val
 from charrnn.training import workers
-from charrnn.training.config import cores
+from charrnn.training.machine import cores
 from charrnn.training.loop import StepFailed
 
 MAX_VAL_TOKENS = 1 << 20  # validation reads at most the first 1,048,576 tokens of its split
@@ -25,11 +25,11 @@ DEFAULT_EVAL_EVERY = 200
 
 class LanguageModelTask:
     """``corpus`` (text.corpus.Corpus) learned by a model of ``mcfg`` under the recipe ``tcfg``
-    (a TrainConfig), from scratch or from the Checkpoint ``resume``; ``limit`` is
-    core/products.py's block limit for this BLAS."""
+    (a TrainConfig), from scratch or from the Checkpoint ``resume``; ``block_limit``
+    is core/products.py's column-block limit for this BLAS."""
 
-    def __init__(self, corpus, mcfg, tcfg, resume=None, limit=0, paths=(), world=None):
-        self.corpus, self.mcfg, self.tcfg, self.limit = corpus, mcfg, tcfg, limit
+    def __init__(self, corpus, mcfg, tcfg, resume=None, block_limit=0, paths=(), world=None):
+        self.corpus, self.mcfg, self.tcfg, self.block_limit = corpus, mcfg, tcfg, block_limit
         self.world = world  # training/distributed.World: this rank's share of each window, or None
         self.paths = list(paths)  # the corpus files, recorded so that --resume alone finds them
         train_tok, self.val_tok = split_train_val(corpus.tokens, tcfg.val_frac)
@@ -68,7 +68,7 @@ class LanguageModelTask:
         n = min(self.tcfg.threads, len(shards.bounds(self.tcfg.batch)))  # a worker without a shard would idle
         # forked worker processes beside MPI are not safe (its transports hold shared memory)
         if self.world is None and workers.worth_it(self.mcfg, self.tcfg.batch, n):
-            self.pool = workers.Workers(self.params, self.mcfg, n, self.tcfg.batch, self.limit)
+            self.pool = workers.Workers(self.params, self.mcfg, n, self.tcfg.batch, self.block_limit)
             self.params = self.pool.params  # shared: the optimizer's in-place update reaches every worker
         return self
 
@@ -87,7 +87,7 @@ class LanguageModelTask:
             return (*self.shard_step(x, y, rng), x.size)
         if self.pool is None:
             loss, grads, self.new_state = shards.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng,
-                                                                workers=self.threads, limit=self.limit)
+                                                                workers=self.threads, block_limit=self.block_limit)
             return loss, grads, x.size
         before = self.rng.bit_generator.state
         try:
@@ -101,7 +101,7 @@ class LanguageModelTask:
         """This rank's run of the window's shards (core/shards.py), split between its threads;
         then every rank's, combined (training/distributed.py)."""
         part = shards.loss_and_grads(self.params, self.mcfg, x, y, self.state, rng, workers=self.threads,
-                                     limit=self.limit, shards=self.world.shards(x.shape[1]))
+                                     block_limit=self.block_limit, shards=self.world.shards(x.shape[1]))
         loss, grads, self.new_state = self.world.combine(part, *x.shape)
         return loss, grads
 
@@ -114,7 +114,7 @@ class LanguageModelTask:
         split, one window of the training text scores the parameters about to be saved."""
         if len(self.val_tok) >= 2:
             nll, n = likelihood.stream_nll(self.params, self.mcfg, self.val_tok, self.tcfg.batch, self.tcfg.seq_len,
-                                           MAX_VAL_TOKENS, workers=self.tcfg.threads, limit=self.limit)
+                                           MAX_VAL_TOKENS, workers=self.tcfg.threads, block_limit=self.block_limit)
             if n:
                 val = nll / n
                 return {"val_loss": val, "val_bpc": nll / (self.chars_of_val(n) * math.log(2))}, val

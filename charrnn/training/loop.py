@@ -43,7 +43,7 @@ import numpy as np
 from charrnn import blas
 from charrnn.core import optim
 from charrnn.errors import CharrnnError
-from charrnn.store import schema
+from charrnn.checkpoint import schema
 
 MEAN_OF = 20  # the training loss shown beside each step's own: the mean of the last MEAN_OF steps
 EVALS_PER_RUN = 5  # a time-limited run that lets time decide validates at least this often

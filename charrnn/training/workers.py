@@ -52,7 +52,7 @@ _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # a terminal's to the
 
 def worth_it(cfg, batch, n):
     """Whether `train --threads n` should run its workers as processes."""
-    return n > 1 and available() and shards.size(batch) * cells.GATES[cfg.cell] * cfg.hidden <= MAX_BLOCK
+    return n > 1 and available() and shards.size(batch) * cells.get(cfg.cell).gates * cfg.hidden <= MAX_BLOCK
 
 
 def _layout(params):
@@ -81,8 +81,8 @@ class Workers:
     does) and every worker sees the update.
     """
 
-    def __init__(self, params, cfg, n, B, limit=0):
-        self.cfg, self.B, self.limit = cfg, B, limit
+    def __init__(self, params, cfg, n, B, block_limit=0):
+        self.cfg, self.B, self.block_limit = cfg, B, block_limit
         self.n_shards = len(shards.bounds(B))
         self.runs = shards.split(0, self.n_shards, n)
         self.n = len(self.runs)
@@ -105,7 +105,7 @@ class Workers:
             for i, run in enumerate(self.runs[1:], start=1):
                 mine, theirs = ctx.Pipe()
                 p = ctx.Process(target=_serve, args=(theirs, self._conns + [mine], parent, self.params,
-                                                     self._nodes[i - 1], cfg, run, limit), daemon=True,
+                                                     self._nodes[i - 1], cfg, run, block_limit), daemon=True,
                                 name=f"charrnn-worker-{i}")
                 p.start()
                 theirs.close()
@@ -115,7 +115,7 @@ class Workers:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def loss_and_grads(self, x, y, state, rng=None):
-        """As shards.loss_and_grads(self.params, cfg, x, y, state, rng, workers=n, limit=limit).
+        """As shards.loss_and_grads(self.params, cfg, x, y, state, rng, workers=n, block_limit=block_limit).
 
         A run that fails in a worker raises WorkerError after every worker has answered, so
         the pool stays in step; a worker that died leaves the pool broken for good."""
@@ -139,7 +139,7 @@ class Workers:
                 raise self._died(sent + 1) from None
             sent += 1
         try:  # its own run
-            parts = [shards.shard_range(self.params, cfg, x, y, state, masks, *self.runs[0], scale, limit=self.limit)]
+            parts = [shards.shard_range(self.params, cfg, x, y, state, masks, *self.runs[0], scale, block_limit=self.block_limit)]
         except BaseException:
             self._collect(sent)  # their replies must not be read as the next window's
             raise
@@ -192,17 +192,17 @@ class Workers:
         self.close()
 
 
-def _serve(conn, parent_ends, parent, params, nodes, cfg, run, limit):
+def _serve(conn, parent_ends, parent, params, nodes, cfg, run, block_limit):
     """A worker's life: it leaves by os._exit, so buffers it inherited from the trainer (stderr,
     the --log file) are never flushed a second time, and no lock a trainer thread held at the
     fork can stall its exit."""
     try:
-        _work(conn, parent_ends, parent, params, nodes, cfg, run, limit)
+        _work(conn, parent_ends, parent, params, nodes, cfg, run, block_limit)
     finally:
         os._exit(0)
 
 
-def _work(conn, parent_ends, parent, params, nodes, cfg, run, limit):
+def _work(conn, parent_ends, parent, params, nodes, cfg, run, block_limit):
     """A window in, its run of shards computed: the nodes' gradients into shared memory, the
     losses, the nodes' places in the tree and the states out, until told to stop."""
     for c in parent_ends:  # the trainer's ends, inherited by the fork: a dead trainer must mean EOF here
@@ -226,7 +226,7 @@ def _work(conn, parent_ends, parent, params, nodes, cfg, run, limit):
                 return
             try:
                 x, y, state, masks, scale, B = job
-                part = shards.shard_range(params, cfg, x, y, state, masks, *run, scale, limit=limit, B=B)
+                part = shards.shard_range(params, cfg, x, y, state, masks, *run, scale, block_limit=block_limit, B=B)
                 for (_, _, g), shared in zip(part.nodes, nodes):
                     for k, v in g.items():
                         shared[k][...] = v

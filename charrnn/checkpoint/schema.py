@@ -1,7 +1,7 @@
 """What a checkpoint holds: the one declaration of its fields, and their validation on load.
 
 store/container.py is the file (arrays + a JSON manifest, atomic, checksummed); this module is
-the schema inside it. ``Checkpoint`` declares every field; ``pack`` turns one into the
+the schema inside it (checkpoint/find.py chooses which file a command reads). ``Checkpoint`` declares every field; ``pack`` turns one into the
 container's (arrays, meta) and ``load`` turns those back, checking every field before use:
 
     arrays  param/<key>        model parameters (keys as in core.model)
@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from charrnn import __version__
+from charrnn.config.model import ModelConfig
+from charrnn.config.recipe import ClassifyConfig, TrainConfig
 from charrnn.core import cells, optim
-from charrnn.core.model import ModelConfig
+from charrnn.core.model import param_shapes
 from charrnn.errors import CheckpointError
-from charrnn.store import container, rundir
+from charrnn.store import container
 from charrnn.text.vocab import Vocab
-from charrnn.training.config import ClassifyConfig, TrainConfig
 
 KINDS = ("lm", "classifier")
 
@@ -55,25 +56,6 @@ class Checkpoint:
     # a classifier's
     classify: ClassifyConfig | None = None
     labels: list | None = None  # the K label names
-
-
-def param_shapes(cfg):
-    """Every parameter's shape for ``cfg``, without allocating the parameters."""
-    V, E, H, G = cfg.vocab_size, cfg.embed, cfg.hidden, cells.GATES[cfg.cell] * cfg.hidden
-    shapes = {}
-    if E > 0:
-        shapes["embed.W"] = (V, E)
-    D = E if E > 0 else V
-    for l in range(cfg.layers):
-        for d in (("fwd.", "bwd.") if cfg.bidirectional else ("",)):
-            pre = f"layers.{l}.{d}"
-            shapes.update({pre + "Wx": (D, G), pre + "Wh": (H, G), pre + "b": (G,)})
-            if cfg.cell == "gru":
-                shapes[pre + "bh"] = (H,)
-        D = cfg.out_width
-    shapes["out.V"] = (cfg.out_width, cfg.out_size)
-    shapes["out.c"] = (cfg.out_size,)
-    return shapes
 
 
 # --------------------------------------------------------------------------- writing
@@ -107,26 +89,7 @@ def _finite(x):
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-# --------------------------------------------------------------------------- choosing and reading
-
-def resolve(path, checkpoint_dir, kind="lm"):
-    """The checkpoint a command reads (rundir.resolve_checkpoint), where no path means the most
-    recent run holding a model of this kind ("lm", "classifier", None for either): a classifier
-    trained last does not hide the language model trained before it."""
-    def accept(p):
-        try:
-            meta = container.read_meta(p)  # the manifest only: the chosen file is loaded in full later
-        except CheckpointError:
-            return True  # load() then says what is wrong with it
-        return (meta.get("kind") == "classifier") == (kind == "classifier")
-
-    if kind is None:
-        return rundir.resolve_checkpoint(path, checkpoint_dir)
-    if kind == "classifier":
-        return rundir.resolve_checkpoint(path, checkpoint_dir, accept, "sequence classifier",
-                                         "charrnn classify train DATA.tsv")
-    return rundir.resolve_checkpoint(path, checkpoint_dir, accept, "language model")
-
+# --------------------------------------------------------------------------- reading
 
 def load(path, kind="lm"):
     """A validated Checkpoint, or CheckpointError naming what is wrong.
@@ -154,8 +117,7 @@ def _validate(arrays, meta):
         raise ValueError("missing format tag")
     if not isinstance(meta.get("model"), dict):
         raise ValueError("model config missing")
-    _check_types("model", meta["model"], _MODEL_TYPES)
-    cfg = ModelConfig.from_json(meta["model"])
+    cfg = _config("model", meta["model"], ModelConfig)
     kind = meta.get("kind", "classifier" if cfg.labels else "lm")
     if kind not in KINDS or (kind == "classifier") != bool(cfg.labels):
         raise ValueError(f"kind {kind!r} does not match a model with {cfg.labels} labels")
@@ -175,10 +137,8 @@ def _validate(arrays, meta):
     vocab = Vocab.from_json(meta["vocab"])
     if len(vocab) != cfg.vocab_size:
         raise ValueError(f"vocabulary has {len(vocab)} tokens, model expects {cfg.vocab_size}")
-    train = _config("train", meta.get("train"), TrainConfig, _TRAIN_TYPES)
-    if train is not None and (train.optimizer not in optim.OPTIMIZERS or train.lr_schedule not in optim.SCHEDULES):
-        raise ValueError(f"unknown optimizer {train.optimizer!r} or schedule {train.lr_schedule!r}")
-    classify = _config("classify", meta.get("classify"), ClassifyConfig, _CLASSIFY_TYPES)
+    train = _config("train", meta.get("train"), TrainConfig)
+    classify = _config("classify", meta.get("classify"), ClassifyConfig)
     step, epoch, position, saved_at, metrics, corpus = _check_meta(meta)
     expected = param_shapes(cfg)
     params, opt_state, state = {}, {}, {}
@@ -210,13 +170,14 @@ def _validate(arrays, meta):
                       classify=classify, labels=labels, elapsed=_elapsed(meta))
 
 
-def _config(what, d, cls, types):
+def _config(what, d, cls):
+    """The recorded recipe, through its dataclass's own checks (config/fields.py: types, bounds)."""
     if d is None:
         return None
-    if not isinstance(d, dict):
-        raise ValueError(f"{what} config is not an object")
-    _check_types(what, d, types)
-    return cls.from_json(d)
+    try:
+        return cls.from_json(d)
+    except ValueError as e:
+        raise ValueError(f"{what} config: {e}") from None
 
 
 def _check_opt_state(opt_state, expected, train):
@@ -241,7 +202,7 @@ def _check_opt_state(opt_state, expected, train):
 def _unflatten_state(flat, cfg):
     if not flat:
         return None
-    n_state = len(cells.STATE_NAMES[cfg.cell])
+    n_state = len(cells.get(cfg.cell).state)
     state = []
     for l in range(cfg.layers):
         try:
@@ -257,32 +218,6 @@ def _unflatten_state(flat, cfg):
     if len(flat) != cfg.layers * n_state:
         raise ValueError("carried state has extra arrays")
     return state
-
-
-# JSON types of the configuration fields: the config dataclasses check ranges, not types
-# (True passes as 1, 16.0 as 16, and an int() of a string is tried), and a wrongly typed value
-# would only fail later, as a traceback in sample, info or a resumed run.
-_INT, _NUM, _STR, _BOOL, _NONE = (int,), (int, float), (str,), (bool,), (type(None),)
-_MODEL_TYPES = {"vocab_size": _INT, "layers": _INT, "hidden": _INT, "embed": _INT,
-                "cell": _STR, "activation": _STR, "dropout": _NUM, "bidirectional": _BOOL,
-                "forget_bias": _NUM, "labels": _INT}
-_RECIPE_TYPES = {"level": _STR, "max_vocab": _INT + _NONE, "errors": _STR, "batch": _INT, "optimizer": _STR,
-                 "lr": _NUM, "lr_schedule": _STR, "warmup": _INT, "clip": _NUM, "clip_value": _NUM,
-                 "steps": _INT + _NONE, "epochs": _NUM + _NONE, "minutes": _NUM + _NONE, "val_frac": _NUM,
-                 "eval_every": _INT + _NONE, "seed": _INT}
-_TRAIN_TYPES = {**_RECIPE_TYPES, "seq_len": _INT, "threads": _INT, "ranks": _INT, "reduction": _STR}
-_CLASSIFY_TYPES = {**_RECIPE_TYPES, "max_len": _INT}
-
-
-def _check_types(what, d, types):
-    for k, v in d.items():
-        allowed = types.get(k)
-        if allowed is not None and type(v) not in allowed:  # type(): a bool is no int here
-            raise ValueError(f"{what} option {k!r} has the wrong type ({type(v).__name__})")
-        if type(v) is float and not math.isfinite(v):
-            raise ValueError(f"{what} option {k!r} is not finite")
-    if what in ("train", "classify") and type(d.get("seed", 0)) is int and d.get("seed", 0) < 0:
-        raise ValueError(f"{what} option 'seed' must be non-negative")
 
 
 def _elapsed(meta):

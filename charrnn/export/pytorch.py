@@ -24,14 +24,17 @@ hidden, G = k·H, l = layer):
     out.V              (H,V)   out.weight          (V,H)    out.V.T
     out.c              (V,)    out.bias            (V,)     out.c
 
-    P, the gate order (charrnn's column blocks -> torch's row blocks):
+    P, the gate order (charrnn's column blocks -> torch's row blocks), and bh's place are each
+    cell's own (its Cell.torch, core/cells/):
     lstm  i f g o -> i f g o   P = identity
-    gru   z r n   -> r z n    P = [H:2H, 0:H, 2H:3H]
+    gru   z r n   -> r z n    P = [H:2H, 0:H, 2H:3H]; bh is b_hn (the third block)
     rnn   one block            P = identity
+    A cell without a torch mapping is not exported.
 
 A GRU's b (3H) lies outside the reset gate for all three blocks, so it is torch's b_ih; its
 bh (H) lies inside r ⊙ (W_hn h + bh), so it is b_hn, and b_hr = b_hz = 0 (both are the "reset
-after" form). Dropout: charrnn drops every layer's output, the last too; nn.LSTM(dropout=p)
+after" form). The exported encode() reads text as every charrnn command does: a CRLF line
+break as "\n". Dropout: charrnn drops every layer's output, the last too; nn.LSTM(dropout=p)
 drops all but the last, and the nn.Dropout before `out` the last. In eval() neither drops.
 Bidirectional models and classifiers are not exported (they are not language models).
 """
@@ -48,15 +51,14 @@ import numpy as np
 def torch_state_dict(params, cfg):
     """charrnn's parameter dict -> the generated CharRNN's state_dict, as numpy arrays.
 
-    ``cfg`` needs .cell, .layers, .hidden, .embed (a charrnn ModelConfig, or OUT.py's CONFIG).
-    The arrays keep the parameters' dtype and are C-contiguous copies (torch.from_numpy-ready).
-    This function is copied verbatim into OUT.py, so the exporter and the exported file share it.
+    ``cfg`` needs .layers, .hidden, .embed, .torch_order (torch's gate blocks as blocks of
+    charrnn's columns) and .torch_bh_blocks (the b_hh blocks that hold charrnn's bh): OUT.py's
+    CONFIG. The arrays keep the parameters' dtype and are C-contiguous copies
+    (torch.from_numpy-ready). This function is copied verbatim into OUT.py, so the exporter and
+    the exported file share it.
     """
-    cell, H = cfg.cell, cfg.hidden
-    if cell == "gru":  # charrnn's columns z r n -> torch's rows r z n
-        perm = np.concatenate([np.arange(H, 2 * H), np.arange(0, H), np.arange(2 * H, 3 * H)])
-    else:  # lstm: i f g o in both; rnn: one block
-        perm = np.arange({"lstm": 4, "rnn": 1}[cell] * H)
+    H = cfg.hidden
+    perm = np.concatenate([np.arange(k * H, (k + 1) * H) for k in cfg.torch_order])  # (G,)
 
     def c(a):
         return np.ascontiguousarray(a)
@@ -70,8 +72,8 @@ def torch_state_dict(params, cfg):
         sd[f"rnn.weight_hh_l{l}"] = c(Wh[:, perm].T)  # (G,H)
         sd[f"rnn.bias_ih_l{l}"] = c(b[perm])  # (G,)
         bhh = np.zeros_like(b)  # (G,)
-        if cell == "gru":
-            bhh[2 * H:] = params[f"layers.{l}.bh"]  # only n's bias sits inside r ⊙ (·)
+        for k in cfg.torch_bh_blocks:  # a GRU's n bias sits inside r ⊙ (·): torch's b_hn
+            bhh[k * H:(k + 1) * H] = params[f"layers.{l}.bh"]
         sd[f"rnn.bias_hh_l{l}"] = bhh
     sd["out.weight"] = c(params["out.V"].T)  # (V,H)
     sd["out.bias"] = c(params["out.c"])  # (V,)
@@ -109,7 +111,9 @@ _WORD_RE = re.compile(r"\\w+|\\s+|.", re.DOTALL)
 
 
 def encode(text):
-    """charrnn's Vocab.encode: token ids of text (unknown: UNK, or KeyError)."""
+    """charrnn's Vocab.encode: token ids of text, read as charrnn reads text (a CRLF line
+    break as "\\n"; unknown: UNK, or KeyError)."""
+    text = text.replace("\\r\\n", "\\n")
     toks = text if LEVEL == "char" else _WORD_RE.findall(text)
     if UNK is None:
         return [INDEX[t] for t in toks]
@@ -212,22 +216,34 @@ def state_from_charrnn(state, dtype=torch.float32):
     """charrnn's state (per layer a tuple of (B,H) arrays: (h,) or (h, c)) -> this module's."""
     parts = [torch.stack([torch.as_tensor(np.asarray(s[i]), dtype=dtype) for s in state])
              for i in range(len(state[0]))]  # (L,B,H) each
-    return tuple(parts) if CONFIG.cell == "lstm" else parts[0]
+    return tuple(parts) if len(CONFIG.state) > 1 else parts[0]
 
 
 def state_to_charrnn(state):
     """This module's state -> charrnn's (per layer a tuple of (B,H) numpy arrays)."""
-    parts = state if CONFIG.cell == "lstm" else (state,)
+    parts = state if len(CONFIG.state) > 1 else (state,)
     return [tuple(p[l].detach().cpu().numpy() for p in parts) for l in range(CONFIG.layers)]
 '''
 
-_TORCH_RNN = {"lstm": "nn.LSTM", "gru": "nn.GRU", "rnn": "nn.RNN"}
-
-
-def _cfg_dict(cfg):
+def _cfg_dict(cfg, torch):
+    from charrnn.core import cells
     return {"vocab_size": int(cfg.vocab_size), "cell": cfg.cell, "activation": cfg.activation,
             "layers": int(cfg.layers), "hidden": int(cfg.hidden), "embed": int(cfg.embed),
-            "dropout": float(cfg.dropout)}
+            "dropout": float(cfg.dropout), "torch_order": list(torch.order), "torch_bh_blocks": list(torch.bh_blocks),
+            "state": list(cells.get(cfg.cell).state)}
+
+
+def exportable(cfg):
+    """The cell's torch mapping, or NotImplementedError saying why this model does not export."""
+    from charrnn.core import cells
+    if getattr(cfg, "labels", 0):
+        raise NotImplementedError("a sequence classifier: only language models are exported")
+    if getattr(cfg, "bidirectional", False):
+        raise NotImplementedError("a bidirectional model is not a language model")
+    torch = cells.get(cfg.cell).torch
+    if torch is None:
+        raise NotImplementedError(f"a {cfg.cell} has no PyTorch counterpart to export to")
+    return torch
 
 
 def torch_source(cfg, vocab, weights, title=None):
@@ -237,22 +253,21 @@ def torch_source(cfg, vocab, weights, title=None):
     reads them from ``weights``, a safetensors file (a charrnn checkpoint of format 2); its
     load_charrnn_weights(model, arrays) takes any dict of charrnn's param arrays.
     """
-    if getattr(cfg, "labels", 0):
-        raise NotImplementedError("a sequence classifier: only language models are exported")
-    if getattr(cfg, "bidirectional", False):
-        raise NotImplementedError("a bidirectional model is not a language model")
+    from charrnn.core import cells
+    torch = exportable(cfg)
     V, E, H, L = cfg.vocab_size, cfg.embed, cfg.hidden, cfg.layers
-    sigmoid = cfg.cell == "rnn" and cfg.activation == "sigmoid"
+    rnn = torch.module == "nn.RNN"  # takes a nonlinearity: tanh or relu; sigmoid is OUT.py's own SigmoidRNN
+    sigmoid = rnn and cfg.activation == "sigmoid"
 
     # nn.LSTM warns about dropout with one layer; its dropout only acts between layers anyway
     drop = "CONFIG.dropout if L > 1 else 0.0"
     if sigmoid:
         rnn_ctor = f"SigmoidRNN({'E' if E else 'V'}, H, L, dropout={drop})"
-    elif cfg.cell == "rnn":
+    elif rnn:
         rnn_ctor = (f"nn.RNN({'E' if E else 'V'}, H, L, nonlinearity={cfg.activation!r}, batch_first=True, "
                     f"dropout={drop})")
     else:
-        rnn_ctor = f"{_TORCH_RNN[cfg.cell]}({'E' if E else 'V'}, H, L, batch_first=True, dropout={drop})"
+        rnn_ctor = f"{torch.module}({'E' if E else 'V'}, H, L, batch_first=True, dropout={drop})"
     if E > 0:
         embed_init = "        self.embed = nn.Embedding(V, E)\n"
         input_code = "        x = self.embed(ids)  # (B,T,E)\n"
@@ -261,15 +276,15 @@ def torch_source(cfg, vocab, weights, title=None):
         input_code = ("        # one-hot input: weight_ih_l0 (G,V) is charrnn's Wx transposed; the product picks\n"
                       "        # column ids[b,t] of it exactly (one 1, exact zeros elsewhere)\n"
                       "        x = F.one_hot(ids.long(), CONFIG.vocab_size).to(self.out.weight.dtype)  # (B,T,V)\n")
-    kind = f"{cfg.cell.upper()}" + (f" ({cfg.activation})" if cfg.cell == "rnn" else "")
+    kind = f"{cfg.cell.upper()}" + (f" ({cfg.activation})" if rnn else "")
     inp = f"an embedding of width {E}" if E else f"one-hot input over the {V} tokens"
     summary = f"charrnn {kind}, {L} layer{'s' if L > 1 else ''} of {H}, {inp}, {vocab.level} level."
-    state_doc = "a tuple (h, c)" if cfg.cell == "lstm" else "h"
+    state_doc = f"a tuple ({', '.join(cells.get(cfg.cell).state)})" if len(cells.get(cfg.cell).state) > 1 else "h"
     model_line = (f"Model: {summary} torch: {rnn_ctor.split('(')[0]}"
                   + (" (a Python time loop: nn.RNN has no sigmoid)" if sigmoid else ""))
     mapping = textwrap.dedent(inspect.getsource(torch_state_dict))
     src = _HEAD.format(title=title or f"charrnn {kind} language model, exported to PyTorch.", weights=weights,
-                       model_line=model_line, config=_cfg_dict(cfg), level=vocab.level, unk=vocab.unk,
+                       model_line=model_line, config=_cfg_dict(cfg, torch), level=vocab.level, unk=vocab.unk,
                        tokens=list(vocab.tokens))
     if sigmoid:
         src += _SIGMOID_RNN

@@ -1,0 +1,1 @@
+"""A trained model for another framework: PyTorch (pytorch.py)."""
