@@ -7,10 +7,12 @@
     analysis/  likelihoods and activations of a trained model
     ui/        what is drawn for the eyes (rich)
     cli/       the commands (click, rich)
+    serve/     the HTTP server of `charrnn serve` (starlette, uvicorn), on the library
 
 Only cli/ and ui/ import click or rich; ui/ never imports click; the library layer (api.py)
-neither. Checked on the source (every import statement, also those inside functions), and
-by importing the pure folders in a fresh interpreter.
+neither; only serve/ imports starlette or uvicorn. Checked on the source (every import
+statement, also those inside functions), and by importing the pure folders in a fresh
+interpreter.
 """
 import ast
 import os
@@ -43,7 +45,7 @@ def test_every_module_is_in_a_folder_that_says_what_it_holds():
     top = {p.name for p in files("")}
     assert top == {"__init__.py", "__main__.py", "api.py", "blas.py", "errors.py"}
     assert {p.name for p in PKG.iterdir() if p.is_dir() and p.name != "__pycache__"} == \
-        {"core", "text", "store", "training", "analysis", "ui", "cli"}
+        {"core", "text", "store", "training", "analysis", "ui", "cli", "serve"}
 
 
 @pytest.mark.parametrize("path", files("core"), ids=lambda p: p.name)
@@ -59,10 +61,10 @@ def test_core_imports_only_numpy_the_standard_library_and_itself(path):
 # what each library folder may import of charrnn besides itself, core and errors (text writes
 # its token cache and spools through the one atomic writer; the schema holds the configs)
 LAYERS = {"text": {"store.atomic"}, "store": {"text", "training.config"}, "analysis": set(),
-          "training": {"text", "store", "analysis", "blas"}}
+          "training": {"text", "store", "analysis", "blas"}, "serve": {"api", "analysis", "store", "text", "blas"}}
 
 
-@pytest.mark.parametrize("folder", ["text", "store", "training", "analysis"])
+@pytest.mark.parametrize("folder", ["text", "store", "training", "analysis", "serve"])
 def test_the_library_folders_import_neither_click_nor_rich(folder):
     for path in files(folder):
         for name in imports(path):
@@ -88,6 +90,12 @@ def test_click_and_rich_appear_only_in_cli_and_ui():
             continue
         used = {n.split(".")[0] for n in imports(path)} & {"click", "rich"}
         assert not used, f"{path.relative_to(PKG)} imports {used}"
+
+
+def test_starlette_and_uvicorn_appear_only_in_serve():
+    for path in PKG.rglob("*.py"):
+        used = {n.split(".")[0] for n in imports(path)} & {"starlette", "uvicorn"}
+        assert not used or path.parent.name == "serve", f"{path.relative_to(PKG)} imports {used}"
 
 
 def test_importing_the_library_loads_neither_click_nor_rich_and_leaves_the_environment_alone():
