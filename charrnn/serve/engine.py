@@ -227,10 +227,10 @@ class Engine:
     def open_streams(self) -> int:
         return self._open
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until no stream is open; False if ``timeout`` seconds passed first."""
+    def wait_open(self, at_most: int = 0, timeout: float | None = None) -> bool:
+        """Wait until at most ``at_most`` streams are open; False if ``timeout`` seconds passed first."""
         with self._cv:
-            return self._cv.wait_for(lambda: self._open == 0, timeout)
+            return self._cv.wait_for(lambda: self._open <= at_most, timeout)
 
     def close(self, message: str = "the server is shutting down", code: str = "server_shutdown") -> None:
         """End every open stream at the next step with this error, take no more, stop the thread."""
