@@ -91,7 +91,7 @@ REFUSED = [  # (body, status, message, param, code)
     (body_of(prompt="x" * 20_001), 400, "prompt is too long: 20,001 characters, at most 20,000", "prompt",
      "invalid_value"),
     (body_of(prompt="Zebra ÜÏ☃ kwqgyz"), 400, 'the prompt has symbols the model never saw: "Z", "Ü", "Ï", "☃", "k" '
-                                             'and 5 more (it knows 25); leave them out', "prompt", "unknown_symbols"),
+                                             'and 5 more (it knows 26); leave them out', "prompt", "unknown_symbols"),
     (body_of(frequency_penalty=0.5), 400, "frequency_penalty is not supported by charrnn models; leave it out or "
                                           "send 0", "frequency_penalty", "unsupported_parameter"),
     (body_of(argmax=True, seed=3), 400, "argmax (or temperature 0) takes the most likely token every time, so "
@@ -117,7 +117,7 @@ def test_a_bad_completion_request_gets_one_clear_message(http, body, status, mes
 
 @pytest.mark.parametrize("path, body, message, param", [
     ("/v1/score", {}, "you must provide a text parameter: the text to score", "text"),
-    ("/v1/score", {"text": "red é"}, 'the text has symbols the model never saw: "é" (it knows 25); leave them out',
+    ("/v1/score", {"text": "red é"}, 'the text has symbols the model never saw: "é" (it knows 26); leave them out',
      "text"),
     ("/v1/score", {"text": 5}, "text must be a string, not 5", "text"),
     ("/v1/score", {"text": "x" * 100_001}, "text is too long: 100,001 characters, at most 100,000", "text"),

@@ -58,8 +58,8 @@ def serve(models, checkpoint_dir, host, port, api_key, watch, max_streams, max_t
     if not server.is_loopback(sock) and api_key is None:
         click.echo(f"warning: listening on {host} without --api-key: anyone who can reach this machine can use "
                    "these models", err=True)
-    click.echo(f"serving at {server.url(sock)} (OpenAI API under /v1/; Ctrl-C to stop)", err=True)
-    signum = server.run(service, sock, _log)
+    signum = server.run(service, sock, _log, lambda: click.echo(
+        f"serving at {server.url(sock)} (OpenAI API under /v1/; Ctrl-C to stop)", err=True))
     if signum:
         sys.exit(128 + signum)
 

@@ -65,13 +65,19 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def run(service, sock: socket.socket, log) -> int | None:
-    """Serve on ``sock`` until SIGINT or SIGTERM (or a startup failure); the signal's number."""
+def run(service, sock: socket.socket, log, announce=lambda: None) -> int | None:
+    """Serve on ``sock`` until SIGINT or SIGTERM; the signal's number. ``announce()`` is called
+    once a signal would stop the server cleanly (say "serving at ..." then, not before)."""
     server = Server(service, log)
-    main = threading.current_thread() is threading.main_thread()
-    # uvicorn raises the signal it handled again after its shutdown; ignored, so the command exits itself
-    before = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        announce()
+        server.run(sockets=[sock])
+        return server.signum
+    # before uvicorn takes the signals over (and after: it raises the one it handled again), a
+    # signal stops the server the same way
+    before = {s: signal.signal(s, server.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        announce()
         server.run(sockets=[sock])
     finally:
         for s, handler in before.items():
