@@ -84,17 +84,18 @@ def test_a_lone_stream_draws_what_the_library_draws(engine):
 
 
 def test_streams_that_arrive_together_share_every_step_and_keep_their_seeds(engine):
-    """The engine is held inside its first announcement until seven more streams are in: from
-    then on the eight are rows of one step, announced together."""
+    """The engine is held inside its announcement of a first, one-token stream while eight
+    more come in: those start in one step, and, alike in length, end in one step, announced
+    together (their readers are woken once for the eight)."""
     gate = threading.Event()
     r = Reader(hold=gate)
-    streams = [r.submit(engine, Job(ids("cab"), 200, seed=0))]
-    assert streams[0].tag.wait(10)  # the engine is inside on_ready now, held
-    streams += [r.submit(engine, Job(ids("cab"), 200, seed=s)) for s in range(1, 8)]
+    holder = r.submit(engine, Job(ids("c"), 1, seed=0))
+    assert holder.tag.wait(10)  # the engine is inside on_ready now, held
+    streams = [r.submit(engine, Job(ids("cab"), 200, seed=s)) for s in range(8)]
     r.hold = None
     gate.set()
     texts = [r.texts(s)[0][0] for s in streams]
-    assert max(r.groups) == 8 and r.groups[0] == 1
+    assert r.groups[0] == 1 and r.groups[-1] == 8
     m = api.Model(engine.checkpoint)
     assert texts == [m.generate("cab", 200, seed=s)[3:] for s in range(8)]  # to float32 rounding: see test_serve_api
 
@@ -164,3 +165,29 @@ def test_stop_sequences_are_held_back_then_cut():
     t = StopText(("zz",))
     t.push("z")
     assert t.flush() == [("z", None)]
+
+
+def test_draw_rows_draws_what_each_rows_sampler_draws():
+    """The batched draw is Sampler.draw's arithmetic row by row: the same tokens from the same
+    logits and Generators, at any temperature."""
+    from charrnn.core.sampling import Sampler
+    from charrnn.serve.engine import draw_rows
+
+    class Fixed:  # a stepper that always answers the same row of logits
+        def __init__(self, row):
+            self.row = row[None, :]
+
+        def step(self, ids):
+            return self.row
+    rng = np.random.default_rng(0)
+    logits = (rng.standard_normal((12, 65)) * 4).astype(np.float32)
+    temps = [1.0, 0.7, 1.3, 1e-3, 10.0, 0.05] * 2
+    for trial in range(200):
+        seeds = [trial * 100 + k for k in range(12)]
+        together = draw_rows(logits, [np.random.default_rng(s) for s in seeds], temps)
+        alone = []
+        for k, s in enumerate(seeds):
+            sampler = Sampler(Fixed(logits[k]), np.random.default_rng(s), temps[k])
+            sampler.feed(0)
+            alone.append(sampler.draw())
+        assert together.tolist() == alone

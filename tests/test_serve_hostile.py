@@ -192,6 +192,15 @@ def test_past_the_streams_limit_429_and_a_client_that_leaves_frees_its_slot(run_
         assert engine.wait_open(0, timeout=5)
 
 
+def test_a_client_may_ask_again_as_soon_as_its_answer_has_ended(run_dir):  # noqa: F811
+    """The engine frees a stream's slot before its reader can know it ended: with one slot, a
+    client asking again right after each answer never meets a 429."""
+    with serving(run_dir, limits=Limits(streams=1)) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        for i in range(300):
+            r = c.post("/v1/completions", json={"model": "notes", "max_tokens": 2, "seed": i, "stream": i % 2 == 0})
+            assert r.status_code == 200, r.text
+
+
 def test_with_an_api_key_every_v1_route_needs_it(run_dir):  # noqa: F811
     with serving(run_dir, api_key="s3cret") as s, httpx.Client(base_url=s.url, timeout=30) as c:
         assert error(c.get("/v1/models"), 401) == ("no API key given: send the header 'Authorization: Bearer KEY'",

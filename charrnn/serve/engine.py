@@ -21,6 +21,7 @@ between two tokens' cumulative probabilities.
 import collections
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -30,6 +31,10 @@ import numpy as np
 from charrnn.core import model as core_model
 from charrnn.core.sampling import NonFiniteOutput, Sampler, context
 from charrnn.serve.stops import StopText
+
+ANNOUNCE_EVERY = 0.01  # seconds: the readers of generating streams are woken at most this often (a
+# first token, an end or an error at once); the tokens between come in one chunk, so the cost of a
+# chunk (JSON, the socket) and of a wake-up is not paid per token
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,13 @@ class Stream:
     def __init__(self, job: Job, vocab, dtype, on_ready: Callable[[list], Any], tag: Any = None):
         self.job, self.vocab, self.on_ready, self.tag = job, vocab, on_ready, tag
         self.rng = np.random.default_rng(job.seed)
-        self.events = collections.deque()
-        self.cancelled = self.finished = False
+        self.events = collections.deque()  # what its reader may take
+        self.new = []  # this step's events: published once the engine has let go of a finished stream
+        self.cancelled = self.finished = self.released = False
         self.restart = False  # a new choice begins: its row's state goes back to zero
+        self.news = False  # events its reader has not been woken for
+        self.urgent = False  # a choice ended or the stream failed: its reader is woken at once
+        self.announced = None  # when its reader was last woken (time.monotonic)
         self._input = _Row(len(vocab), dtype)
         self.choice = -1
         self._next_choice()
@@ -118,6 +127,10 @@ class Stream:
         while self.events:
             out.append(self.events.popleft())
         return out
+
+    def publish(self):
+        self.events.extend(self.new)
+        self.new.clear()
 
     def _next_choice(self):
         j = self.job
@@ -134,12 +147,27 @@ class Stream:
             self.fed += 1
         return self._input.pending
 
-    def after_step(self, logits) -> bool:
-        """Take the row's (V,) logits; once the prime is read, draw. True if there are new events."""
+    @property
+    def drawing(self) -> bool:
+        """Its prime is read: the step's logits are for a draw."""
+        return self.fed >= len(self.todo)
+
+    @property
+    def plain(self) -> bool:
+        """Drawn by temperature alone (no top-k, top-p or argmax), as draw_rows draws."""
+        j = self.job
+        return not (j.argmax or j.top_k or j.top_p < 1.0)
+
+    def after_step(self, logits, tok=None) -> bool:
+        """Take the row's (V,) logits; once the prime is read, draw, or take ``tok`` that draw_rows
+        drew for it from its Generator. True if there are new events."""
         self._input.logits[0] = logits
-        if self.fed < len(self.todo):
+        if not self.drawing:
             return False
-        tok = self.sampler.draw()  # feeds the token back: the next step reads it
+        if tok is None:
+            tok = self.sampler.draw()  # feeds the token back: the next step reads it
+        else:
+            self.sampler.feed(tok)
         info = self._info(tok) if self.job.logprobs is not None else None
         self.drawn += 1
         shown, stopped = self.text.push(self.vocab.decode_one(tok), info)
@@ -147,9 +175,10 @@ class Stream:
         if ended and not stopped:
             shown += self.text.flush()
         if shown:
-            self.events.append(Piece(self.choice, "".join(p for p, _ in shown), tuple(shown)))
+            self.new.append(Piece(self.choice, "".join(p for p, _ in shown), tuple(shown)))
         if ended:
-            self.events.append(End(self.choice, "stop" if stopped else "length", self.drawn))
+            self.new.append(End(self.choice, "stop" if stopped else "length", self.drawn))
+            self.urgent = True
             if self.choice + 1 < self.job.n:
                 self._next_choice()
                 self.restart = True
@@ -158,8 +187,8 @@ class Stream:
         return bool(shown) or ended
 
     def fail(self, message, code):
-        self.events.append(Failed(message, code))
-        self.finished = True
+        self.new.append(Failed(message, code))
+        self.finished = self.urgent = True
 
     def _info(self, tok):
         z = self._input.logits[0].astype(np.float64)  # the scores the token was drawn from
@@ -171,6 +200,21 @@ class Stream:
         if tok not in best:
             top += ((tokens[tok], float(logp[tok])),)
         return TokenInfo(float(logp[tok]), top)
+
+
+def draw_rows(logits, rngs, temps):
+    """Sampler.draw's common case, temperature alone, for m rows at once: (m,) tokens from
+    logits (m,V), one Generator and temperature per row. The same float64 operations as
+    Sampler.draw, row by row (max, subtract, scale, exp, a running sum along the row, one
+    uniform draw scaled by the total, the first bucket above it), so the same token for the
+    same logits and Generator; done once for the batch instead of m times."""
+    p = logits.astype(np.float64)  # (m,V)
+    p -= p.max(axis=1, keepdims=True)
+    p *= (1.0 / np.asarray(temps, dtype=np.float64))[:, None]
+    np.exp(p, out=p)
+    np.cumsum(p, axis=1, out=p)  # (m,V) each row's cdf
+    x = np.array([r.random() for r in rngs]) * p[:, -1]  # (m,)
+    return np.minimum((p <= x[:, None]).sum(axis=1), p.shape[1] - 1)  # searchsorted(cdf, x, "right"), guarded
 
 
 def bucket(n: int, slots: int) -> int:
@@ -198,6 +242,7 @@ class Engine:
         self._cv = threading.Condition()
         self._closing = None  # the Failed event every open stream gets once closing
         self._retiring = False
+        self._announced = 0.0  # when the readers were last woken (time.monotonic)
         self._thread = threading.Thread(target=self._run, name=f"charrnn-engine-{name}", daemon=True)
         self._stepper(1)  # ready for the first request
         self._thread.start()
@@ -259,7 +304,10 @@ class Engine:
                     for s in self._rows:
                         s.fail("internal error while generating; see the server's log", "internal_error")
                     touched = list(self._rows)
-                self._wake(touched)
+                self._release([s for s in touched if s.finished])  # free before its reader can know it ended
+                for s in touched:
+                    s.publish()
+                self._wake(self._due(touched))
 
     def _admit(self):
         """Between two steps: let the ended streams go and the new ones in, waiting while there
@@ -272,15 +320,14 @@ class Engine:
                         s.fail(*self._closing)
                     self._rows, self._incoming, self._open = [], [], 0
                     self._cv.notify_all()
+                    for s in ending:
+                        s.publish()
                     self._wake(ending)
                     return False
                 keep = [s for s in self._rows if not (s.finished or s.cancelled)]
                 new = [s for s in self._incoming if not s.cancelled]
-                let_go = len(self._rows) + len(self._incoming) - len(keep) - len(new)
+                self._release_locked([s for s in self._rows + self._incoming if s.cancelled])
                 self._incoming = []
-                if let_go:
-                    self._open -= let_go
-                    self._cv.notify_all()
                 if keep or new:
                     break
                 self._rows = []
@@ -289,6 +336,19 @@ class Engine:
                 self._cv.wait()
         self._layout(keep, new)
         return True
+
+    def _release(self, streams):
+        if streams:
+            with self._cv:
+                self._release_locked(streams)
+
+    def _release_locked(self, streams):
+        """Free the slots of streams that ended or were let go (each once)."""
+        for s in streams:
+            if not s.released:
+                s.released = True
+                self._open -= 1
+                self._cv.notify_all()
 
     def _layout(self, keep, new):
         """Pack the rows: the kept ones first, in their order, their states carried over; the new
@@ -321,10 +381,11 @@ class Engine:
         for k, s in enumerate(rows):
             ids[k] = s.before_step()
         logits = batch.step(ids)  # (B,V)
+        drawn = self._draw_plain(rows, logits) if len(rows) > 1 else {}  # a lone row: Sampler.draw itself
         touched = []
         for k, s in enumerate(rows):
             try:
-                if s.after_step(logits[k]):
+                if s.after_step(logits[k], drawn.get(k)):
                     touched.append(s)
             except NonFiniteOutput as e:
                 s.fail(f"cannot sample: {e}", "model_output_not_finite")
@@ -335,6 +396,33 @@ class Engine:
                         a[k] = 0
                 s.restart = False
         return touched
+
+    @staticmethod
+    def _draw_plain(rows, logits):
+        """{row: token} for the rows drawing by temperature alone, drawn together (draw_rows);
+        none when their scores are not all finite (each row's Sampler then says so)."""
+        ks = [k for k, s in enumerate(rows) if s.drawing and s.plain]
+        if len(ks) < 2 or not np.isfinite(logits[ks]).all():
+            return {}
+        toks = draw_rows(logits[ks], [rows[k].rng for k in ks], [rows[k].job.temperature for k in ks])
+        return dict(zip(ks, toks.tolist()))
+
+    def _due(self, touched):
+        """The streams whose readers are woken now: every one with news, once ANNOUNCE_EVERY
+        passed since the last time, or at once when one of them is urgent or has news for the
+        first time. One wake-up for all of them: its cost is paid per announcement, not per step."""
+        for s in touched:
+            s.news = True
+        now = time.monotonic()
+        pending = [s for s in self._rows if s.news]
+        if not pending or (now - self._announced < ANNOUNCE_EVERY
+                           and not any(s.urgent or s.announced is None for s in pending)):
+            return []
+        self._announced = now
+        for s in pending:
+            s.news = s.urgent = False
+            s.announced = now
+        return pending
 
     def _wake(self, streams):
         """Tell each reader once a step; a reader that cannot be told any more has gone."""

@@ -13,12 +13,16 @@ class StopText:
     def __init__(self, stops: tuple[str, ...]):
         self.stops = stops
         self.longest = max((len(s) for s in stops), default=0)
-        self.text = ""  # everything generated so far
+        self.text = ""  # the end of what was generated: the held tokens and what comes before them
         self.held = []  # [(start offset in text, token text, info)] not shown yet
 
     def push(self, piece: str, info=None) -> tuple[list, bool]:
         """Add a token: ([(text, info)] now safe to show, whether a stop sequence ended the text).
         At a stop, the token it starts in is shown up to it and the rest are dropped."""
+        if not self.stops:
+            return [(piece, info)], False
+        if not self.held and len(self.text) >= self.longest:  # only the end can begin a stop: keep that
+            self.text = self.text[-(self.longest - 1):] if self.longest > 1 else ""
         start = len(self.text)
         self.text += piece
         self.held.append((start, piece, info))
