@@ -2,6 +2,7 @@
 
     python benchmarks/bench_serve.py                 # about five minutes
     python benchmarks/bench_serve.py --quick         # a smoke run: small counts
+    python benchmarks/bench_serve.py --soak 50000    # a longer soak
 
 An LSTM 2×256 over a 65-symbol vocabulary (random weights: throughput does not depend on
 what was learned), saved as a checkpoint. Measured, each in a process of its own with
@@ -240,14 +241,19 @@ def soak(srv, requests, clients, warm_up):
     return asyncio.run(main())
 
 
+def access_lines(path):
+    return sum('"POST /v1/completions"' in line for line in open(path))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small counts: a smoke run")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the one-stream comparison")
+    ap.add_argument("--soak", type=int, default=None, metavar="N", help="requests of the soak [default: 10,000]")
     a = ap.parse_args()
     n = 3000 if a.quick else 20_000  # one stream's characters
     window = 4 if a.quick else 20  # seconds of 16 streams
-    requests = 1000 if a.quick else 10_000
+    requests = a.soak or (1000 if a.quick else 10_000)
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     run = make_checkpoint(tmp)
     say(f"LSTM 2x256, 65 symbols; OpenBLAS kernels {kernel()} (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset); "
@@ -278,14 +284,15 @@ def main():
         emit(measure="16_streams", chars_per_s=round(total), vs_one_stream=round(total / one["serve, one stream"], 2),
              ttft_p50_ms=round(q[0], 2), ttft_p99_ms=round(q[1], 2), requests=len(ttft))
 
-        lines_before = sum(1 for _ in open(tmp / "serve.log"))
+        before = access_lines(tmp / "serve.log")
         errors, warm, end, peak, took = soak(srv, requests, 32, warm_up=requests // 10)
-        lines = sum(1 for line in open(tmp / "serve.log") if '"POST /v1/completions" 200' in line)
+        lines = access_lines(tmp / "serve.log") - before
         say(f"soak: {requests:,} requests from 32 clients in {took:.1f} s ({requests / took:,.0f}/s), {len(errors)} "
             f"errors; resident memory {warm:.1f} MiB after {requests // 10:,} requests, {end:.1f} MiB at the end "
-            f"(largest seen {peak:.1f}); {lines - lines_before + 0:,} new access lines")
+            f"(largest seen {peak:.1f}); {lines:,} access lines")
         emit(measure="soak", requests=requests, errors=len(errors), seconds=round(took, 1), rss_warm_mib=round(warm, 1),
-             rss_end_mib=round(end, 1), rss_max_mib=round(peak, 1), first_errors=[e.decode("latin-1") for e in errors[:3]])
+             rss_end_mib=round(end, 1), rss_max_mib=round(peak, 1), access_lines=lines,
+             first_errors=[e.decode("latin-1") for e in errors[:3]])
     finally:
         srv.stop()
 

@@ -8,7 +8,8 @@ import pytest
 from charrnn import api
 from charrnn.core import model
 from charrnn.core.model import ModelConfig
-from charrnn.serve.engine import Busy, Closed, End, Engine, Failed, Job, Piece, bucket
+from charrnn.serve.engine import Busy, Closed, Engine, bucket
+from charrnn.serve.stream import End, Failed, Job, Piece
 from charrnn.serve.stops import StopText
 from charrnn.store import schema
 from charrnn.text.vocab import build_vocab

@@ -22,14 +22,14 @@ from importlib import resources
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from charrnn.serve import analyze, protocol
-from charrnn.serve.engine import Busy, Closed, End, Failed, Job, Piece
+from charrnn.serve.engine import Busy, Closed
 from charrnn.serve.protocol import ApiError, Limits
+from charrnn.serve.stream import End, Failed, Job, Piece
 from charrnn.text.decode import lf
 
 STATIC = str(resources.files("charrnn.serve") / "static")
