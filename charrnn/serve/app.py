@@ -97,21 +97,12 @@ class Service:
 
     async def completions(self, request):
         req = protocol.completion(await self._body(request), self.limits)
-        served = self._served(req.model, request)
-        vocab = served.checkpoint.vocab
-        if req.logprobs is not None and req.logprobs > len(vocab):
-            raise ApiError(400, f"logprobs must be at most the vocabulary's size, {len(vocab)}", "logprobs",
-                           "invalid_value")
-        prompt = lf(req.prompt)  # a model reads a CRLF line break as "\n"
-        ids, unknown = vocab.encode_known(prompt)
-        if unknown:
-            raise protocol.unknown_symbols(unknown, "the prompt", "prompt", len(vocab))
-        job = Job(tuple(int(i) for i in ids), req.max_tokens, req.temperature, req.top_k, req.top_p, req.argmax,
-                  req.stop, req.n, req.seed, req.logprobs)
         ready = asyncio.Event()
         for attempt in (1, 2):  # a reload may retire the engine between the look-up and the submit
+            served = self._served(req.model, request)
+            job, prime = _job(req, served.checkpoint.vocab)
             try:
-                stream = self._served(req.model, request).engine.submit(job, self._wake, ready)
+                stream = served.engine.submit(job, self._wake, ready)
                 break
             except Busy:
                 raise ApiError(429, f"all {self.limits.streams} streams of {req.model} are busy; try again shortly",
@@ -119,9 +110,7 @@ class Service:
             except Closed:
                 if self.stopping or attempt == 2:
                     raise ApiError(503, "the server is shutting down", None, "server_shutdown") from None
-        request.scope["charrnn"] = {"model": req.model}
-        engine = self._served(req.model, request).engine
-        return Generation(engine, stream, ready, req, vocab.decode(ids) if req.echo else "", len(ids))
+        return Generation(served.engine, stream, ready, req, prime if req.echo else "", len(job.prime_ids))
 
     async def score(self, request):
         req = protocol.score_request(await self._body(request))
@@ -167,6 +156,17 @@ class Service:
             return await run_in_threadpool(fn, served, arg)
         finally:
             self.analyses -= 1
+
+
+def _job(req, vocab):
+    """The engine's Job for a checked request, and the prime as the model reads it; a 400 for a
+    prompt with symbols the model never saw."""
+    ids, unknown = vocab.encode_known(lf(req.prompt))  # a model reads a CRLF line break as "\n"
+    if unknown:
+        raise protocol.unknown_symbols(unknown, "the prompt", "prompt", len(vocab))
+    job = Job(tuple(int(i) for i in ids), req.max_tokens, req.temperature, req.top_k, req.top_p, req.argmax,
+              req.stop, req.n, req.seed, req.logprobs)
+    return job, vocab.decode(ids)
 
 
 def _set_ready(streams):
