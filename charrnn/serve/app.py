@@ -107,9 +107,11 @@ class Service:
             except Busy:
                 raise ApiError(429, f"all {self.limits.streams} streams of {req.model} are busy; try again shortly",
                                None, "too_many_streams") from None
-            except Closed:
-                if self.stopping or attempt == 2:
+            except Closed:  # the server is stopping, or a reload retired this engine: then once more
+                if self.stopping:
                     raise ApiError(503, "the server is shutting down", None, "server_shutdown") from None
+                if attempt == 2:
+                    raise ApiError(503, f"{req.model} is being reloaded; try again", None, "model_reloading") from None
         return Generation(served.engine, stream, ready, req, prime if req.echo else "", len(job.prime_ids))
 
     async def score(self, request):
