@@ -33,7 +33,7 @@ class Limits:
 class ApiError(Exception):
     """A request the server refuses: an HTTP status and OpenAI's error object."""
 
-    TYPES = {401: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 503: "server_error"}
+    TYPES = {429: "rate_limit_error", 500: "server_error", 503: "server_error"}  # else invalid_request_error
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -51,7 +51,7 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
 class Completion:
     """A POST /v1/completions request, checked. ``argmax`` also stands for OpenAI's temperature
     0 (then ``temperature`` is 1: it does not apply). ``seed`` is the request's, or one drawn
-    for it (``seed_given`` says which), so every answer can be reproduced."""
+    for it, so every answer can be reproduced (None with argmax: nothing is drawn)."""
 
     model: str
     prompt: str = ""
@@ -63,7 +63,6 @@ class Completion:
     stop: tuple[str, ...] = ()
     n: int = 1
     seed: int | None = None
-    seed_given: bool = False
     stream: bool = False
     logprobs: int | None = None
     echo: bool = False
@@ -143,7 +142,7 @@ def completion(obj: dict, limits: Limits) -> Completion:
         model=f.model(), prompt=_prompt(obj), max_tokens=f.integer("max_tokens", 16, 1, limits.max_tokens),
         temperature=1.0 if argmax else temperature, top_p=top_p, top_k=top_k, argmax=argmax, stop=_stops(obj),
         n=f.integer("n", 1, 1, MAX_N), seed=seed if seed is not None or argmax else secrets.randbelow(1 << 32),
-        seed_given=seed is not None, stream=stream, logprobs=f.integer("logprobs", None, 0, MAX_LOGPROBS),
+        stream=stream, logprobs=f.integer("logprobs", None, 0, MAX_LOGPROBS),
         echo=f.boolean("echo", False), include_usage=bool(options and options.get("include_usage")))
     if c.echo and c.logprobs is not None:
         raise ApiError(400, "echo with logprobs is not supported: the prompt's log-probabilities are what "
