@@ -2,8 +2,9 @@
 a module at the top) stands on a floor and imports only from its own floor's rooms below it,
 never up, never in a circle.
 
-    9  __main__
-    8  cli/       the commands (click, rich)        serve/   the HTTP server (starlette, uvicorn)
+   10  __main__
+    9  cli/       the commands (click, rich)
+    8  serve/     the HTTP server (starlette, uvicorn) and its page
     7  api/       the library: load, LanguageModel, Classifier, train
     6  ui/        what is drawn for the eyes (rich)
     5  training/  the one loop, its tasks, preparation, workers, MPI     export/  PyTorch
@@ -29,7 +30,7 @@ import pytest
 PKG = pathlib.Path(__file__).resolve().parents[1] / "charrnn"
 STDLIB = set(sys.stdlib_module_names)
 FLOORS = [{"core", "errors", "blas", "__init__"}, {"config"}, {"store"}, {"text"}, {"checkpoint", "analysis"},
-          {"training", "export"}, {"ui"}, {"api"}, {"cli", "serve"}, {"__main__"}]
+          {"training", "export"}, {"ui"}, {"api"}, {"serve"}, {"cli"}, {"__main__"}]
 FLOOR = {room: n for n, rooms in enumerate(FLOORS) for room in rooms}
 THIRD_PARTY = {"click": {"cli"}, "rich": {"cli", "ui"}, "starlette": {"serve"}, "uvicorn": {"serve"},
                "tqdm": {"text"}}  # tqdm: the encoding bar of a large corpus

@@ -26,6 +26,7 @@ COMMANDS = {
     "diagnose": "charrnn.cli.diagnose:diagnose",
     "plot": "charrnn.cli.plot:plot",
     "export": "charrnn.cli.export:export",
+    "serve": "charrnn.cli.serve:serve",
 }
 
 

@@ -83,6 +83,12 @@ class OptionError(UsageError):
         self.cls, self.say, self.exit_code = cls, say, exit_code
         super().__init__(say(lambda name, value=None: name if value is None else f"{name}={value!r}"))
 
+    def names(self):
+        """The options the message names, in order (a served request's "param" is the first)."""
+        seen = []
+        self.say(lambda name, value=None: seen.append(name) or name)
+        return seen
+
     def for_command_line(self):
         def n(name, value=None):
             f = flag(self.cls, name) if self.cls is not None else "--" + name.replace("_", "-")
