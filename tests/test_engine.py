@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from charrnn import blas
 from charrnn.core import layers, model, optim, shards
+
+from .gradcheck import cell_cases
 from charrnn.config.model import ModelConfig
 
 CONFIGS = [
@@ -25,7 +27,9 @@ IDS = [f"{c.cell}-{c.activation}-{c.layers}x{c.hidden}-e{c.embed}" for c in CONF
 # the Stepper's paths: a one-hot first layer gathers rows, a layer fed by another takes one
 # product with the stacked [Wx; Wh], the GRU keeps two products
 STEP_CONFIGS = CONFIGS + [ModelConfig(vocab_size=11, cell="lstm", layers=3, hidden=8),
-                          ModelConfig(vocab_size=11, cell="gru", layers=2, hidden=8, embed=4)]
+                          ModelConfig(vocab_size=11, cell="gru", layers=2, hidden=8, embed=4)] + [
+    ModelConfig(vocab_size=11, cell=c, activation=a, layers=2, hidden=8, embed=e)  # every cell of the registry
+    for c, a in cell_cases() for e in (0, 4)]
 
 
 @pytest.mark.exact
@@ -96,8 +100,7 @@ def overfit(cfg, steps, lr):
     return shards.loss_and_grads(params, cfg, x, y, model.zero_state(cfg, 1))[0]
 
 
-@pytest.mark.parametrize("cell,act", [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid"), ("lstm", "tanh"),
-                                      ("gru", "tanh")])
+@pytest.mark.parametrize("cell,act", cell_cases())
 def test_every_cell_overfits_one_sentence(cell, act):
     V = len(set(SENTENCE))
     cfg = ModelConfig(vocab_size=V, cell=cell, activation=act, layers=1, hidden=64)

@@ -141,3 +141,11 @@ def test_the_model_is_embedding_then_stacked_layers_then_the_softmax_of_v_h_plus
     np.testing.assert_allclose(logits, want, rtol=0, atol=1e-12)
     probs = np.exp(layers.log_softmax(logits))
     np.testing.assert_allclose(probs, np.exp(want) / np.exp(want).sum(-1, keepdims=True), rtol=1e-12)
+
+
+def test_every_cell_has_its_equations_written_out():
+    """A cell's naive forward is here (NAIVE) or in its own module, tests/test_cell_<name>.py."""
+    import pathlib
+    here = pathlib.Path(__file__).parent
+    missing = [k for k in cells.kinds() if k not in NAIVE and not (here / f"test_cell_{k}.py").exists()]
+    assert not missing, missing

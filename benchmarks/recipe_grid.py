@@ -1,0 +1,63 @@
+"""The experiments behind charrnn's recipe (docs/recipe.md): train a grid of networks on one
+corpus, each for the steps a time budget buys it on a reference machine, and report each one's
+best validation loss.
+
+    python benchmarks/recipe_grid.py CORPUS --grid 'LxH:dropout:lr:steps' ... [--jobs 2] [--out results.jsonl]
+
+A budget is given in steps so that runs side by side (one thread each, --jobs of them) learn
+exactly what one run of that many steps learns at any speed (charrnn's sums do not depend on
+the number of workers: core/shards.py); the steps come from the measured step time of each
+network on the reference machine (benchmarks/recipe_speed.py). Every run: --val-frac 0.1,
+--seed 1, cosine schedule, validation ten times a run. Results are appended as JSON lines.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def run_one(corpus, spec, work, extra):
+    shape, dropout, lr, steps = spec.split(":")
+    layers, hidden = shape.split("x")
+    name = f"{shape}-d{dropout}-lr{lr}-s{steps}"
+    log = os.path.join(work, name + ".jsonl")
+    cmd = [sys.executable, "-m", "charrnn", "train", corpus, "--name", name, "--checkpoint-dir", work,
+           "--layers", layers, "--hidden", hidden, "--dropout", dropout, "--lr", lr, "--steps", steps,
+           "--threads", "1", "--val-frac", "0.1", "--seed", "1", "--eval-every", str(max(1, int(steps) // 10)),
+           "--log", log, "--quiet", *extra]
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    t = time.time()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    evals = [json.loads(line) for line in open(log) if '"event": "eval"' in line] if os.path.exists(log) else []
+    vals = [(e["step"], e["val_loss"]) for e in evals if e.get("val_loss") is not None]
+    best = min((v for _, v in vals), default=math.nan)
+    return {"corpus": os.path.basename(corpus), "spec": spec, "layers": int(layers), "hidden": int(hidden),
+            "dropout": float(dropout), "lr": float(lr), "steps": int(steps), "best_val": best, "curve": vals,
+            "seconds": round(time.time() - t, 1), "rc": r.returncode, "stderr": r.stderr[-500:]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus")
+    ap.add_argument("--grid", nargs="+", required=True, help="LxH:dropout:lr:steps per run")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default=None, help="append the results here as JSON lines")
+    ap.add_argument("extra", nargs="*", help="more `charrnn train` options, after --")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="recipe-grid-")
+    with ThreadPoolExecutor(a.jobs) as pool:
+        for res in pool.map(lambda s: run_one(a.corpus, s, work, a.extra), a.grid):
+            print(f"{res['corpus']:24} {res['spec']:28} best val {res['best_val']:.4f}  ({res['seconds']:.0f} s, "
+                  f"rc {res['rc']})", flush=True)
+            if a.out:
+                with open(a.out, "a") as f:
+                    f.write(json.dumps(res) + "\n")
+
+
+if __name__ == "__main__":
+    main()
