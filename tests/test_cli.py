@@ -492,9 +492,9 @@ def test_errors_replace_goes_on(work):
     (["train", "corpus.txt", "--activation", "relu"], 2,
      "charrnn: error: --activation applies to --cell rnn only (an lstm has no use for it)"),
     (["train", "corpus.txt", "--cell", "gru", "--forget-bias", "1"], 2,
-     "charrnn: error: --forget-bias applies to --cell lstm only (a gru has no use for it)"),
+     "charrnn: error: --forget-bias applies to --cell lstm or cifg only (a gru has no use for it)"),
     (["classify", "train", "corpus.txt", "--cell", "rnn", "--forget-bias", "1"], 2,
-     "charrnn: error: --forget-bias applies to --cell lstm only (an rnn has no use for it)"),
+     "charrnn: error: --forget-bias applies to --cell lstm or cifg only (an rnn has no use for it)"),
     (["sample", "--argmax", "--temp", "0.5", "--seed", "1"], 2,
      "charrnn: error: --argmax cannot be combined with --temp, --seed: it takes the most likely token every time, "
      "so nothing is drawn and every sample is the same"),
