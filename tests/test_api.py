@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import charrnn
+from charrnn.core import cells
 
 from .test_cli import isolate, make_corpus
 
@@ -177,7 +178,8 @@ def test_the_api_is_what_the_package_exports_and_it_is_typed():
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda: charrnn.train("notes.txt", cell="transformer"), "cell must be one of rnn, lstm, gru, not 'transformer'"),
+    (lambda: charrnn.train("notes.txt", cell="transformer"),
+     f"cell must be one of {', '.join(cells.kinds())}, not 'transformer'"),
     (lambda: charrnn.train("notes.txt", hidden=0), "hidden must be at least 1, not 0"),
     (lambda: charrnn.train("notes.txt", hidden="64"), "hidden must be a whole number, not str '64'"),
     (lambda: charrnn.train("notes.txt", dropout=1.5), "dropout must be at least 0 and below 1, not 1.5"),
