@@ -124,7 +124,7 @@ class World:
             from mpi4py import MPI
         except ImportError:
             raise CharrnnError(f"started by mpirun with {size or 'several'} ranks, but mpi4py is not installed here: "
-                               f"pip install 'charrnn[mpi]' on every machine") from None
+                               f"pip install mpi4py mpich (charrnn's mpi extra) on every machine") from None
         world = cls(MPI.COMM_WORLD)
         return world if world.size > 1 else None
 
