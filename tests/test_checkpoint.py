@@ -590,7 +590,7 @@ def plant_pickles(tmp_path: Path) -> tuple[Path, ...]:
     return path, raw, proto0
 
 
-def test_planted_pickles_are_never_unpickled(tmp_path, request):
+def test_planted_pickles_in_format_1_files_are_never_unpickled(tmp_path, request):
     paths = plant_pickles(tmp_path)
     request.getfixturevalue("pickle_forbidden")
     for path in paths:

@@ -740,7 +740,7 @@ def planted_pickles(lab):
     return files
 
 
-def test_planted_pickles_are_never_unpickled(lab, request, monkeypatch):
+def test_planted_pickles_in_format_2_files_are_never_unpickled_by_any_command(lab, request, monkeypatch):
     files = planted_pickles(lab)
     request.getfixturevalue("pickle_forbidden")
     monkeypatch.chdir(lab.root)

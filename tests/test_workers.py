@@ -1,4 +1,4 @@
-"""Worker processes (charrnn/workers.py): the threads' results bit for bit, shared parameters,
+"""Worker processes (charrnn/training/workers.py): the threads' results bit for bit, shared parameters,
 clear failures, and no worker outliving its trainer."""
 import os
 import signal

@@ -4,7 +4,7 @@ Understanding Recurrent Networks", 2015).
 
 Shapes: T tokens (characters at char level), L layers, H hidden units per layer, F features.
 
-Pure: numpy and the standard library; nothing here prints. The CLI is charrnn/inspect.py.
+Pure: numpy and the standard library; nothing here prints. The command is cli/inspect.py.
 
 The activation at position t is the state *after* reading token t (what the network knows
 then), so the features are defined the same way: an opening quote is already inside the

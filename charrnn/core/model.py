@@ -17,10 +17,9 @@ Initialisation (documented, deterministic given the Generator; each cell's init,
 core/cells/__init__.standard_init):
     Wx ~ U(-1/√D, 1/√D) for an input of width D; a one-hot first layer's Wx ~ U(-1, 1):
         its rows are the embedding, so its pre-activations get the spread the embedded
-        path's have (x ~ N(0,1) of width E through U(-1/√E, 1/√E): variance 1/3, U(-1, 1)'s).
-        At the earlier U(±1/√H), a 2×256 LSTM on tinyshakespeare sat on the
-        unigram plateau (3.3 nats) for 100–250 steps, by seed; at U(-1, 1) three seeds
-        were at 2.03–2.07 by step 100;
+        path's have (x ~ N(0,1) of width E through U(-1/√E, 1/√E): variance 1/3, U(-1, 1)'s);
+        weaker input weights left a network on the unigram plateau for hundreds of steps
+        (docs/recipe.md);
     Wh: each H×H gate block orthogonal (QR of a Gaussian), so early gradients neither
         vanish nor explode through the recurrence; b = 0 (the LSTM's forget gate: forget_bias);
     embed.W ~ N(0, 1); out.V ~ U(-1/√H', 1/√H'); out.c = 0.

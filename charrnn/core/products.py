@@ -3,17 +3,16 @@
 Shapes: R rows (a worker's share of the batch), K = W's rows, N = W's columns, w block width.
 
 A general matrix product first copies ("packs") W into its kernel's layout, which costs the
-same at 16 rows as at 16,000: at the few rows of a recurrent step, packing the 1 MiB Wh of an
-LSTM 2×256 anew at every step, forward and backward, is a large part of the product. OpenBLAS's
-AVX-512 (SkylakeX) kernels multiply a small product straight from its operands, so a
-(16,256)·(256,1024) product done as eight (16,256)·(256,128) products runs 1.1–1.4× faster
-there, its backward (16,1024)·(1024,256) as eight 32 columns wide 1.2–1.5×, at 8 rows 2×, at
-4 rows 3× (benchmarks/bench_products.py, with both cores busy); one row (sampling) is a
-matrix-vector product that reads W unpacked already, and blocks only slow it. Where the BLAS
-packs every product, blocks only add calls (0.84–0.98× with OpenBLAS's Haswell kernels), so
-the limit is a property of the loaded BLAS (charrnn/blas.py's product_limit) that callers pass
-down explicitly; 0, the default everywhere, means one product. The blocks sum each output in
-the same order up to the BLAS's kernel choice, so they change results by float rounding at most.
+same at 16 rows as at 16,000: at the few rows of a recurrent step, packing the Wh of an LSTM
+anew at every step, forward and backward, is a large part of the product. OpenBLAS's AVX-512
+(SkylakeX) kernels multiply a small product straight from its operands, so there the product
+done as a few narrower ones runs faster; one row (sampling) is a matrix-vector product that
+reads W unpacked already, and blocks only slow it; where the BLAS packs every product, blocks
+only add calls (benchmarks/bench_products.py measures each; docs/speed.md has the figures).
+So the limit is a property of the loaded BLAS (charrnn/blas.py's product_limit) that callers
+pass down explicitly; 0, the default everywhere, means one product. The blocks sum each output
+in the same order up to the BLAS's kernel choice, so they change results by float rounding at
+most.
 """
 import numpy as np
 

@@ -2,7 +2,7 @@
 
 A run directory ``<checkpoint_dir>/<name>/`` holds ``latest.ckpt``, ``best.ckpt``, the last
 few ``step-NNNNNNN-val-X.XXXX.ckpt`` and a ``.lock`` file that the training process holds
-with ``flock``. Each file is written by charrnn/checkpoint.py, atomically; latest.ckpt is
+with ``flock``. Each file is written by store/container.py, atomically; latest.ckpt is
 replaced last, so it commits a save.
 """
 

@@ -1,17 +1,16 @@
 """Data-parallel training in worker processes that share the parameters' memory (Linux).
 
-model.loss_and_grads splits the batch's streams between threads. A thread's step is
+core/shards.loss_and_grads splits the batch's shards between threads. A thread's step is
 thousands of small numpy calls (a (16,1024) gate block, a 16-row recurrent product), and
-two threads making them contend inside one interpreter: side by side in benchmark runs,
-two processes trained 1.03–1.09× faster than two threads on lstm 2×256 b32 and 1.2–1.7×
-on gru 2×256, whose gate math is the largest share of a step.
+two threads making them contend inside one interpreter; processes do not (benchmarks/
+bench_speed.py --compare-threads times both; docs/speed.md has the figures).
 
 The calling process computes the first run of shards itself (core/shards.py) and forked
 processes the others. The parameters live in one anonymous shared mapping made before the
 fork, so the optimizer's in-place update is what every worker reads next; each forked
 worker writes the gradient tree's nodes it hands on into shared mappings of its own. Only
-the window (with its dropout masks: 3.3 MB a window for lstm 2×256 b32 T100, against a
-step of ~180 ms), the carried state and the losses travel through pipes. A shard is the
+the window (with its dropout masks: a few MB, against a step of a tenth of a second and
+more), the carried state and the losses travel through pipes. A shard is the
 same computation in a worker as in a thread, summed by the same tree: the results are
 identical, bit for bit.
 
@@ -42,10 +41,9 @@ def available():
 
 
 # Processes pay where a worker's per-step arrays are small, so that its thousands of short
-# numpy calls would contend with the other threads' inside one interpreter: lstm 2×256 b32
-# (16×1024 gate blocks per worker) 1.03–1.09×, gru 2×256 1.2–1.7×, rnn 2×256 0.75–1.09×.
-# At lstm 2×512 b64 (32×2048) they gained nothing (0.97–1.07×) and raised peak memory from
-# 1.33× to 1.64× the analytic sum, so blocks above this size stay with threads.
+# numpy calls would contend with the other threads' inside one interpreter; above this many
+# floats a gate block (lstm 2×512 b64) they gained nothing and raised peak memory
+# (docs/speed.md), so larger blocks stay with threads
 MAX_BLOCK = 32768
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # a terminal's to the whole group: the trainer's
 
