@@ -2,7 +2,7 @@
 corpus, each for the steps a time budget buys it on a reference machine, and report each one's
 best validation loss.
 
-    python benchmarks/recipe_grid.py CORPUS --grid 'LxH:dropout:lr:steps' ... [--jobs 2] [--out results.jsonl]
+    python benchmarks/recipe_grid.py CORPUS --grid 'LxH:dropout:lr:steps[:seq_len]' ... [--jobs 2] [--out results.jsonl]
 
 A budget is given in steps so that runs side by side (one thread each, --jobs of them) learn
 exactly what one run of that many steps learns at any speed (charrnn's sums do not depend on
@@ -22,14 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 def run_one(corpus, spec, work, extra):
-    shape, dropout, lr, steps = spec.split(":")
+    shape, dropout, lr, steps, *window = spec.split(":")
     layers, hidden = shape.split("x")
-    name = f"{shape}-d{dropout}-lr{lr}-s{steps}"
+    name = f"{shape}-d{dropout}-lr{lr}-s{steps}" + "".join(f"-T{t}" for t in window)
     log = os.path.join(work, name + ".jsonl")
     cmd = [sys.executable, "-m", "charrnn", "train", corpus, "--name", name, "--checkpoint-dir", work,
            "--layers", layers, "--hidden", hidden, "--dropout", dropout, "--lr", lr, "--steps", steps,
            "--threads", "1", "--val-frac", "0.1", "--seed", "1", "--eval-every", str(max(1, int(steps) // 10)),
-           "--log", log, "--quiet", *extra]
+           "--log", log, "--quiet", *(["--seq-len", window[0]] if window else []), *extra]
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     t = time.time()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -37,14 +37,15 @@ def run_one(corpus, spec, work, extra):
     vals = [(e["step"], e["val_loss"]) for e in evals if e.get("val_loss") is not None]
     best = min((v for _, v in vals), default=math.nan)
     return {"corpus": os.path.basename(corpus), "spec": spec, "layers": int(layers), "hidden": int(hidden),
-            "dropout": float(dropout), "lr": float(lr), "steps": int(steps), "best_val": best, "curve": vals,
+            "dropout": float(dropout), "lr": float(lr), "steps": int(steps), "seq_len": int(window[0]) if window else 100,
+            "best_val": best, "curve": vals,
             "seconds": round(time.time() - t, 1), "rc": r.returncode, "stderr": r.stderr[-500:]}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus")
-    ap.add_argument("--grid", nargs="+", required=True, help="LxH:dropout:lr:steps per run")
+    ap.add_argument("--grid", nargs="+", required=True, help="LxH:dropout:lr:steps[:seq_len] per run")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=None, help="append the results here as JSON lines")
     ap.add_argument("extra", nargs="*", help="more `charrnn train` options, after --")

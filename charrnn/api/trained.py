@@ -38,7 +38,7 @@ class Model:
         return {"path": self.path, "kind": ck.kind, "model": ck.cfg.to_json(),
                 "train": None if ck.train is None else ck.train.to_json(),
                 "params": core_model.num_params(ck.params), "step": ck.step, "epoch": ck.epoch,
-                "elapsed": ck.elapsed, "val_loss": ck.metrics.get("val_loss"),
+                "elapsed": ck.elapsed, "choice": ck.choice, "val_loss": ck.metrics.get("val_loss"),
                 "best_val_loss": ck.metrics.get("best_val_loss"), "vocab_size": len(ck.vocab),
                 "level": ck.vocab.level, "corpus_sha256": ck.corpus.get("sha256"),
                 "corpus_tokens": ck.corpus.get("tokens"), "corpus_paths": ck.corpus.get("paths"),

@@ -11,7 +11,8 @@ container's (arrays, meta) and ``load`` turns those back, checking every field b
             epoch, and by kind:
               lm          position, train, rng, corpus {sha256, tokens, paths}, metrics
                           {train_loss, val_loss, val_bpc, best_val_loss}, elapsed (the run's
-                          clock, seconds: what --minutes counts)
+                          clock, seconds: what --minutes counts), choice (what --recipe auto
+                          chose, and why)
               classifier  labels, classify, metrics {val_loss, val_acc, best_val_acc}
             saved_at (seconds since the epoch)
 """
@@ -53,6 +54,7 @@ class Checkpoint:
     opt_state: dict = field(default_factory=dict)
     state: list | None = None  # carried hidden state, per layer a tuple of (B,H)
     elapsed: float | None = None  # the run's clock when saved, seconds (what --minutes counts)
+    choice: dict | None = None  # what --recipe auto chose and why (training/recipe.py)
     # a classifier's
     classify: ClassifyConfig | None = None
     labels: list | None = None  # the K label names
@@ -72,7 +74,7 @@ def pack(ck):
             "vocab": ck.vocab.to_json(), "step": ck.step, "epoch": ck.epoch, "saved_at": ck.saved_at,
             "metrics": {k: _finite(v) for k, v in ck.metrics.items()}}
     if ck.kind == "lm":
-        meta.update(position=ck.position, rng=ck.rng, corpus=ck.corpus, elapsed=_finite(ck.elapsed),
+        meta.update(position=ck.position, rng=ck.rng, corpus=ck.corpus, elapsed=_finite(ck.elapsed), choice=ck.choice,
                     train=None if ck.train is None else ck.train.to_json())
     else:
         meta.update(labels=list(ck.labels), classify=None if ck.classify is None else ck.classify.to_json())
@@ -167,7 +169,7 @@ def _validate(arrays, meta):
     return Checkpoint(cfg, params, vocab, kind=kind, step=step, epoch=epoch, saved_at=saved_at, metrics=metrics,
                       version=str(meta.get("charrnn", "")), train=train, position=position, rng=meta.get("rng"),
                       corpus=corpus, opt_state=opt_state, state=_unflatten_state(state, cfg),
-                      classify=classify, labels=labels, elapsed=_elapsed(meta))
+                      classify=classify, labels=labels, elapsed=_elapsed(meta), choice=_choice(meta))
 
 
 def _config(what, d, cls):
@@ -218,6 +220,15 @@ def _unflatten_state(flat, cfg):
     if len(flat) != cfg.layers * n_state:
         raise ValueError("carried state has extra arrays")
     return state
+
+
+def _choice(meta):
+    """What the recipe chose: an object of numbers and strings, or None."""
+    v = meta.get("choice")
+    if v is not None and not (isinstance(v, dict) and all(_text(k) and (_text(x) or _number_or_none(x))
+                                                           for k, x in v.items())):
+        raise ValueError("choice must be an object of numbers and strings")
+    return v
 
 
 def _elapsed(meta):

@@ -44,6 +44,8 @@ def info(path, checkpoint_dir, as_json):
         files = ", ".join("standard input" if p == "-" else p for p in d["corpus_paths"] or []) or "files not recorded"
         tokens = f"{d['corpus_tokens']:,} tokens, " if d["corpus_tokens"] else ""
         lines.append(f"corpus       {files} ({tokens}sha256 {d['corpus_sha256'][:12]}…)")
+    if d.get("choice"):
+        lines.append(f"chosen       {d['choice']['why']}")
     if d["elapsed"] is not None:
         lines.append(f"trained for  {_duration(d['elapsed'])}")
     if d["saved_at"]:

@@ -11,7 +11,7 @@ from charrnn.config.recipe import TrainConfig
 from charrnn.config.run import RunOptions
 
 RECIPE = ("level", "max_vocab", "seq_len", "batch", "optimizer", "lr", "lr_schedule", "warmup", "clip", "clip_value",
-          "steps", "epochs", "minutes", "val_frac", "eval_every", "errors", "seed", "threads")
+          "steps", "epochs", "minutes", "val_frac", "eval_every", "errors", "seed", "threads", "recipe")
 
 
 @click.command()

@@ -28,10 +28,11 @@ class LanguageModelTask:
     (a TrainConfig), from scratch or from the Checkpoint ``resume``; ``block_limit``
     is core/products.py's column-block limit for this BLAS."""
 
-    def __init__(self, corpus, mcfg, tcfg, resume=None, block_limit=0, paths=(), world=None):
+    def __init__(self, corpus, mcfg, tcfg, resume=None, block_limit=0, paths=(), world=None, choice=None):
         self.corpus, self.mcfg, self.tcfg, self.block_limit = corpus, mcfg, tcfg, block_limit
         self.world = world  # training/distributed.World: this rank's share of each window, or None
         self.paths = list(paths)  # the corpus files, recorded so that --resume alone finds them
+        self.choice = choice if resume is None else resume.choice  # what the recipe chose, kept with the run
         train_tok, self.val_tok = split_train_val(corpus.tokens, tcfg.val_frac)
         if len(self.val_tok) == 0:
             self.streams = Streams(train_tok, tcfg.batch, tcfg.seq_len)
@@ -50,7 +51,9 @@ class LanguageModelTask:
             with blas.threads(min(4, cores())):  # the orthogonal blocks' QRs: all cores, for a large H
                 self.params = model.init_params(mcfg, self.rng)
             self.opt_state = self.opt.init_state(self.params)
-            self.start_step, self.start_elapsed, self.best, self.state = 0, 0.0, math.inf, None
+            # the recipe's timing of candidates counts against --minutes
+            self.start_step, self.best, self.state = 0, math.inf, None
+            self.start_elapsed = (choice or {}).get("probe_seconds", 0.0)
         else:
             self.params = {k: v.astype(np.float32) for k, v in resume.params.items()}
             self.opt_state = resume.opt_state or self.opt.init_state(self.params)
@@ -144,7 +147,7 @@ class LanguageModelTask:
                      "val_bpc": metrics.get("val_bpc"), "best_val_loss": self.best},
             train=self.tcfg, position=step % self.steps_per_epoch, rng=self.rng.bit_generator.state,
             corpus={"sha256": self.corpus.sha256, "tokens": int(len(self.corpus.tokens)), "paths": self.paths},
-            opt_state=self.opt_state, state=self.state)
+            opt_state=self.opt_state, state=self.state, choice=self.choice)
 
     def preview(self, step):
         """A short sample at temperature 0.8 from its own RNG, so training's RNG is untouched."""

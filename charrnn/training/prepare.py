@@ -6,7 +6,9 @@ No click: problems are charrnn's own exceptions, OptionError naming options the 
 spells them. Problems are reported in the order a user meets them: a --resume that is no
 checkpoint before anything is built, a missing corpus file next.
 """
+import math
 import os
+import time
 from dataclasses import dataclass, field, fields, replace
 from typing import BinaryIO
 
@@ -57,6 +59,7 @@ class Prepared:
     done: str | None = None
     paths: list | None = None  # the corpus, as the checkpoints record it (resume.recorded_paths)
     task: object = None  # under MPI: the task built from rank 0's starting state (replicas.prepare)
+    choice: dict | None = None  # what the recipe chose and why (training/recipe.py), with the probe's seconds
 
 
 def prepare(req, notify, ranks=1, reduction=None):
@@ -103,7 +106,7 @@ def prepare(req, notify, ranks=1, reduction=None):
             corpus = remap(corpus, resume.vocab)
         mcfg = model_unchanged(resume.cfg, o)
     else:
-        mcfg = model_config(o, len(corpus.vocab), tcfg.level)
+        mcfg, tcfg, choice = network(o, corpus, tcfg)
     if ranks > 1 and reduction is not None:
         from charrnn.core.model import count_params
         tcfg = replace(tcfg, reduction=reduction(4 * count_params(mcfg)))
@@ -111,7 +114,8 @@ def prepare(req, notify, ranks=1, reduction=None):
     if resume is not None:  # once nothing more here can refuse the run
         warn_new_horizon(resume.train, tcfg, notify)
         warn_sum_order(resume.train, tcfg, notify)
-    return Prepared(run, corpus, mcfg, tcfg, resume, r.force, paths=resuming.recorded_paths(paths))
+    return Prepared(run, corpus, mcfg, tcfg, resume, r.force, paths=resuming.recorded_paths(paths),
+                    choice=None if resume is not None else choice)
 
 
 def nothing_to_train(run, resume, tcfg):
@@ -147,6 +151,55 @@ def train_config(o, resume, notify=lambda line: None):
     values["threads"] = machine.capped_threads(mine["threads"], batch, notify) if "threads" in mine \
         else machine.default_threads(batch)
     return TrainConfig(**values)
+
+
+def network(o, corpus, tcfg):
+    """(ModelConfig, TrainConfig, choice) of a fresh run: with --recipe auto the network the
+    budget buys on this machine (training/recipe.py; it times candidates here, and that time
+    counts against --minutes), else the options and the fixed defaults. The run says the choice
+    when it starts (run), once nothing can refuse it any more."""
+    from charrnn.core.model import count_params
+    from charrnn.training import probe, recipe
+    open_ = [k for k in ("layers", "hidden", "dropout", "lr") if k not in o]
+    if tcfg.recipe == "fixed" or not open_:
+        fixed = {**(recipe.FIXED if tcfg.recipe == "fixed" else {}), **o}
+        return model_config(fixed, len(corpus.vocab), tcfg.level), tcfg, None
+    steps, epochs, minutes = tcfg.limits
+    train_tokens = int(len(corpus.tokens) * (1 - tcfg.val_frac))
+    if train_tokens <= tcfg.batch * tcfg.seq_len:  # not one window: the run refuses it, the recipe has nothing to say
+        return model_config({**recipe.FIXED, **o}, len(corpus.vocab), tcfg.level), tcfg, None
+    windows = max(1, (train_tokens - 1) // (tcfg.batch * tcfg.seq_len))
+    by_steps = [n for n in (steps, None if epochs is None else math.ceil(min(epochs * windows, 1e18))) if n is not None]
+    budget = recipe.Budget(None if minutes is None else 60 * minutes, min(by_steps) if by_steps else None)
+    started, probing = time.perf_counter(), min(20.0, 0.1 * budget.seconds) if budget.seconds else 0.0
+    timed = []
+
+    def seconds_per_step(layers, hidden):  # the first candidate always, the next while a tenth of the budget lasts
+        left = probing - (time.perf_counter() - started)
+        if timed and left <= 0:
+            return None
+        candidate = model_config({**o, "layers": layers, "hidden": hidden}, len(corpus.vocab), tcfg.level)
+        timed.append(probe.seconds_per_step(candidate, corpus.tokens, tcfg.batch, tcfg.seq_len, tcfg.threads,
+                                            budget=max(left, 0.0)))
+        return timed[-1]
+
+    def params(layers, hidden):  # a candidate too large for this machine's memory counts as too large for the text
+        candidate = model_config({**o, "layers": layers, "hidden": hidden}, len(corpus.vocab), tcfg.level)
+        try:
+            machine.check_memory(candidate, tcfg.batch, tcfg.seq_len, tcfg.optimizer, tcfg.threads, lambda line: None)
+        except OptionError:
+            return math.inf
+        return count_params(candidate)
+
+    given = {k: o[k] for k in ("layers", "hidden", "dropout", "lr") if k in o}
+    if "layers" in given and "hidden" in given:  # the user's own shape: refused first if it cannot fit
+        machine.check_memory(model_config(o, len(corpus.vocab), tcfg.level), tcfg.batch, tcfg.seq_len,
+                             tcfg.optimizer, tcfg.threads, lambda line: None)
+    c = recipe.choose(budget, train_tokens, tcfg.batch, tcfg.seq_len, tcfg.level, given, seconds_per_step, params,
+                      o.get("cell", ModelConfig.cell))
+    mcfg = model_config({**o, "layers": c.layers, "hidden": c.hidden, "dropout": c.dropout}, len(corpus.vocab),
+                        tcfg.level)
+    return mcfg, replace(tcfg, lr=c.lr), {**c.to_json(), "probe_seconds": round(time.perf_counter() - started, 3)}
 
 
 def model_config(o, vocab_size, level, defaults=None, command="train"):
@@ -269,7 +322,10 @@ def run(p, reporter=None, log=None, stop=None, world=None):
     def train():
         if p.resume is not None and reporter is not None:
             reporter.message(resume_line(p))
-        task = p.task or LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world)
+        if p.choice is not None and reporter is not None:
+            reporter.message(f"recipe: {p.choice['why']}")
+        task = p.task or LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world,
+                                           p.choice)
         return Loop(task, p.tcfg, p.run, reporter, log, stop, world).run()
 
     if world is not None and not world.primary:

@@ -74,7 +74,8 @@ def prepare(world, req, notify):
                 notify("MPI ranks: " + ", ".join(f"{r} on {t['host']} (pid {t['pid']})" for r, t in enumerate(everyone))
                        + f"; gradients {how}")
             if not p.done:
-                p.task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world)
+                p.task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world,
+                                           p.choice)
                 arrays, meta = schema.pack(p.task.checkpoint(p.task.start_step, {}, None))
                 plan.update(meta=meta, tcfg=p.tcfg.to_json(), sha256=p.corpus.sha256, n_chars=p.corpus.n_chars,
                             paths=p.paths, force=p.force, resuming=p.resume is not None)

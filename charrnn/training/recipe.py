@@ -1,0 +1,100 @@
+"""The best network a budget buys: what `charrnn train` chooses when the user leaves it open.
+
+Two quantities decide. The tokens the budget shows a network (its steps times the window's
+tokens): a network learns its parameters from them, and one that sees too few for its size is
+still underfit when the run ends — so the rule climbs a ladder of networks, each larger and
+slower than the last, and stops at the largest that sees at least TOKENS_PER_PARAM tokens per
+parameter in the budget. And the corpus's size: a network with many more parameters than the
+text has tokens memorises it, so none larger than PARAMS_PER_TOKEN per training token is
+considered. Then dropout follows the passes over the text that network will make (more
+passes, more memorising to prevent) and the peak learning rate its width (wider, lower). The
+budget is the run's: --minutes (the machine's measured speed turns it into steps), --steps or
+--epochs. docs/recipe.md gives the experiments the numbers below come from.
+
+Every option the user gives wins for that option; the rule fills in the rest around it.
+"""
+import math
+from dataclasses import dataclass
+
+LADDER = ((2, 128), (2, 192), (2, 256), (2, 384), (2, 512), (3, 512), (3, 768))  # (layers, hidden), slowest last
+TOKENS_PER_PARAM = 2.0  # a network is worth its size when the budget shows it this many tokens a parameter
+PARAMS_PER_TOKEN = 4.0  # and no larger than this many parameters a training token: past it, it memorises
+DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.2), (20.0, 0.3), (math.inf, 0.4))  # (passes up to, dropout)
+FIXED = {"layers": 2, "hidden": 256, "dropout": 0.1}  # --recipe fixed: one network everywhere
+
+
+def dropout_for(passes):
+    return next(d for limit, d in DROPOUT if passes <= limit)
+
+
+def lr_for(hidden, level):
+    """The peak learning rate: 8e-3 up to 256 wide at character level, lower as it widens
+    (wider layers sum more terms per unit); 2e-3 at word level (a large softmax)."""
+    if level == "word":
+        return 2e-3
+    return round(8e-3 * min(1.0, math.sqrt(256 / hidden)), 4)
+
+
+def _short(x):
+    """8e-3, 2.5e-3, 0.01 → 1e-2: a learning rate as people write one."""
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a run may spend: seconds of training (--minutes), or steps (--steps, --epochs
+    turned into steps); the first it reaches ends it."""
+    seconds: float | None = None
+    steps: int | None = None
+
+    def steps_for(self, seconds_per_step):
+        """Steps this budget buys a network taking ``seconds_per_step`` (None: not timed)."""
+        by_time = math.inf if self.seconds is None or seconds_per_step is None else self.seconds / seconds_per_step
+        return int(min(by_time, math.inf if self.steps is None else self.steps))
+
+
+@dataclass(frozen=True)
+class Choice:
+    layers: int
+    hidden: int
+    dropout: float
+    lr: float
+    steps: int
+    passes: float
+    why: str
+
+    def to_json(self):
+        return {"layers": self.layers, "hidden": self.hidden, "dropout": self.dropout, "lr": self.lr,
+                "steps": self.steps, "passes": round(self.passes, 2), "why": self.why}
+
+
+def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step, params, cell="lstm"):
+    """The Choice for a run: ``given`` the model options the user set (they stay),
+    ``seconds_per_step(layers, hidden)`` this machine's time for a step of a candidate (not
+    called when the budget is steps alone: then speed does not decide; None from it: no time left
+    to measure), ``params(layers, hidden)`` a candidate's parameter count."""
+    ladder = [(l, h) for l, h in LADDER if given.get("layers", l) == l and given.get("hidden", h) == h]
+    if not ladder:  # the user fixed a shape the ladder lacks: it is the only candidate
+        ladder = [(given.get("layers", 2), given.get("hidden", 256))]
+    small = [shape for shape in ladder if params(*shape) <= PARAMS_PER_TOKEN * train_tokens]
+    ladder = small or ladder[:1]  # a tiny corpus still gets the smallest
+    tokens_per_step = batch * seq_len
+    chosen = None
+    for layers, hidden in ladder:
+        t = seconds_per_step(layers, hidden) if budget.seconds is not None else None
+        if budget.seconds is not None and t is None:
+            break  # no time left to measure it: not a network to bet the budget on
+        steps = budget.steps_for(t)
+        enough = steps * tokens_per_step >= TOKENS_PER_PARAM * params(layers, hidden)
+        if chosen is None or enough:
+            chosen = (layers, hidden, steps, steps * tokens_per_step / max(train_tokens, 1), t)
+        if not enough:
+            break  # a larger one only sees fewer tokens for more parameters
+    layers, hidden, steps, passes, t = chosen
+    dropout = given.get("dropout", dropout_for(passes))
+    lr = given.get("lr", lr_for(hidden, level))
+    how = f"{budget.seconds / 60:g} min on this machine ≈ " if budget.seconds is not None and t else ""
+    why = (f"{how}{steps:,} steps ≈ {passes:.1f} passes over {train_tokens:,} {level}s → {layers}x{hidden} {cell}, "
+           f"dropout {dropout:g}, peak lr {_short(lr)}")
+    return Choice(layers, hidden, dropout, lr, steps, passes, why)

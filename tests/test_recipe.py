@@ -1,0 +1,98 @@
+"""`charrnn train`'s recipe (training/recipe.py): the network a budget buys. The rule is tested
+on given speeds (nothing is timed here); the command is tested for saying its choice,
+recording it, letting an option win, keeping it on resume, and --recipe fixed."""
+import json
+
+import pytest
+
+from charrnn.checkpoint import schema
+from charrnn.training import recipe
+
+from .test_cli import SMALL, make_corpus, run
+
+SPEED = {(2, 128): 0.06, (2, 192): 0.09, (2, 256): 0.16, (2, 384): 0.29, (2, 512): 0.46, (3, 512): 0.74,
+         (3, 768): 1.7}  # seconds a step, the development machine's (benchmarks/recipe_grid.py's reference)
+
+PARAMS = {(2, 128): 239_297, (2, 192): 506_369, (2, 256): 871_745, (2, 384): 1_897_409, (2, 512): 3_316_289,
+          (3, 512): 5_415_489, (3, 768): 12_055_361}  # a 65-symbol LSTM's (core/model.count_params)
+
+
+def choose(minutes=None, steps=None, chars=1_000_000, given=None, speed=SPEED.get, level="char"):
+    budget = recipe.Budget(None if minutes is None else minutes * 60, steps)
+    return recipe.choose(budget, chars, 32, 100, level, given or {}, lambda l, h: speed((l, h)),
+                         lambda l, h: PARAMS[(l, h)])
+
+
+def test_a_larger_budget_buys_a_larger_network_with_more_dropout_and_a_lower_peak():
+    small, large = choose(minutes=2), choose(minutes=60)
+    assert small.layers * small.hidden < large.layers * large.hidden and small.dropout < large.dropout
+    assert large.lr < small.lr
+    # each is the largest rung that sees TOKENS_PER_PARAM tokens a parameter within the corpus's
+    # cap; the next sees fewer or is over the cap
+    for c in (small, large):
+        k = recipe.LADDER.index((c.layers, c.hidden))
+        assert c.steps * 3200 >= recipe.TOKENS_PER_PARAM * PARAMS[recipe.LADDER[k]]
+        nxt = recipe.LADDER[k + 1]
+        assert int(c.steps * SPEED[(c.layers, c.hidden)] / SPEED[nxt]) * 3200 < recipe.TOKENS_PER_PARAM * PARAMS[nxt] \
+            or PARAMS[nxt] > recipe.PARAMS_PER_TOKEN * 1_000_000
+
+
+def test_a_small_corpus_caps_the_network_and_a_large_one_at_an_hour_gets_more_than_a_small_one_at_ten_minutes():
+    tiny = choose(minutes=60, chars=20_000)
+    assert (tiny.layers, tiny.hidden) == recipe.LADDER[0] and tiny.dropout == recipe.DROPOUT[-1][1]
+    capped = choose(minutes=60, chars=300_000)
+    assert PARAMS[(capped.layers, capped.hidden)] <= recipe.PARAMS_PER_TOKEN * 300_000
+    big, small = choose(minutes=60, chars=90_000_000), choose(minutes=10, chars=1_000_000)
+    assert PARAMS[(big.layers, big.hidden)] > PARAMS[(small.layers, small.hidden)] and big.passes < 1
+
+
+def test_a_slower_machine_gets_a_smaller_network():
+    fast = choose(minutes=10)
+    slow = choose(minutes=10, speed=lambda shape: 3 * SPEED[shape])
+    assert slow.hidden * slow.layers <= fast.hidden * fast.layers
+    assert slow.why.startswith("10 min on this machine ≈ ") and "passes over 1,000,000 chars → " in slow.why
+
+
+def test_the_choice_is_the_same_for_the_same_corpus_budget_and_speed():
+    assert choose(minutes=10) == choose(minutes=10)
+    assert choose(steps=3000) == choose(steps=3000)
+
+
+def test_an_option_given_wins_and_the_rest_adapt():
+    c = choose(minutes=60, given={"hidden": 256, "dropout": 0.05})
+    assert (c.hidden, c.dropout) == (256, 0.05) and c.layers == 2
+    c = choose(minutes=60, given={"lr": 1e-3})
+    assert c.lr == 1e-3 and c.hidden > 256
+
+
+def test_a_step_budget_needs_no_clock_and_a_network_it_cannot_time_is_not_chosen():
+    c = choose(steps=200, speed=lambda shape: pytest.fail("a step budget timed something"))
+    assert c.passes == pytest.approx(200 * 32 * 100 / 1_000_000) and (c.layers, c.hidden) == recipe.LADDER[0]
+    timed = []
+    c = choose(minutes=600, speed=lambda shape: timed.append(shape) or (SPEED[shape] if len(timed) < 3 else None))
+    assert (c.layers, c.hidden) == timed[1]  # the third could not be timed: the second it is
+
+
+def test_train_says_records_and_keeps_its_choice(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    make_corpus(tmp_path / "notes.txt")
+    small = [a for a in SMALL if a != "--quiet"]
+    cut = [a for i, a in enumerate(small) if a not in ("--hidden", "--layers") and small[i - 1] not in ("--hidden", "--layers")]
+    r = run("train", "notes.txt", "--steps", "6", *cut)
+    assert r.exit_code == 0, r.stderr
+    line = next(x for x in r.stderr.splitlines() if x.startswith("recipe: "))
+    ck = schema.load("checkpoints/notes/latest.ckpt")
+    assert line == f"recipe: {ck.choice['why']}" and (ck.cfg.layers, ck.cfg.hidden) == (ck.choice["layers"],
+                                                                                        ck.choice["hidden"])
+    assert ck.train.recipe == "auto" and ck.train.lr == ck.choice["lr"]
+    info = json.loads(run("info", "--json").stdout)
+    assert info["choice"]["why"] == ck.choice["why"]
+    r = run("train", "--resume", "--steps", "8", "--quiet")
+    assert r.exit_code == 0 and "recipe:" not in r.stderr
+    again = schema.load("checkpoints/notes/latest.ckpt")
+    assert (again.cfg, again.choice) == (ck.cfg, ck.choice)
+    r = run("train", "notes.txt", "--steps", "2", "--name", "fixed", "--recipe", "fixed", *cut)
+    assert r.exit_code == 0 and "recipe:" not in r.stderr
+    fixed = schema.load("checkpoints/fixed/latest.ckpt")
+    assert (fixed.cfg.layers, fixed.cfg.hidden, fixed.cfg.dropout, fixed.choice) == (2, 256, 0.1, None)
