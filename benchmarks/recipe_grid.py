@@ -8,7 +8,8 @@ A budget is given in steps so that runs side by side (one thread each, --jobs of
 exactly what one run of that many steps learns at any speed (charrnn's sums do not depend on
 the number of workers: core/shards.py); the steps come from the measured step time of each
 network on the reference machine (benchmarks/recipe_speed.py). Every run: --val-frac 0.1,
---seed 1, cosine schedule, validation ten times a run. Results are appended as JSON lines.
+--seed 1, cosine schedule, validation ten times a run, `--recipe fixed` (the grid
+sets every option the recipe would). Results are appended as JSON lines.
 """
 import argparse
 import json
@@ -29,7 +30,7 @@ def run_one(corpus, spec, work, extra):
     cmd = [sys.executable, "-m", "charrnn", "train", corpus, "--name", name, "--checkpoint-dir", work,
            "--layers", layers, "--hidden", hidden, "--dropout", dropout, "--lr", lr, "--steps", steps,
            "--threads", "1", "--val-frac", "0.1", "--seed", "1", "--eval-every", str(max(1, int(steps) // 10)),
-           "--log", log, "--quiet", *(["--seq-len", window[0]] if window else []), *extra]
+           "--log", log, "--quiet", "--seq-len", window[0] if window else "100", "--recipe", "fixed", *extra]
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     t = time.time()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)

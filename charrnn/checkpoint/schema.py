@@ -223,11 +223,11 @@ def _unflatten_state(flat, cfg):
 
 
 def _choice(meta):
-    """What the recipe chose: an object of numbers and strings, or None."""
+    """What the recipe chose: an object of numbers and strings that says why, or None."""
     v = meta.get("choice")
-    if v is not None and not (isinstance(v, dict) and all(_text(k) and (_text(x) or _number_or_none(x))
-                                                           for k, x in v.items())):
-        raise ValueError("choice must be an object of numbers and strings")
+    if v is not None and not (isinstance(v, dict) and _text(v.get("why")) and
+                              all(_text(k) and (_text(x) or _number_or_none(x)) for k, x in v.items())):
+        raise ValueError("choice must be an object of numbers and strings with a why")
     return v
 
 

@@ -28,7 +28,7 @@ class LanguageModelTask:
     (a TrainConfig), from scratch or from the Checkpoint ``resume``; ``block_limit``
     is core/products.py's column-block limit for this BLAS."""
 
-    def __init__(self, corpus, mcfg, tcfg, resume=None, block_limit=0, paths=(), world=None, choice=None):
+    def __init__(self, corpus, mcfg, tcfg, resume=None, block_limit=0, paths=(), world=None, choice=None, spent=0.0):
         self.corpus, self.mcfg, self.tcfg, self.block_limit = corpus, mcfg, tcfg, block_limit
         self.world = world  # training/distributed.World: this rank's share of each window, or None
         self.paths = list(paths)  # the corpus files, recorded so that --resume alone finds them
@@ -51,9 +51,8 @@ class LanguageModelTask:
             with blas.threads(min(4, cores())):  # the orthogonal blocks' QRs: all cores, for a large H
                 self.params = model.init_params(mcfg, self.rng)
             self.opt_state = self.opt.init_state(self.params)
-            # the recipe's timing of candidates counts against --minutes
-            self.start_step, self.best, self.state = 0, math.inf, None
-            self.start_elapsed = (choice or {}).get("probe_seconds", 0.0)
+            # ``spent``: the seconds the recipe took to time its candidates count against --minutes
+            self.start_step, self.best, self.state, self.start_elapsed = 0, math.inf, None, spent
         else:
             self.params = {k: v.astype(np.float32) for k, v in resume.params.items()}
             self.opt_state = resume.opt_state or self.opt.init_state(self.params)
@@ -163,4 +162,5 @@ class LanguageModelTask:
     def info(self):
         return {"windows_per_epoch": self.steps_per_epoch, "params": model.num_params(self.params),
                 "vocab": len(self.corpus.vocab), "tokens": int(len(self.corpus.tokens)),
-                "val_tokens": int(len(self.val_tok)), "model": self.mcfg, "train": self.tcfg}
+                "val_tokens": int(len(self.val_tok)), "model": self.mcfg, "train": self.tcfg,
+                "choice": self.choice if self.start_step == 0 else None}

@@ -59,7 +59,8 @@ class Prepared:
     done: str | None = None
     paths: list | None = None  # the corpus, as the checkpoints record it (resume.recorded_paths)
     task: object = None  # under MPI: the task built from rank 0's starting state (replicas.prepare)
-    choice: dict | None = None  # what the recipe chose and why (training/recipe.py), with the probe's seconds
+    choice: dict | None = None  # what the recipe chose and why (training/recipe.py)
+    probe_seconds: float = 0.0  # what timing its candidates took: counted against --minutes
 
 
 def prepare(req, notify, ranks=1, reduction=None):
@@ -106,7 +107,7 @@ def prepare(req, notify, ranks=1, reduction=None):
             corpus = remap(corpus, resume.vocab)
         mcfg = model_unchanged(resume.cfg, o)
     else:
-        mcfg, tcfg, choice = network(o, corpus, tcfg)
+        mcfg, tcfg, choice, probed = network(o, corpus, tcfg)
     if ranks > 1 and reduction is not None:
         from charrnn.core.model import count_params
         tcfg = replace(tcfg, reduction=reduction(4 * count_params(mcfg)))
@@ -115,7 +116,7 @@ def prepare(req, notify, ranks=1, reduction=None):
         warn_new_horizon(resume.train, tcfg, notify)
         warn_sum_order(resume.train, tcfg, notify)
     return Prepared(run, corpus, mcfg, tcfg, resume, r.force, paths=resuming.recorded_paths(paths),
-                    choice=None if resume is not None else choice)
+                    **({} if resume is not None else {"choice": choice, "probe_seconds": probed}))
 
 
 def nothing_to_train(run, resume, tcfg):
@@ -154,20 +155,20 @@ def train_config(o, resume, notify=lambda line: None):
 
 
 def network(o, corpus, tcfg):
-    """(ModelConfig, TrainConfig, choice) of a fresh run: with --recipe auto the network the
+    """(ModelConfig, TrainConfig, choice, seconds it took) of a fresh run: with --recipe auto the network the
     budget buys on this machine (training/recipe.py; it times candidates here, and that time
     counts against --minutes), else the options and the fixed defaults. The run says the choice
-    when it starts (run), once nothing can refuse it any more."""
+    when it starts (the reporter's start), once nothing can refuse it any more."""
     from charrnn.core.model import count_params
     from charrnn.training import probe, recipe
-    open_ = [k for k in ("layers", "hidden", "dropout", "lr") if k not in o]
-    if tcfg.recipe == "fixed" or not open_:
+    if tcfg.recipe == "fixed" or all(k in o for k in recipe.CHOSEN):
         fixed = {**(recipe.FIXED if tcfg.recipe == "fixed" else {}), **o}
-        return model_config(fixed, len(corpus.vocab), tcfg.level), tcfg, None
+        return model_config(fixed, len(corpus.vocab), tcfg.level), tcfg, None, 0.0
+    tcfg = replace(tcfg, seq_len=recipe.window(tcfg.level, o, tcfg.seq_len))
     steps, epochs, minutes = tcfg.limits
     train_tokens = int(len(corpus.tokens) * (1 - tcfg.val_frac))
     if train_tokens <= tcfg.batch * tcfg.seq_len:  # not one window: the run refuses it, the recipe has nothing to say
-        return model_config({**recipe.FIXED, **o}, len(corpus.vocab), tcfg.level), tcfg, None
+        return model_config({**recipe.FIXED, **o}, len(corpus.vocab), tcfg.level), tcfg, None, 0.0
     windows = max(1, (train_tokens - 1) // (tcfg.batch * tcfg.seq_len))
     by_steps = [n for n in (steps, None if epochs is None else math.ceil(min(epochs * windows, 1e18))) if n is not None]
     budget = recipe.Budget(None if minutes is None else 60 * minutes, min(by_steps) if by_steps else None)
@@ -191,7 +192,7 @@ def network(o, corpus, tcfg):
             return math.inf
         return count_params(candidate)
 
-    given = {k: o[k] for k in ("layers", "hidden", "dropout", "lr") if k in o}
+    given = {k: o[k] for k in recipe.CHOSEN if k in o}
     if "layers" in given and "hidden" in given:  # the user's own shape: refused first if it cannot fit
         machine.check_memory(model_config(o, len(corpus.vocab), tcfg.level), tcfg.batch, tcfg.seq_len,
                              tcfg.optimizer, tcfg.threads, lambda line: None)
@@ -199,7 +200,7 @@ def network(o, corpus, tcfg):
                       o.get("cell", ModelConfig.cell))
     mcfg = model_config({**o, "layers": c.layers, "hidden": c.hidden, "dropout": c.dropout}, len(corpus.vocab),
                         tcfg.level)
-    return mcfg, replace(tcfg, lr=c.lr), {**c.to_json(), "probe_seconds": round(time.perf_counter() - started, 3)}
+    return mcfg, replace(tcfg, lr=c.lr), c.to_json(), time.perf_counter() - started
 
 
 def model_config(o, vocab_size, level, defaults=None, command="train"):
@@ -322,10 +323,8 @@ def run(p, reporter=None, log=None, stop=None, world=None):
     def train():
         if p.resume is not None and reporter is not None:
             reporter.message(resume_line(p))
-        if p.choice is not None and reporter is not None:
-            reporter.message(f"recipe: {p.choice['why']}")
         task = p.task or LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world,
-                                           p.choice)
+                                           p.choice, p.probe_seconds)
         return Loop(task, p.tcfg, p.run, reporter, log, stop, world).run()
 
     if world is not None and not world.primary:

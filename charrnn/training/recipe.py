@@ -17,10 +17,17 @@ import math
 from dataclasses import dataclass
 
 LADDER = ((2, 128), (2, 192), (2, 256), (2, 384), (2, 512), (3, 512), (3, 768))  # (layers, hidden), slowest last
-TOKENS_PER_PARAM = 2.0  # a network is worth its size when the budget shows it this many tokens a parameter
+TOKENS_PER_PARAM = 3.0  # a network is worth its size when the budget shows it this many tokens a parameter
 PARAMS_PER_TOKEN = 4.0  # and no larger than this many parameters a training token: past it, it memorises
-DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.2), (20.0, 0.3), (math.inf, 0.4))  # (passes up to, dropout)
+DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.25), (20.0, 0.35), (math.inf, 0.45))  # (passes up to, dropout)
+CHOSEN = ("layers", "hidden", "dropout", "lr", "seq_len")  # what the recipe sets when the user does not
+WINDOW = {"char": 50}  # --seq-len: the same tokens a step in windows half as long make twice the updates
 FIXED = {"layers": 2, "hidden": 256, "dropout": 0.1}  # --recipe fixed: one network everywhere
+
+
+def window(level, given, default):
+    """--seq-len: the user's, else the level's (WINDOW), else the default."""
+    return given.get("seq_len", WINDOW.get(level, default))
 
 
 def dropout_for(passes):
@@ -60,13 +67,14 @@ class Choice:
     hidden: int
     dropout: float
     lr: float
+    seq_len: int
     steps: int
     passes: float
     why: str
 
     def to_json(self):
         return {"layers": self.layers, "hidden": self.hidden, "dropout": self.dropout, "lr": self.lr,
-                "steps": self.steps, "passes": round(self.passes, 2), "why": self.why}
+                "seq_len": self.seq_len, "steps": self.steps, "passes": round(self.passes, 2), "why": self.why}
 
 
 def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step, params, cell="lstm"):
@@ -96,5 +104,5 @@ def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step,
     lr = given.get("lr", lr_for(hidden, level))
     how = f"{budget.seconds / 60:g} min on this machine ≈ " if budget.seconds is not None and t else ""
     why = (f"{how}{steps:,} steps ≈ {passes:.1f} passes over {train_tokens:,} {level}s → {layers}x{hidden} {cell}, "
-           f"dropout {dropout:g}, peak lr {_short(lr)}")
-    return Choice(layers, hidden, dropout, lr, steps, passes, why)
+           f"dropout {dropout:g}, peak lr {_short(lr)}, window {seq_len}")
+    return Choice(layers, hidden, dropout, lr, seq_len, steps, passes, why)

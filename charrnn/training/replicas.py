@@ -75,7 +75,7 @@ def prepare(world, req, notify):
                        + f"; gradients {how}")
             if not p.done:
                 p.task = LanguageModelTask(p.corpus, p.mcfg, p.tcfg, p.resume, blas.product_limit(), p.paths, world,
-                                           p.choice)
+                                           p.choice, p.probe_seconds)
                 arrays, meta = schema.pack(p.task.checkpoint(p.task.start_step, {}, None))
                 plan.update(meta=meta, tcfg=p.tcfg.to_json(), sha256=p.corpus.sha256, n_chars=p.corpus.n_chars,
                             paths=p.paths, force=p.force, resuming=p.resume is not None)

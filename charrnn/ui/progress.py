@@ -39,6 +39,11 @@ def start_line(info):
             f"{train:,} train tokens, {info['val_tokens']:,} val tokens -> {info['run_dir']}")
 
 
+def choice_lines(info):
+    """What the recipe chose and why, when it chose (training/recipe.py): a line before the start."""
+    return [f"recipe: {info['choice']['why']}"] if info.get("choice") else []
+
+
 def clip_line(step, norm, limit):
     return f"clip step {step}: grad norm {norm:.2f} > {limit:.2f}"
 
@@ -116,6 +121,8 @@ class PlainReporter(SilentReporter):
 
     def start(self, info):
         self.max_steps, self.last = info.get("max_steps", math.inf), self.clock()
+        for line in choice_lines(info):
+            self.write(line)
         self.write(start_line(info))
 
     def step(self, m):
@@ -160,6 +167,8 @@ class LiveReporter(SilentReporter):
     def start(self, info):
         from rich.live import Live
         self.info = info
+        for line in choice_lines(info):
+            self.print(line)
         self.tty = _quiet_control_echo()
         self.live = Live(console=self.console, get_renderable=self.render, refresh_per_second=4,
                          transient=False, redirect_stdout=False, redirect_stderr=False)
