@@ -10,7 +10,7 @@ import pytest
 from charrnn.config.model import ModelConfig
 from charrnn.core import layers, model
 
-from .test_forward import gate, sigmoid
+from .cell_support import gate, sigmoid
 
 T, B, D, H = 6, 3, 5, 4
 

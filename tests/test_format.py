@@ -81,7 +81,7 @@ def test_a_trained_checkpoint_opens_in_safetensors_with_the_documented_names(tmp
     from safetensors.numpy import load_file
 
     from charrnn.cli import cli
-    from .test_cli import SMALL, make_corpus
+    from .cli_support import SMALL, make_corpus
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
     make_corpus(tmp_path / "notes.txt")
