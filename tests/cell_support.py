@@ -1,5 +1,5 @@
 """The plain pieces a cell's equations are written out with, shared by the forward tests
-(tests/test_forward.py, and each cell's own module, tests/test_cell_<name>.py)."""
+(tests/test_core_forward.py, and each cell's own module, tests/test_core_cell_<name>.py)."""
 import numpy as np
 
 

@@ -1,7 +1,7 @@
 """Tests for charrnn.store: format 1's validating reader (store/legacy.py, reached through
 container.load, on files crafted here by an independent writer of its layout), atomic
 writes, and run directories. Format 2, the safetensors files charrnn writes now, is
-tests/test_format.py's; the file-level hostile suites run on it in tests/test_hostile.py."""
+tests/test_store_format.py's; the file-level hostile suites run on it in tests/test_hostile.py."""
 
 from __future__ import annotations
 

@@ -135,8 +135,8 @@ def test_the_model_is_embedding_then_stacked_layers_then_the_softmax_of_v_h_plus
 
 
 def test_every_cell_has_its_equations_written_out():
-    """A cell's naive forward is here (NAIVE) or in its own module, tests/test_cell_<name>.py."""
+    """A cell's naive forward is here (NAIVE) or in its own module, tests/test_core_cell_<name>.py."""
     import pathlib
     here = pathlib.Path(__file__).parent
-    missing = [k for k in cells.kinds() if k not in NAIVE and not (here / f"test_cell_{k}.py").exists()]
+    missing = [k for k in cells.kinds() if k not in NAIVE and not (here / f"test_core_cell_{k}.py").exists()]
     assert not missing, missing

@@ -66,7 +66,7 @@ def test_train_without_a_corpus_learns_the_default_corpus_and_sample_reads_it(wo
 def test_resume_continues_bit_for_bit(work):
     """A run of 6 steps resumed to 14 equals 14 at once where the schedule does not depend on the
     total (constant, no warm-up: the warm-up ends by a tenth of the run); an interrupted run
-    keeps its total (tests/test_faults.py)."""
+    keeps its total (tests/test_cli_faults.py)."""
     args = [*SMALL, "--dropout", "0.2", "--lr-schedule", "constant", "--warmup", "0"]
     assert run("train", "corpus.txt", "--steps", "14", "--name", "whole", *args).exit_code == 0
     assert run("train", "corpus.txt", "--steps", "6", "--name", "parts", *args).exit_code == 0

@@ -3,7 +3,7 @@
 Any tool that reads safetensors reads charrnn's weights (the `safetensors` package here,
 which installs with the test extra); charrnn's own reader checks what that one does not:
 the checksum, the canonical header, duplicate keys, the exact layout. Old files (format 1)
-still load (tests/test_checkpoint.py, tests/test_legacy.py).
+still load (tests/test_checkpoint.py, tests/test_store_legacy.py).
 """
 import hashlib
 import json
