@@ -3,7 +3,8 @@
 Any tool that reads safetensors reads charrnn's weights (the `safetensors` package here,
 which installs with the test extra); charrnn's own reader checks what that one does not:
 the checksum, the canonical header, duplicate keys, the exact layout. Old files (format 1)
-still load (tests/test_checkpoint.py, tests/test_store_legacy.py).
+still load: crafted ones in tests/test_store_round_trip.py, test_store_load_refusals.py and
+test_store_lying_manifests.py, ones an earlier charrnn wrote in tests/test_store_legacy.py.
 """
 import hashlib
 import json
