@@ -182,7 +182,7 @@ if [ -z "${NO_REDUCE:-}" ]; then
   fi
 fi
 
-# The verdict, on the last line (tests/test_mpi.py reads it).
+# The verdict, on the last line (tests/test_training_mpi.py reads it).
 "$PY" - "$A/checkpoints" <<'EOF'
 import os
 import sys

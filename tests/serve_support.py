@@ -20,7 +20,7 @@ from charrnn.serve.app import Service  # noqa: E402
 from charrnn.serve.models import Registry, Source  # noqa: E402
 from charrnn.serve.protocol import Limits  # noqa: E402
 
-from .test_cli import make_corpus  # noqa: E402
+from .cli_support import make_corpus  # noqa: E402
 
 # quotes and brackets, so the inspect view has features to rank; "The " for the docs' examples
 EXTRA = '\nThe fox said "red (fox)" and [the moon].\n"a blue cat" (under the moon)\n'

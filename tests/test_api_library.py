@@ -14,7 +14,7 @@ import pytest
 import charrnn
 from charrnn.core import cells
 
-from .test_cli import isolate, make_corpus
+from .cli_support import isolate, make_corpus
 
 SMALL = dict(hidden=32, layers=1, batch=8, seq_len=32, eval_every=50)
 

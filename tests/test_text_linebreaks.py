@@ -16,7 +16,7 @@ from charrnn.checkpoint import find, schema
 from charrnn.text.corpus import load_corpus
 from charrnn.text.decode import LineBreaks, lf
 
-from .test_cli import make_corpus
+from .cli_support import make_corpus
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 SMALL = ["--hidden", "24", "--layers", "1", "--batch", "4", "--seq-len", "32", "--eval-every", "20"]

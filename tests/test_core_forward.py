@@ -12,22 +12,13 @@ import pytest
 from charrnn.config.model import ModelConfig
 from charrnn.core import cells, layers, model
 
+from .cell_support import gate, sigmoid
 from .gradcheck import cell_cases
 
 T, B, D, H = 6, 3, 5, 4
 
 
-def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
 ACT = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0), "sigmoid": sigmoid}
-
-
-def gate(p, k, x, h):
-    """Gate k's pre-activation from its own columns: x·Wx_k + h·Wh_k + b_k."""
-    cols = slice(k * H, (k + 1) * H)
-    return x @ p["Wx"][:, cols] + h @ p["Wh"][:, cols] + p["b"][cols]
 
 
 def naive_rnn(p, xs, h, act):
@@ -144,8 +135,8 @@ def test_the_model_is_embedding_then_stacked_layers_then_the_softmax_of_v_h_plus
 
 
 def test_every_cell_has_its_equations_written_out():
-    """A cell's naive forward is here (NAIVE) or in its own module, tests/test_cell_<name>.py."""
+    """A cell's naive forward is here (NAIVE) or in its own module, tests/test_core_cell_<name>.py."""
     import pathlib
     here = pathlib.Path(__file__).parent
-    missing = [k for k in cells.kinds() if k not in NAIVE and not (here / f"test_cell_{k}.py").exists()]
+    missing = [k for k in cells.kinds() if k not in NAIVE and not (here / f"test_core_cell_{k}.py").exists()]
     assert not missing, missing

@@ -8,7 +8,7 @@ import pytest
 from charrnn.checkpoint import schema
 from charrnn.training import recipe
 
-from .test_cli import SMALL, make_corpus, run
+from .cli_support import SMALL, make_corpus, run
 
 SPEED = {(2, 128): 0.06, (2, 192): 0.09, (2, 256): 0.16, (2, 384): 0.29, (2, 512): 0.46, (3, 512): 0.74,
          (3, 768): 1.7}  # seconds a step, the development machine's (benchmarks/recipe_grid.py's reference)

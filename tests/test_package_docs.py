@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli import make_corpus
+from .cli_support import make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -38,7 +38,7 @@ TINY = ["--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16", "-
 KILL_RECIPE = ["--steps", "6", "--eval-every", "1", *TINY]  # a save after every step, prunes from the 4th
 
 FAULTY = r'''
-"""charrnn with a fault at the Nth file-system event in one run directory (see tests/test_faults.py).
+"""charrnn with a fault at the Nth file-system event in one run directory (see tests/test_cli_faults.py).
 
 FAULT_PLAN is JSON: {"dir": run dir, "count": file to record the events in (optional),
 "at": N (1-based), "action": "kill" | "fail", "errno": "ENOSPC" ...}. Events: every os.fsync,

@@ -15,7 +15,7 @@ from charrnn.core import layers, model
 from charrnn.config.model import ModelConfig
 from charrnn.text.vocab import build_vocab
 
-from .test_cli import make_corpus
+from .cli_support import make_corpus
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz .,\n\r\t"
 

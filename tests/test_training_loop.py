@@ -21,7 +21,7 @@ from charrnn.training.loop import MEAN_OF, Loop
 from charrnn.config.model import ModelConfig
 from charrnn.ui.progress import PlainReporter
 
-from .test_cli import isolate, make_corpus
+from .cli_support import isolate, make_corpus
 
 
 def corpus_of(tmp_path, n=400):
@@ -109,7 +109,7 @@ def test_a_short_time_limited_run_warms_up_within_a_tenth_of_it():
 
 
 def test_without_validation_there_is_no_best_and_the_files_say_no_loss(tmp_path, monkeypatch):
-    from .test_cli import SMALL, run
+    from .cli_support import SMALL, run
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
     make_corpus(tmp_path / "corpus.txt")
@@ -193,7 +193,7 @@ def test_a_second_ctrl_c_skips_the_rest_of_the_step_and_keeps_the_steps_done(tmp
 # --------------------------------------------------------------------------- big models
 
 def test_a_model_too_big_for_this_machine_is_refused_before_anything_is_allocated(tmp_path, monkeypatch):
-    from .test_cli import run
+    from .cli_support import run
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
     make_corpus(tmp_path / "corpus.txt")
@@ -242,7 +242,7 @@ def work(tmp_path, monkeypatch):
 def test_resume_alone_continues_the_latest_run_on_the_corpus_it_recorded(work):
     """After Ctrl-C the natural command is `charrnn train --resume`: no corpus named, so the run
     reads the one its checkpoint records (its sha256 checked), not the default corpus."""
-    from .test_cli import SMALL, run
+    from .cli_support import SMALL, run
     assert run("train", "notes.txt", "--steps", "4", *SMALL).exit_code == 0
     ck = schema.load("checkpoints/notes/latest.ckpt")
     assert ck.corpus["paths"] == [str(work / "notes.txt")]
@@ -254,7 +254,7 @@ def test_resume_alone_continues_the_latest_run_on_the_corpus_it_recorded(work):
 
 
 def test_resume_alone_names_the_file_it_needs(work):
-    from .test_cli import SMALL, run
+    from .cli_support import SMALL, run
     (work / "b.txt").write_text((work / "notes.txt").read_text())
     assert run("train", "notes.txt", "b.txt", "--steps", "2", *SMALL).exit_code == 0
     (work / "b.txt").unlink()
@@ -270,7 +270,7 @@ def test_resume_alone_names_the_file_it_needs(work):
 
 
 def test_resume_alone_after_stdin_says_to_give_it_again(work):
-    from .test_cli import SMALL, run
+    from .cli_support import SMALL, run
     assert run("train", "-", "--steps", "2", *SMALL, input=(work / "notes.txt").read_bytes()).exit_code == 0
     r = run("train", "--resume", "--name", "stdin", "--steps", "4")
     assert r.exit_code == 1 and r.stderr == (
@@ -283,7 +283,7 @@ def test_a_resumed_time_limited_run_goes_on_with_its_clock_and_its_schedule(work
     """--minutes is the run's total, as --steps is: a run stopped at about a third of its 6 s and
     resumed goes on from its clock (the schedule at its place, not back at the peak) and stops
     when the 6 s are spent; resumed again after that, there is nothing to train."""
-    from .test_cli import env_for
+    from .cli_support import env_for
     args = ["--minutes", "0.1", "--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16",
             "--threads", "1", "--log", "run.jsonl", "--quiet"]
     p = subprocess.Popen([sys.executable, "-m", "charrnn", "train", "notes.txt", *args], cwd=work,

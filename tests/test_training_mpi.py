@@ -116,7 +116,7 @@ def test_the_allreduce_mode_matches_to_float32_rounding(corpus):
 
 @pytest.mark.exact
 def test_resume_under_mpi_continues_exactly_also_on_one_machine(corpus):
-    """As tests/test_cli.py's single-machine resume: a schedule that does not depend on the total."""
+    """As tests/test_cli_commands.py's single-machine resume: a schedule that does not depend on the total."""
     d = corpus.parent
     fixed = [*SMALL, "--lr-schedule", "constant", "--warmup", "0", "--eval-every", "20"]
     whole = mpirun(["train", corpus.name, "--steps", "40", "--name", "whole", *fixed], d)

@@ -15,24 +15,7 @@ from charrnn.checkpoint import schema
 from charrnn.store import rundir
 from charrnn.cli import cli
 
-SMALL = ["--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16", "--eval-every", "4", "--quiet"]
-
-
-def make_corpus(path, n=400, seed=0):
-    """A corpus we generate: simple sentences with structure a tiny model can pick up."""
-    r = np.random.default_rng(seed)
-    words = ["red", "fox", "sees", "a", "blue", "cat", "under", "the", "moon", "and", "runs"]
-    lines = [" ".join(words[i] for i in r.integers(0, len(words), 6)) + "." for _ in range(n)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def isolate(path, monkeypatch):
-    """Run in ``path``, with a cache of its own and the default checkpoint directory."""
-    monkeypatch.chdir(path)
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(path / "cache"))
-    monkeypatch.delenv("CHARRNN_CHECKPOINT_DIR", raising=False)
-    return path
+from .cli_support import SMALL, env_for, isolate, make_corpus, run
 
 
 @pytest.fixture
@@ -41,18 +24,8 @@ def work(tmp_path, monkeypatch):
     return isolate(tmp_path, monkeypatch)
 
 
-def run(*args, input=None):
-    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
-
-
 def params_of(path):
     return schema.load(str(path)).params
-
-
-def env_for(work):
-    env = dict(os.environ, CHARRNN_CACHE_DIR=str(work / "cache"), PYTHONUNBUFFERED="1")
-    env.pop("CHARRNN_CHECKPOINT_DIR", None)
-    return env
 
 
 def charrnn(*args, work, input=None, timeout=120):
@@ -93,7 +66,7 @@ def test_train_without_a_corpus_learns_the_default_corpus_and_sample_reads_it(wo
 def test_resume_continues_bit_for_bit(work):
     """A run of 6 steps resumed to 14 equals 14 at once where the schedule does not depend on the
     total (constant, no warm-up: the warm-up ends by a tenth of the run); an interrupted run
-    keeps its total (tests/test_faults.py)."""
+    keeps its total (tests/test_cli_faults.py)."""
     args = [*SMALL, "--dropout", "0.2", "--lr-schedule", "constant", "--warmup", "0"]
     assert run("train", "corpus.txt", "--steps", "14", "--name", "whole", *args).exit_code == 0
     assert run("train", "corpus.txt", "--steps", "6", "--name", "parts", *args).exit_code == 0

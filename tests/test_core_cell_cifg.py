@@ -1,7 +1,7 @@
 """The coupled input-forget gate LSTM (core/cells/cifg.py): its equations written out plainly.
 
-What every cell gets from the registry (tests/test_gradients.py's finite differences,
-tests/test_engine.py's stepping and learning) it gets without a line here; this module holds
+What every cell gets from the registry (tests/test_core_gradients.py's finite differences,
+tests/test_core_engine.py's stepping and learning) it gets without a line here; this module holds
 what only this cell knows: its equations, and that PyTorch has no counterpart to export to.
 """
 import numpy as np
@@ -10,7 +10,7 @@ import pytest
 from charrnn.config.model import ModelConfig
 from charrnn.core import layers, model
 
-from .test_forward import gate, sigmoid
+from .cell_support import gate, sigmoid
 
 T, B, D, H = 6, 3, 5, 4
 

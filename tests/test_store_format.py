@@ -3,7 +3,8 @@
 Any tool that reads safetensors reads charrnn's weights (the `safetensors` package here,
 which installs with the test extra); charrnn's own reader checks what that one does not:
 the checksum, the canonical header, duplicate keys, the exact layout. Old files (format 1)
-still load (tests/test_checkpoint.py, tests/test_legacy.py).
+still load: crafted ones in tests/test_store_round_trip.py, test_store_load_refusals.py and
+test_store_lying_manifests.py, ones an earlier charrnn wrote in tests/test_store_legacy.py.
 """
 import hashlib
 import json
@@ -81,7 +82,7 @@ def test_a_trained_checkpoint_opens_in_safetensors_with_the_documented_names(tmp
     from safetensors.numpy import load_file
 
     from charrnn.cli import cli
-    from .test_cli import SMALL, make_corpus
+    from .cli_support import SMALL, make_corpus
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
     make_corpus(tmp_path / "notes.txt")
