@@ -1,5 +1,6 @@
 """The command line's standard streams (charrnn/cli/streams.py): closed by the caller, or gone
 while a trainer runs. Each case is a real `python -m charrnn` with real file descriptors."""
+import contextlib
 import os
 import pty
 import signal
@@ -58,16 +59,29 @@ def test_a_signal_after_the_reader_of_stderr_has_gone_still_saves(work, sig, cod
     assert latest_step(work, "gone") >= 20
 
 
+@contextlib.contextmanager
+def training_in_a_terminal(work, name, log, **environ):
+    """`charrnn train` as the session of a pty, its controlling terminal: (pid, the master
+    side); killed at the end if it still runs."""
+    pid, master = pty.fork()
+    if pid == 0:  # the child
+        os.chdir(work)
+        os.execve(sys.executable, [*CHARRNN, "train", "a.txt", "--name", name, "--steps", "100000", "--log",
+                                   str(log), *SMALL], {**env(work), **environ})
+    try:
+        yield pid, master
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_closing_the_terminal_saves_and_exits_129(work):
     """A tmux session killed, an ssh connection lost: the terminal hangs up (SIGHUP to the
     foreground group, then EIO on every write). The step is finished and saved."""
     log = work / "log.jsonl"
-    pid, master = pty.fork()
-    if pid == 0:  # the child: a session whose controlling terminal is the pty
-        os.chdir(work)
-        os.execve(sys.executable, [*CHARRNN, "train", "a.txt", "--name", "tty", "--steps", "100000", "--log",
-                                   str(log), *SMALL], env(work))
-    try:
+    with training_in_a_terminal(work, "tty", log) as (pid, master):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (log.exists() and log.read_text().count('"event": "step"') >= 5):
             try:
@@ -76,11 +90,6 @@ def test_closing_the_terminal_saves_and_exits_129(work):
                 break
         os.close(master)  # the terminal goes away
         _, status = os.waitpid(pid, 0)
-    finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     assert os.waitstatus_to_exitcode(status) == 129
     assert latest_step(work, "tty") >= 5
 
@@ -120,13 +129,8 @@ def test_ctrl_c_in_a_terminal_is_not_echoed_over_the_live_view(work):
     while it draws, and gives the terminal back as it was."""
     import termios
     log = work / "log.jsonl"
-    pid, master = pty.fork()
-    if pid == 0:
-        os.chdir(work)
-        os.execve(sys.executable, [*CHARRNN, "train", "a.txt", "--name", "cc", "--steps", "100000", "--log",
-                                   str(log), *SMALL], {**env(work), "TERM": "xterm"})
     out = b""
-    try:
+    with training_in_a_terminal(work, "cc", log, TERM="xterm") as (pid, master):
         while not (log.exists() and log.read_text().count('"event": "step"') >= 5):
             out += os.read(master, 65536)
         os.write(master, b"\x03")  # Ctrl-C, typed
@@ -139,11 +143,6 @@ def test_ctrl_c_in_a_terminal_is_not_echoed_over_the_live_view(work):
                 break
             out += chunk
         _, status = os.waitpid(pid, 0)
-    finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     assert os.waitstatus_to_exitcode(status) == 130
     assert b"SIGINT: finishing this step and saving" in out and b"^C" not in out
     assert latest_step(work, "cc") >= 5

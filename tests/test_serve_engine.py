@@ -9,6 +9,7 @@ from charrnn.api import LanguageModel
 from charrnn.core import model
 from charrnn.config.model import ModelConfig
 from charrnn.serve.engine import Busy, Closed, Engine, bucket
+from charrnn.serve.protocol import Completion
 from charrnn.serve.stream import End, Failed, Job, Piece
 from charrnn.serve.stops import StopText
 from charrnn.checkpoint import schema
@@ -70,6 +71,11 @@ class Reader:
         return texts, ends
 
 
+def job(prime_ids, max_tokens, **fields):
+    """A Job as app.py makes one, from a checked request."""
+    return Job(tuple(prime_ids), Completion("m", max_tokens=max_tokens, **fields))
+
+
 def test_buckets_are_powers_of_two_up_to_the_slots():
     assert [bucket(n, 16) for n in (1, 2, 3, 4, 5, 9, 16)] == [1, 2, 4, 4, 8, 16, 16]
     assert bucket(11, 12) == 12
@@ -79,7 +85,7 @@ def test_a_lone_stream_draws_what_the_library_draws(engine):
     m = LanguageModel(engine.checkpoint)
     for seed, options in [(1, {}), (2, {"temperature": 0.5, "top_k": 4}), (3, {"top_p": 0.7})]:
         r = Reader()
-        texts, ends = r.texts(r.submit(engine, Job(ids("ab ("), 150, seed=seed, **options)))
+        texts, ends = r.texts(r.submit(engine, job(ids("ab ("), 150, seed=seed, **options)))
         assert texts == [m.generate("ab (", length=150, seed=seed, **options)[4:]]
         assert ends == [End(0, "length", 150)]
 
@@ -90,9 +96,9 @@ def test_streams_that_arrive_together_share_every_step_and_keep_their_seeds(engi
     together (their readers are woken once for the eight)."""
     gate = threading.Event()
     r = Reader(hold=gate)
-    holder = r.submit(engine, Job(ids("c"), 1, seed=0))
+    holder = r.submit(engine, job(ids("c"), 1, seed=0))
     assert holder.tag.wait(10)  # the engine is inside on_ready now, held
-    streams = [r.submit(engine, Job(ids("cab"), 200, seed=s)) for s in range(8)]
+    streams = [r.submit(engine, job(ids("cab"), 200, seed=s)) for s in range(8)]
     r.hold = None
     gate.set()
     texts = [r.texts(s)[0][0] for s in streams]
@@ -103,41 +109,41 @@ def test_streams_that_arrive_together_share_every_step_and_keep_their_seeds(engi
 
 def test_n_choices_restart_from_a_zero_state_with_one_generator(engine):
     r = Reader()
-    texts, ends = r.texts(r.submit(engine, Job(ids("d"), 40, n=3, seed=9, temperature=0.8)), n=3)
+    texts, ends = r.texts(r.submit(engine, job(ids("d"), 40, n=3, seed=9, temperature=0.8)), n=3)
     m, rng = LanguageModel(engine.checkpoint), np.random.default_rng(9)
     assert texts == [m.generate("d", length=40, temperature=0.8, seed=rng)[1:] for _ in range(3)]
     assert [e.choice for e in ends] == [0, 1, 2]
 
 
 def test_past_the_slots_busy_and_a_cancelled_stream_frees_its_slot(engine):
-    held = [engine.submit(Job((), 100_000, seed=s), lambda streams: None) for s in range(engine.slots)]
+    held = [engine.submit(job((), 100_000, seed=s), lambda streams: None) for s in range(engine.slots)]
     with pytest.raises(Busy):
-        engine.submit(Job((), 5), lambda streams: None)
+        engine.submit(job((), 5), lambda streams: None)
     engine.cancel(held[0])
     assert engine.wait_open(engine.slots - 1, timeout=5)
-    engine.submit(Job((), 5), lambda streams: None)
+    engine.submit(job((), 5), lambda streams: None)
 
 
 def test_close_ends_open_streams_with_an_error_and_takes_no_more():
     e = Engine(checkpoint(), slots=4)
     r = Reader()
-    s = r.submit(e, Job((), 1_000_000, seed=1))
+    s = r.submit(e, job((), 1_000_000, seed=1))
     assert s.tag.wait(10)
     e.close()
     failed = r.texts(s)
     assert failed == Failed("the server is shutting down", "server_shutdown")
     assert e.join(5) and e.open_streams == 0
     with pytest.raises(Closed):
-        r.submit(e, Job((), 5))
+        r.submit(e, job((), 5))
 
 
 def test_a_retired_engine_finishes_what_it_has_then_stops():
     e = Engine(checkpoint(), slots=4)
     r = Reader()
-    s = r.submit(e, Job(ids("a"), 300, seed=2))
+    s = r.submit(e, job(ids("a"), 300, seed=2))
     e.retire()
     with pytest.raises(Closed):
-        r.submit(e, Job((), 5))
+        r.submit(e, job((), 5))
     texts, ends = r.texts(s)
     assert len(texts[0]) == 300 and ends[0].reason == "length"
     assert e.join(5)
@@ -146,7 +152,7 @@ def test_a_retired_engine_finishes_what_it_has_then_stops():
 def test_a_model_whose_output_is_not_finite_fails_its_stream_with_a_reason():
     e = Engine(checkpoint(nan=True), slots=2)
     r = Reader()
-    failed = r.texts(r.submit(e, Job(ids("ab"), 10, seed=1)))
+    failed = r.texts(r.submit(e, job(ids("ab"), 10, seed=1)))
     assert failed.code == "model_output_not_finite" and "not finite" in failed.message
     e.close()
     assert e.join(5)

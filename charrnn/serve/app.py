@@ -166,8 +166,7 @@ def _job(req, vocab):
     ids, unknown = vocab.encode_known(lf(req.prompt))  # a model reads a CRLF line break as "\n"
     if unknown:
         raise protocol.unknown_symbols(unknown, "the prompt", "prompt", len(vocab))
-    job = Job(tuple(int(i) for i in ids), req.max_tokens, req.temperature, req.top_k, req.top_p, req.argmax,
-              req.stop, req.n, req.seed, req.logprobs)
+    job = Job(tuple(int(i) for i in ids), req)
     return job, vocab.decode(ids)
 
 

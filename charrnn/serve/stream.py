@@ -13,23 +13,23 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from charrnn.core.sampling import Sampler, context
+from charrnn.serve.protocol import Completion
 from charrnn.serve.stops import StopText
 
 
 @dataclass(frozen=True)
 class Job:
-    """What one request asks for (app.py makes it from a protocol.Completion)."""
+    """What one request asks for: its prompt as token ids, and the checked request
+    (protocol.Completion), whose fields (max_tokens, temperature, top_k, top_p, argmax, stop, n,
+    seed, logprobs) read as the job's own."""
 
     prime_ids: tuple[int, ...]
-    max_tokens: int
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    argmax: bool = False
-    stop: tuple[str, ...] = ()
-    n: int = 1
-    seed: int | None = None
-    logprobs: int | None = None  # alternatives reported per token; None: no log-probabilities
+    request: Completion
+
+    def __getattr__(self, name):
+        if name == "request":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.request, name)
 
 
 class TokenInfo(NamedTuple):

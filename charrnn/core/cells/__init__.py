@@ -28,7 +28,7 @@ import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -211,3 +211,93 @@ class StepInput:
         products.matmul(self.xh, self.W, self.blocks, self.out)
         self.out += self.b
         return self.out
+
+
+class MemoryCache(NamedTuple):
+    """A (h, c) cell's window (lstm, cifg): its activated gates (T,B,G) in the cell's order,
+    c_t, tanh(c_t), h_t (T,B,H) each, the initial state, Wh, the product's block limit."""
+    acts: np.ndarray
+    cs: np.ndarray
+    tcs: np.ndarray
+    hs: np.ndarray
+    h0: np.ndarray
+    c0: np.ndarray
+    Wh: np.ndarray
+    block_limit: int = 0
+
+
+@functools.lru_cache(maxsize=32)
+def gate_scales(gates, tanh_at, H, dtype):
+    """(pre, off) (G,) each for gates computed as sigmoid(x) = 0.5·tanh(x/2) + 0.5 in one tanh
+    over all G columns: x halved and the result halved and lifted, except in block ``tanh_at``
+    (the candidate g, a plain tanh). Cached: a step allocates nothing."""
+    dtype = np.dtype(dtype)
+    pre = np.full(gates * H, 0.5, dtype=dtype)  # (G,) scale before tanh
+    pre[tanh_at * H:(tanh_at + 1) * H] = 1.0
+    off = np.where(pre == 0.5, 0.5, 0.0).astype(dtype)  # (G,) offset after tanh
+    return pre, off
+
+
+def memory_forward(xps, state, p, block_limit, gates, input_scale, step):
+    """The window forward of a (h, c) cell: ``step`` at each t into preallocated arrays; xps =
+    (x·Wx + b) ⊙ input_scale, as the layer computes it. (hs, (h_T, c_T), MemoryCache)."""
+    from .. import products
+    h0, c0 = state
+    T, B, G = xps.shape
+    H = G // gates
+    Whs = p["Wh"] * input_scale(H, xps.dtype)
+    acts = np.empty((T, B, G), dtype=xps.dtype)  # (T,B,G) activated gates
+    cs, tcs, hs = (np.empty((T, B, H), dtype=xps.dtype) for _ in range(3))  # (T,B,H) each: c, tanh(c), h
+    tmp = np.empty((B, H), dtype=xps.dtype)  # (B,H)
+    h, c = h0, c0
+    blocks = products.plan(Whs, B, block_limit)
+    for t in range(T):
+        h, c = step(xps[t], h, c, Whs, acts[t], cs[t], tcs[t], hs[t], tmp, blocks)
+    return hs, (h.copy(), c.copy()), MemoryCache(acts, cs, tcs, hs, h0, c0, p["Wh"], block_limit)
+
+
+def memory_backward_start(cache, dstate, gates):
+    """What a (h, c) cell's window backward starts from: H; K = dc_t/dh_t = o ⊙ (1 - tanh²(c_t))
+    (T,B,H) once over all rows (o is the last gate block); dh, dc (B,H) from dstate, or zeros,
+    reused every step; W_h^T and its product's plan."""
+    from .. import products
+    acts, tcs, h0, c0 = cache.acts, cache.tcs, cache.h0, cache.c0
+    T, B, G = acts.shape
+    H = G // gates
+    K = np.multiply(tcs, tcs)  # (T,B,H)
+    np.subtract(1, K, out=K)
+    K *= acts[..., (gates - 1) * H:]
+    if dstate is None:
+        dh, dc = np.zeros_like(h0), np.zeros_like(c0)  # (B,H) each
+    else:
+        dh, dc = dstate[0].copy(), dstate[1].copy()
+    WhT = np.ascontiguousarray(cache.Wh.T)
+    return H, K, dh, dc, WhT, products.plan(WhT, B, cache.block_limit)
+
+
+class MemoryStep:
+    """A layer of core/model.Stepper for a cell with state (h, c), updated in place one token at
+    a time: the LSTM's and the CIFG's. A subclass names its Cell (``name``) and its module's
+    ``window_step`` (x_t·Wx + b given: the recurrent product, then the gates) and ``activate``
+    (the whole pre-activation given: the gates)."""
+    name: str
+    window_step: Callable
+    activate: Callable
+
+    def __init__(self, p, cfg, one_hot, B, block_limit, start, dtype):
+        H = p["Wh"].shape[0]
+        self.input = StepInput(get(self.name), p, one_hot, B, block_limit, dtype, stacked=True)
+        self.h, self.c = self.input.h, start[1].copy()
+        self.h[...] = start[0]
+        self.state = (self.h, self.c)
+        self.a = np.empty((B, get(self.name).gates * H), dtype=dtype)  # (B,G)
+        self.tc, self.tmp = np.empty((B, H), dtype=dtype), np.empty((B, H), dtype=dtype)  # (B,H) each
+
+    def step(self, x, ids):
+        inp = self.input
+        if inp.stacked:  # the whole pre-activation: [x_t, h_{t-1}]·[Wx; Wh] + b, then h_t over h_{t-1}
+            type(self).activate(inp.pre(x), self.c, self.c, self.tc, self.h, self.tmp)
+        else:
+            type(self).window_step(inp.xp(x, ids), self.h, self.c, inp.Wh, self.a, self.c, self.tc, self.h,
+                                   self.tmp, inp.blocks)
+        return self.h

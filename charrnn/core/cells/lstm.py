@@ -12,33 +12,16 @@ the sigmoid columns halved (``input_scale``; ×0.5 is exact, so nothing changes 
 The forget gate's bias starts at ``cfg.forget_bias`` (0 for `charrnn train`: it learns text
 faster; 1 keeps the cell remembering from the start, `charrnn classify train`'s default).
 """
-import functools
-from typing import NamedTuple
 
 import numpy as np
 
 from .. import products
-from . import Cell, StepInput, Torch, dWh, hidden_grads_through_wh, standard_init, standard_params
+from . import (Cell, MemoryStep, Torch, dWh, gate_scales, hidden_grads_through_wh, memory_backward_start, memory_forward, standard_init,
+               standard_params)
 
 
-class LSTMCache(NamedTuple):
-    """The activated gates i f g o (T,B,4H), c_t, tanh(c_t), h_t (T,B,H) each, the initial state, Wh."""
-    acts: np.ndarray
-    cs: np.ndarray
-    tcs: np.ndarray
-    hs: np.ndarray
-    h0: np.ndarray
-    c0: np.ndarray
-    Wh: np.ndarray
-    block_limit: int = 0
-
-
-@functools.lru_cache(maxsize=16)
 def _scales(H, dtype):
-    pre = np.full(4 * H, 0.5, dtype=dtype)  # (4H,) scale before tanh
-    pre[2 * H:3 * H] = 1.0  # g is a plain tanh
-    off = np.where(pre == 0.5, 0.5, 0.0).astype(dtype)  # (4H,) offset after tanh
-    return pre, off
+    return gate_scales(4, 2, H, dtype)  # g, block 2, is a plain tanh
 
 
 def input_scale(H, dtype):
@@ -72,37 +55,15 @@ def activate(a, c, c_out, tc_out, h_out, tmp):
 
 def forward(xps, state, p, cfg, block_limit=0):
     """The window forward; xps = (x·Wx + b) ⊙ input_scale, as the layer computes it."""
-    h0, c0 = state
-    T, B, G = xps.shape
-    H = G // 4
-    Whs = p["Wh"] * input_scale(H, xps.dtype)
-    acts = np.empty((T, B, G), dtype=xps.dtype)  # (T,B,4H) activated gates
-    cs = np.empty((T, B, H), dtype=xps.dtype)  # (T,B,H)
-    tcs = np.empty((T, B, H), dtype=xps.dtype)  # (T,B,H) tanh(c)
-    hs = np.empty((T, B, H), dtype=xps.dtype)  # (T,B,H)
-    tmp = np.empty((B, H), dtype=xps.dtype)  # (B,H)
-    h, c = h0, c0
-    blocks = products.plan(Whs, B, block_limit)
-    for t in range(T):
-        h, c = step(xps[t], h, c, Whs, acts[t], cs[t], tcs[t], hs[t], tmp, blocks)
-    return hs, (h.copy(), c.copy()), LSTMCache(acts, cs, tcs, hs, h0, c0, p["Wh"], block_limit)
+    return memory_forward(xps, state, p, block_limit, 4, input_scale, step)
 
 
 def backward(dhs, dstate, cache):
     """Consumes the cache: each step's activated gates are overwritten by their gradients, which
     become the returned dxp (no (T,B,4H) array is allocated); a cache serves one backward."""
-    acts, cs, tcs, hs, h0, c0, Wh = cache.acts, cache.cs, cache.tcs, cache.hs, cache.h0, cache.c0, cache.Wh
+    acts, cs, tcs, hs, h0, c0 = cache.acts, cache.cs, cache.tcs, cache.hs, cache.h0, cache.c0
     T, B, G = acts.shape
-    H = G // 4
-    K = np.multiply(tcs, tcs)  # (T,B,H) once over all rows, in place:
-    np.subtract(1, K, out=K)
-    K *= acts[..., 3 * H:]  # dc_t/dh_t = o ⊙ (1 - tanh²(c_t))
-    if dstate is None:
-        dh, dc = np.zeros_like(h0), np.zeros_like(c0)  # (B,H) each, reused every step
-    else:
-        dh, dc = dstate[0].copy(), dstate[1].copy()
-    WhT = np.ascontiguousarray(Wh.T)
-    blocks = products.plan(WhT, B, cache.block_limit)
+    H, K, dh, dc, WhT, blocks = memory_backward_start(cache, dstate, 4)
     raw = np.empty((B, 4, H), dtype=acts.dtype)  # (B,4,H) dL/d(gate) after the nonlinearity
     raw2 = raw.reshape(B, G)
     d = np.empty((B, G), dtype=acts.dtype)  # (B,4H) the nonlinearities' derivatives
@@ -134,25 +95,9 @@ def init(rng, D, H, one_hot, cfg):
     return p
 
 
-class LayerStep:
+class LayerStep(MemoryStep):
     """A layer of core/model.Stepper: its state updated in place, one token at a time."""
-
-    def __init__(self, p, cfg, one_hot, B, block_limit, start, dtype):
-        H = p["Wh"].shape[0]
-        self.input = StepInput(CELL, p, one_hot, B, block_limit, dtype, stacked=True)
-        self.h, self.c = self.input.h, start[1].copy()
-        self.h[...] = start[0]
-        self.state = (self.h, self.c)
-        self.a = np.empty((B, 4 * H), dtype=dtype)  # (B,4H)
-        self.tc, self.tmp = np.empty((B, H), dtype=dtype), np.empty((B, H), dtype=dtype)  # (B,H) each
-
-    def step(self, x, ids):
-        inp = self.input
-        if inp.stacked:  # the whole pre-activation: [x_t, h_{t-1}]·[Wx; Wh] + b, then h_t over h_{t-1}
-            activate(inp.pre(x), self.c, self.c, self.tc, self.h, self.tmp)
-        else:
-            step(inp.xp(x, ids), self.h, self.c, inp.Wh, self.a, self.c, self.tc, self.h, self.tmp, inp.blocks)
-        return self.h
+    name, window_step, activate = "lstm", staticmethod(step), staticmethod(activate)
 
 
 CELL = Cell(
