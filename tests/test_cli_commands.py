@@ -396,7 +396,7 @@ def test_a_trained_model_scores_its_own_kind_of_text_better_than_noise(trained):
                                      "text; convert it to UTF-8 first, e.g. iconv -f UTF-16 -t UTF-8 bad.txt > "
                                      "bad.txt.utf8"),
     (b"text\x00more", "charrnn: error: bad.txt: NUL byte at byte offset 4: this looks like a binary file, not text"),
-    (b"tiny", "charrnn: error: the corpus has 4 tokens, too few for one window of --batch 32 x --seq-len 100 (+1); "
+    (b"tiny", "charrnn: error: the corpus has 4 tokens, too few for one window of --batch 32 x --seq-len 50 (+1); "
               "use a smaller --batch or --seq-len"),
 ])
 def test_bad_corpus_is_one_line_and_exit_1(work, content, message):
@@ -453,7 +453,7 @@ def test_errors_replace_goes_on(work):
     (["train", "corpus.txt", "--name", ""], 2, "charrnn: error: Invalid value for --name: '' is not a usable run name"),
     (["train", "corpus.txt", "--val-frac", "0.99"], 1, "charrnn: error: the training part of the corpus (all but the "
                                                       "last --val-frac 0.99) has 110 tokens, too few for one window "
-                                                      "of --batch 32 x --seq-len 100 (+1); use a smaller --batch or "
+                                                      "of --batch 32 x --seq-len 50 (+1); use a smaller --batch or "
                                                       "--seq-len or --val-frac"),
     (["sample", "--checkpoint", "nothing.ckpt"], 1, "charrnn: error: nothing.ckpt: no such checkpoint"),
     (["sample"], 1, "charrnn: error: no language model found under checkpoints/; train one first: charrnn train CORPUS"),

@@ -202,7 +202,7 @@ def test_a_model_too_big_for_this_machine_is_refused_before_anything_is_allocate
     assert r.exit_code == 1 and time.monotonic() - started < 10
     assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("charrnn: error: a 2x100000 lstm needs about 2.2 TiB to train at --batch 32 x "
-                               "--seq-len 100 (weights, gradients and optimizer state 2.2 TiB, activations ")
+                               "--seq-len 50 (weights, gradients and optimizer state 2.2 TiB, activations ")
     assert "free: use a smaller --hidden, --layers, --batch or --seq-len" in r.stderr
     assert not (tmp_path / "checkpoints" / "corpus").exists()
 

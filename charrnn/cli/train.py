@@ -8,7 +8,17 @@ from charrnn.cli.common import hint_stdin, run_training
 from charrnn.cli.options import fields_of, given, option
 from charrnn.config.model import MODEL_OPTIONS, ModelConfig
 from charrnn.config.recipe import TrainConfig
+from charrnn.config.fields import specs
 from charrnn.config.run import RunOptions
+from charrnn.training.recipe import CHOSEN, FIXED
+
+def by_recipe(cls, name):
+    """The click changes of an option the recipe chooses when it is not given: its help says so."""
+    spec = specs(cls)[name][1]
+    fixed = spec.auto or f"{FIXED.get(name, specs(cls)[name][0].default):g}"
+    return dict(default=None, show_default=False,
+                help=f"{spec.help} [default: the recipe's choice (docs/recipe.md); {fixed} with --recipe fixed]")
+
 
 RECIPE = ("level", "max_vocab", "seq_len", "batch", "optimizer", "lr", "lr_schedule", "warmup", "clip", "clip_value",
           "steps", "epochs", "minutes", "val_frac", "eval_every", "errors", "seed", "threads", "recipe")
@@ -16,8 +26,9 @@ RECIPE = ("level", "max_vocab", "seq_len", "batch", "optimizer", "lr", "lr_sched
 
 @click.command()
 @click.argument("corpus", nargs=-1, type=click.Path(allow_dash=True, dir_okay=True))
-@fields_of(ModelConfig, *MODEL_OPTIONS, bidirectional=dict(hidden=True))  # refused: a language model must not read ahead
-@fields_of(TrainConfig, *RECIPE)
+@fields_of(ModelConfig, *MODEL_OPTIONS, bidirectional=dict(hidden=True),  # refused: a language model must not read ahead
+           **{k: by_recipe(ModelConfig, k) for k in CHOSEN if k in MODEL_OPTIONS})
+@fields_of(TrainConfig, *RECIPE, **{k: by_recipe(TrainConfig, k) for k in CHOSEN if k in RECIPE})
 @fields_of(RunOptions, "checkpoint_dir", "name", "resume", "force", "log",
            resume=dict(is_flag=False, flag_value="", type=click.Path()),
            log=dict(type=click.Path(dir_okay=False, writable=True)))

@@ -81,9 +81,9 @@ class TrainConfig(Recipe):
     ranks: int = option(1, "MPI ranks that trained it (mpirun -n K).", min=1, recorded=True)
     reduction: str = option("exact", "How the MPI ranks summed gradients: exact (core/shards.py's tree) or sum "
                                      "(MPI_Allreduce).", choices=("exact", "sum"), recorded=True)
-    recipe: str = option("auto", "auto: the network (layers, hidden, dropout, peak lr) that the corpus, the budget "
-                                 "and this machine's speed call for (what you give stays); fixed: 2x256 LSTM, dropout "
-                                 "0.1, everywhere.", choices=("auto", "fixed"))
+    recipe: str = option("auto", "auto: the network (layers, hidden, dropout), peak lr and window that the corpus, "
+                                 "the budget and this machine's speed call for (what you give stays); fixed: 2x256 "
+                                 "LSTM, dropout 0.1, window 100, everywhere.", choices=("auto", "fixed"))
 
 
 LM_LR = {"char": 8e-3, "word": 2e-3}  # a short char-level run learns fastest from a high peak (docs/recipe.md)
