@@ -88,11 +88,25 @@ def test_train_says_records_and_keeps_its_choice(tmp_path, monkeypatch):
     assert ck.train.recipe == "auto" and ck.train.lr == ck.choice["lr"]
     info = json.loads(run("info", "--json").stdout)
     assert info["choice"]["why"] == ck.choice["why"]
-    r = run("train", "--resume", "--steps", "8", "--quiet")
-    assert r.exit_code == 0 and "recipe:" not in r.stderr
+    assert ck.train.seq_len == ck.choice["seq_len"] == 16  # given: it stays
+    r = run("train", "--resume", "--steps", "8")
+    assert r.exit_code == 0 and "resuming" in r.stderr and "recipe:" not in r.stderr  # said once, when chosen
     again = schema.load("checkpoints/notes/latest.ckpt")
     assert (again.cfg, again.choice) == (ck.cfg, ck.choice)
     r = run("train", "notes.txt", "--steps", "2", "--name", "fixed", "--recipe", "fixed", *cut)
     assert r.exit_code == 0 and "recipe:" not in r.stderr
     fixed = schema.load("checkpoints/fixed/latest.ckpt")
     assert (fixed.cfg.layers, fixed.cfg.hidden, fixed.cfg.dropout, fixed.choice) == (2, 256, 0.1, None)
+
+
+def test_the_options_given_stay_and_the_rest_is_chosen_around_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    make_corpus(tmp_path / "notes.txt")
+    r = run("train", "notes.txt", "--steps", "4", "--hidden", "24", "--dropout", "0.05", "--batch", "4", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    ck = schema.load("checkpoints/notes/latest.ckpt")
+    assert (ck.cfg.hidden, ck.cfg.dropout) == (24, 0.05)  # given
+    assert ck.cfg.layers == ck.choice["layers"] == 2 and ck.train.lr == recipe.lr_for(24, "char")  # chosen
+    assert ck.train.seq_len == ck.choice["seq_len"] == recipe.WINDOW["char"]  # chosen: not given
+    assert "→ 2x24 lstm, dropout 0.05, peak lr 8e-3, window 50" in ck.choice["why"]
