@@ -2,7 +2,7 @@
 corpus, each for the steps a time budget buys it on a reference machine, and report each one's
 best validation loss.
 
-    python benchmarks/recipe_grid.py CORPUS --grid 'LxH:dropout:lr:steps[:seq_len]' ... [--jobs 2] [--out results.jsonl]
+    python benchmarks/recipe_grid.py CORPUS --grid 'LxH:dropout:lr:steps[:seq_len]' ... [--jobs 2] [--out results.jsonl] [-- TRAIN_OPTION ...]
 
 A budget is given in steps so that runs side by side (one thread each, --jobs of them) learn
 exactly what one run of that many steps learns at any speed (charrnn's sums do not depend on
@@ -37,7 +37,7 @@ def run_one(corpus, spec, work, extra):
     evals = [json.loads(line) for line in open(log) if '"event": "eval"' in line] if os.path.exists(log) else []
     vals = [(e["step"], e["val_loss"]) for e in evals if e.get("val_loss") is not None]
     best = min((v for _, v in vals), default=math.nan)
-    return {"corpus": os.path.basename(corpus), "spec": spec, "layers": int(layers), "hidden": int(hidden),
+    return {"corpus": os.path.basename(corpus), "spec": spec, "extra": extra, "layers": int(layers), "hidden": int(hidden),
             "dropout": float(dropout), "lr": float(lr), "steps": int(steps), "seq_len": int(window[0]) if window else 100,
             "best_val": best, "curve": vals,
             "seconds": round(time.time() - t, 1), "rc": r.returncode, "stderr": r.stderr[-500:]}
@@ -49,8 +49,10 @@ def main():
     ap.add_argument("--grid", nargs="+", required=True, help="LxH:dropout:lr:steps[:seq_len] per run")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=None, help="append the results here as JSON lines")
-    ap.add_argument("extra", nargs="*", help="more `charrnn train` options, after --")
-    a = ap.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)  # what follows -- goes to `charrnn train` as is
+    a = ap.parse_args(argv[:cut])
+    a.extra = argv[cut + 1:]
     work = tempfile.mkdtemp(prefix="recipe-grid-")
     with ThreadPoolExecutor(a.jobs) as pool:
         for res in pool.map(lambda s: run_one(a.corpus, s, work, a.extra), a.grid):

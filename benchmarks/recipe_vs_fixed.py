@@ -54,8 +54,10 @@ def main():
     ap.add_argument("--serial", action="store_true", help="one run after the other, --threads each")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="append the results here as JSON lines")
-    ap.add_argument("extra", nargs="*", help="more `charrnn train` options, after --")
-    a = ap.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)  # what follows -- goes to `charrnn train` as is
+    a = ap.parse_args(argv[:cut])
+    a.extra = argv[cut + 1:]
     os.environ.pop("OPENBLAS_CORETYPE", None)
     os.environ.pop("OPENBLAS_L2_SIZE", None)
     print(f"OpenBLAS kernels: {blas.corename()}; {'one after the other' if a.serial else 'side by side'}, "
