@@ -43,16 +43,22 @@ def run_one(corpus, spec, work, extra):
             "seconds": round(time.time() - t, 1), "rc": r.returncode, "stderr": r.stderr[-500:]}
 
 
+def parse_with_train_options(ap, argv=None):
+    """``ap``'s arguments, and as ``.extra`` what follows ``--``: options for `charrnn train` as they are."""
+    argv = sys.argv[1:] if argv is None else argv
+    cut = argv.index("--") if "--" in argv else len(argv)
+    a = ap.parse_args(argv[:cut])
+    a.extra = argv[cut + 1:]
+    return a
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus")
     ap.add_argument("--grid", nargs="+", required=True, help="LxH:dropout:lr:steps[:seq_len] per run")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=None, help="append the results here as JSON lines")
-    argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)  # what follows -- goes to `charrnn train` as is
-    a = ap.parse_args(argv[:cut])
-    a.extra = argv[cut + 1:]
+    a = parse_with_train_options(ap)
     work = tempfile.mkdtemp(prefix="recipe-grid-")
     with ThreadPoolExecutor(a.jobs) as pool:
         for res in pool.map(lambda s: run_one(a.corpus, s, work, a.extra), a.grid):

@@ -22,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from charrnn import blas
+from recipe_grid import parse_with_train_options  # benchmarks/ is this script's sys.path[0]
 
 HOST_ONLY = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -54,10 +55,7 @@ def main():
     ap.add_argument("--serial", action="store_true", help="one run after the other, --threads each")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="append the results here as JSON lines")
-    argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)  # what follows -- goes to `charrnn train` as is
-    a = ap.parse_args(argv[:cut])
-    a.extra = argv[cut + 1:]
+    a = parse_with_train_options(ap)
     os.environ.pop("OPENBLAS_CORETYPE", None)
     os.environ.pop("OPENBLAS_L2_SIZE", None)
     print(f"OpenBLAS kernels: {blas.corename()}; {'one after the other' if a.serial else 'side by side'}, "
