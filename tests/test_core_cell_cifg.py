@@ -2,7 +2,7 @@
 
 What every cell gets from the registry (tests/test_core_gradients.py's finite differences,
 tests/test_core_engine.py's stepping and learning) it gets without a line here; this module holds
-what only this cell knows: its equations, and that PyTorch has no counterpart to export to.
+what only this cell knows: its equations (its export to nn.LSTM is tests/test_export_pytorch.py's).
 """
 import numpy as np
 import pytest
@@ -52,19 +52,3 @@ def test_the_forget_bias_opens_the_forget_gate_and_shuts_the_input():
     p = model.init_params(cfg, np.random.default_rng(1), np.float64)
     assert np.all(p["layers.0.b"][:H] == 1.0) and np.all(p["layers.0.b"][H:] == 0.0)
     assert p["layers.0.Wh"].shape == (H, 3 * H)  # three gate blocks, a quarter less than an LSTM's
-
-
-def test_export_refuses_it_in_one_line(tmp_path):
-    from click.testing import CliRunner
-    from charrnn.checkpoint import schema
-    from charrnn.cli import cli
-    from charrnn.store import container
-    from charrnn.text.vocab import build_vocab
-    vocab = build_vocab("abcde\n", "char")
-    cfg = ModelConfig(vocab_size=len(vocab), cell="cifg", layers=1, hidden=H)
-    ck = schema.Checkpoint(cfg, model.init_params(cfg, np.random.default_rng(0)), vocab)
-    container.save(tmp_path / "m.ckpt", *schema.pack(ck))
-    r = CliRunner().invoke(cli, ["export", "--torch", str(tmp_path / "m.py"), "--checkpoint", str(tmp_path / "m.ckpt")])
-    assert (r.exit_code, r.stderr) == (2, f"charrnn: error: {tmp_path / 'm.ckpt'}: a cifg has no PyTorch counterpart "
-                                          f"to export to; it cannot be exported\n")
-    assert not (tmp_path / "m.py").exists()

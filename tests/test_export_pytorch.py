@@ -1,4 +1,4 @@
-"""`charrnn export --torch`: nn.LSTM / nn.GRU / nn.RNN + nn.Linear loaded from a charrnn
+"""`charrnn export --torch`: nn.LSTM (also for a CIFG) / nn.GRU / nn.RNN + nn.Linear loaded from a charrnn
 checkpoint give charrnn's next-token probabilities. Skipped where torch is not installed
 (`pip install torch==2.13.0` takes the wheel on this machine)."""
 import importlib.util
@@ -21,6 +21,7 @@ pytest.importorskip("safetensors")
 TEXT = "the quick brown fox jumps over the lazy dog, said the cat.\n" * 4
 CONFIGS = {
     "lstm one-hot": dict(cell="lstm"), "lstm embed": dict(cell="lstm", embed=6),
+    "cifg one-hot": dict(cell="cifg"), "cifg embed": dict(cell="cifg", embed=6),
     "gru one-hot": dict(cell="gru"), "gru embed": dict(cell="gru", embed=6),
     "rnn tanh": dict(cell="rnn"), "rnn relu": dict(cell="rnn", activation="relu"),
     "rnn sigmoid": dict(cell="rnn", activation="sigmoid"),

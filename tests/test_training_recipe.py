@@ -96,7 +96,8 @@ def test_train_says_records_and_keeps_its_choice(tmp_path, monkeypatch):
     r = run("train", "notes.txt", "--steps", "2", "--name", "fixed", "--recipe", "fixed", *cut)
     assert r.exit_code == 0 and "recipe:" not in r.stderr
     fixed = schema.load("checkpoints/fixed/latest.ckpt")
-    assert (fixed.cfg.layers, fixed.cfg.hidden, fixed.cfg.dropout, fixed.choice) == (2, 256, 0.1, None)
+    assert (fixed.cfg.cell, fixed.cfg.layers, fixed.cfg.hidden, fixed.cfg.dropout, fixed.choice) == \
+        ("lstm", 2, 256, 0.1, None)
 
 
 def test_the_options_given_stay_and_the_rest_is_chosen_around_them(tmp_path, monkeypatch):
@@ -109,4 +110,10 @@ def test_the_options_given_stay_and_the_rest_is_chosen_around_them(tmp_path, mon
     assert (ck.cfg.hidden, ck.cfg.dropout) == (24, 0.05)  # given
     assert ck.cfg.layers == ck.choice["layers"] == 2 and ck.train.lr == recipe.lr_for(24, "char")  # chosen
     assert ck.train.seq_len == ck.choice["seq_len"] == recipe.WINDOW["char"]  # chosen: not given
-    assert "→ 2x24 lstm, dropout 0.05, peak lr 8e-3, window 50" in ck.choice["why"]
+    assert ck.cfg.cell == ck.choice["cell"] == recipe.CELL == "cifg"  # chosen: not given
+    assert "→ 2x24 cifg, dropout 0.05, peak lr 8e-3, window 50" in ck.choice["why"]
+    r = run("train", "notes.txt", "--steps", "4", "--hidden", "24", "--cell", "lstm", "--batch", "4", "--name", "mine",
+            "--quiet")
+    assert r.exit_code == 0, r.stderr
+    mine = schema.load("checkpoints/mine/latest.ckpt")
+    assert mine.cfg.cell == mine.choice["cell"] == "lstm" and "→ 2x24 lstm," in mine.choice["why"]  # given

@@ -15,7 +15,8 @@ from charrnn.training.recipe import CHOSEN, FIXED
 def by_recipe(cls, name):
     """The click changes of an option the recipe chooses when it is not given: its help says so."""
     spec = specs(cls)[name][1]
-    fixed = spec.auto or f"{FIXED.get(name, specs(cls)[name][0].default):g}"
+    value = FIXED.get(name, specs(cls)[name][0].default)
+    fixed = spec.auto or (value if isinstance(value, str) else f"{value:g}")
     return dict(default=None, show_default=False,
                 help=f"{spec.help} [default: the recipe's choice (docs/recipe.md); {fixed} with --recipe fixed]")
 

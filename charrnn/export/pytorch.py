@@ -27,6 +27,8 @@ hidden, G = k·H, l = layer):
     P, the gate order (charrnn's column blocks -> torch's row blocks), and bh's place are each
     cell's own (its Cell.torch, core/cells/):
     lstm  i f g o -> i f g o   P = identity
+    cifg  f g o   -> i f g o   P = [0:H, 0:H, H:2H, 2H:3H], torch's i block negated: the coupled
+                               input gate 1 - f is sigmoid(-a_f), so nn.LSTM computes the CIFG
     gru   z r n   -> r z n    P = [H:2H, 0:H, 2H:3H]; bh is b_hn (the third block)
     rnn   one block            P = identity
     A cell without a torch mapping is not exported.
@@ -52,13 +54,16 @@ def torch_state_dict(params, cfg):
     """charrnn's parameter dict -> the generated CharRNN's state_dict, as numpy arrays.
 
     ``cfg`` needs .layers, .hidden, .embed, .torch_order (torch's gate blocks as blocks of
-    charrnn's columns) and .torch_bh_blocks (the b_hh blocks that hold charrnn's bh): OUT.py's
+    charrnn's columns), .torch_bh_blocks (the b_hh blocks that hold charrnn's bh) and
+    .torch_negated (the blocks that hold their charrnn block negated): OUT.py's
     CONFIG. The arrays keep the parameters' dtype and are C-contiguous copies
     (torch.from_numpy-ready). This function is copied verbatim into OUT.py, so the exporter and
     the exported file share it.
     """
     H = cfg.hidden
     perm = np.concatenate([np.arange(k * H, (k + 1) * H) for k in cfg.torch_order])  # (G,)
+    sign = np.concatenate([np.full(H, -1.0 if n in cfg.torch_negated else 1.0)
+                           for n in range(len(cfg.torch_order))])  # (G,) -1: an exact sign flip
 
     def c(a):
         return np.ascontiguousarray(a)
@@ -68,10 +73,11 @@ def torch_state_dict(params, cfg):
         sd["embed.weight"] = c(params["embed.W"])  # (V,E)
     for l in range(cfg.layers):
         Wx, Wh, b = (params[f"layers.{l}.{k}"] for k in ("Wx", "Wh", "b"))
-        sd[f"rnn.weight_ih_l{l}"] = c(Wx[:, perm].T)  # (G,D)
-        sd[f"rnn.weight_hh_l{l}"] = c(Wh[:, perm].T)  # (G,H)
-        sd[f"rnn.bias_ih_l{l}"] = c(b[perm])  # (G,)
-        bhh = np.zeros_like(b)  # (G,)
+        s = sign.astype(b.dtype)  # (G,)
+        sd[f"rnn.weight_ih_l{l}"] = c(Wx[:, perm].T * s[:, None])  # (G,D)
+        sd[f"rnn.weight_hh_l{l}"] = c(Wh[:, perm].T * s[:, None])  # (G,H)
+        sd[f"rnn.bias_ih_l{l}"] = c(b[perm] * s)  # (G,)
+        bhh = np.zeros(len(perm), b.dtype)  # (G,)
         for k in cfg.torch_bh_blocks:  # a GRU's n bias sits inside r ⊙ (·): torch's b_hn
             bhh[k * H:(k + 1) * H] = params[f"layers.{l}.bh"]
         sd[f"rnn.bias_hh_l{l}"] = bhh
@@ -230,6 +236,7 @@ def _cfg_dict(cfg, torch):
     return {"vocab_size": int(cfg.vocab_size), "cell": cfg.cell, "activation": cfg.activation,
             "layers": int(cfg.layers), "hidden": int(cfg.hidden), "embed": int(cfg.embed),
             "dropout": float(cfg.dropout), "torch_order": list(torch.order), "torch_bh_blocks": list(torch.bh_blocks),
+            "torch_negated": list(torch.negated),
             "state": list(cells.get(cfg.cell).state)}
 
 

@@ -165,6 +165,7 @@ def network(o, corpus, tcfg):
         fixed = {**(recipe.FIXED if tcfg.recipe == "fixed" else {}), **o}
         return model_config(fixed, len(corpus.vocab), tcfg.level), tcfg, None, 0.0
     tcfg = replace(tcfg, seq_len=recipe.window(tcfg.level, o, tcfg.seq_len))
+    o = {**o, "cell": o.get("cell", recipe.CELL)}
     steps, epochs, minutes = tcfg.limits
     train_tokens = int(len(corpus.tokens) * (1 - tcfg.val_frac))
     if train_tokens <= tcfg.batch * tcfg.seq_len:  # not one window: the run refuses it, the recipe has nothing to say
@@ -197,7 +198,7 @@ def network(o, corpus, tcfg):
         machine.check_memory(model_config(o, len(corpus.vocab), tcfg.level), tcfg.batch, tcfg.seq_len,
                              tcfg.optimizer, tcfg.threads, lambda line: None)
     c = recipe.choose(budget, train_tokens, tcfg.batch, tcfg.seq_len, tcfg.level, given, seconds_per_step, params,
-                      o.get("cell", ModelConfig.cell))
+                      o["cell"])
     mcfg = model_config({**o, "layers": c.layers, "hidden": c.hidden, "dropout": c.dropout}, len(corpus.vocab),
                         tcfg.level)
     return mcfg, replace(tcfg, lr=c.lr), c.to_json(), time.perf_counter() - started

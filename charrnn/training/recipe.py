@@ -11,7 +11,8 @@ passes, more memorising to prevent) and the peak learning rate its width (wider,
 budget is the run's: --minutes (the machine's measured speed turns it into steps), --steps or
 --epochs. docs/recipe.md gives the experiments the numbers below come from.
 
-Every option the user gives wins for that option; the rule fills in the rest around it.
+The cell is the coupled-gate LSTM (CELL) unless the user names one. Every option the user
+gives wins for that option; the rule fills in the rest around it.
 """
 import math
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ LADDER = ((2, 128), (2, 192), (2, 256), (2, 384), (2, 512), (3, 512), (3, 768)) 
 TOKENS_PER_PARAM = 3.0  # a network is worth its size when the budget shows it this many tokens a parameter
 PARAMS_PER_TOKEN = 4.0  # and no larger than this many parameters a training token: past it, it memorises
 DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.25), (20.0, 0.35), (math.inf, 0.45))  # (passes up to, dropout)
-CHOSEN = ("layers", "hidden", "dropout", "lr", "seq_len")  # what the recipe sets when the user does not
+CELL = "cifg"  # three gate blocks for the LSTM's four: more steps a minute, and as good a step (docs/recipe.md)
+CHOSEN = ("cell", "layers", "hidden", "dropout", "lr", "seq_len")  # what the recipe sets when the user does not
 WINDOW = {"char": 50}  # --seq-len: the same tokens a step in windows half as long make twice the updates
-FIXED = {"layers": 2, "hidden": 256, "dropout": 0.1}  # --recipe fixed: one network everywhere
+FIXED = {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.1}  # --recipe fixed: one network everywhere
 
 
 def window(level, given, default):
@@ -63,6 +65,7 @@ class Budget:
 
 @dataclass(frozen=True)
 class Choice:
+    cell: str
     layers: int
     hidden: int
     dropout: float
@@ -73,11 +76,11 @@ class Choice:
     why: str
 
     def to_json(self):
-        return {"layers": self.layers, "hidden": self.hidden, "dropout": self.dropout, "lr": self.lr,
+        return {"cell": self.cell, "layers": self.layers, "hidden": self.hidden, "dropout": self.dropout, "lr": self.lr,
                 "seq_len": self.seq_len, "steps": self.steps, "passes": round(self.passes, 2), "why": self.why}
 
 
-def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step, params, cell="lstm"):
+def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step, params, cell=CELL):
     """The Choice for a run: ``given`` the model options the user set (they stay),
     ``seconds_per_step(layers, hidden)`` this machine's time for a step of a candidate (not
     called when the budget is steps alone: then speed does not decide; None from it: no time left
@@ -105,4 +108,4 @@ def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step,
     how = f"{budget.seconds / 60:g} min on this machine ≈ " if budget.seconds is not None and t else ""
     why = (f"{how}{steps:,} steps ≈ {passes:.1f} passes over {train_tokens:,} {level}s → {layers}x{hidden} {cell}, "
            f"dropout {dropout:g}, peak lr {_short(lr)}, window {seq_len}")
-    return Choice(layers, hidden, dropout, lr, seq_len, steps, passes, why)
+    return Choice(cell, layers, hidden, dropout, lr, seq_len, steps, passes, why)

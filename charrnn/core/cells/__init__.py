@@ -38,10 +38,12 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid")  # the vanilla RNN's nonlinearities
 @dataclass(frozen=True)
 class Torch:
     """A cell as PyTorch holds it: the nn module, the order of torch's gate blocks as blocks of
-    charrnn's columns, and which of torch's b_hh blocks carry charrnn's bh (the others are 0)."""
+    charrnn's columns, which of torch's b_hh blocks carry charrnn's bh (the others are 0), and
+    which of torch's blocks hold their charrnn block negated (sigmoid(-a) = 1 - sigmoid(a))."""
     module: str
     order: tuple
     bh_blocks: tuple = ()
+    negated: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ columns arrive halved (input_scale) so that one tanh covers all three blocks.
 import numpy as np
 
 from .. import products
-from . import (Cell, MemoryStep, dWh, gate_scales, hidden_grads_through_wh, memory_backward_start, memory_forward, standard_init,
+from . import (Cell, MemoryStep, Torch, dWh, gate_scales, hidden_grads_through_wh, memory_backward_start, memory_forward, standard_init,
                standard_params)
 
 
@@ -109,5 +109,5 @@ CELL = Cell(
     params=lambda D, H: standard_params(D, H, 3), init=init, input_scale=input_scale,
     forward=forward, backward=backward, hidden_grads=hidden_grads_through_wh, step=LayerStep,
     cache_floats=lambda H: 3 * H + 6 * H,  # the gates, c, tanh(c), h, the input, mask, the backward's K
-    torch=None,  # PyTorch has no coupled-gate LSTM: not exported
+    torch=Torch("nn.LSTM", order=(0, 0, 1, 2), negated=(0,)),  # torch's i f g o: i = sigmoid(-a_f) = 1 - f
 )
