@@ -198,7 +198,7 @@ def test_a_model_too_big_for_this_machine_is_refused_before_anything_is_allocate
     monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
     make_corpus(tmp_path / "corpus.txt")
     started = time.monotonic()
-    r = run("train", "corpus.txt", "--hidden", "100000", "--steps", "1")
+    r = run("train", "corpus.txt", "--cell", "lstm", "--hidden", "100000", "--steps", "1")
     assert r.exit_code == 1 and time.monotonic() - started < 10
     assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("charrnn: error: a 2x100000 lstm needs about 2.2 TiB to train at --batch 32 x "
