@@ -101,6 +101,38 @@ def test_without_eval_every_a_time_limited_run_validates_each_fifth_of_it(tmp_pa
     assert len(rep.evals) >= 4, [m["step"] for m in rep.evals]  # about 0.6 s apart, and the last
 
 
+def test_a_time_limited_run_spends_a_tenth_of_its_time_validating_not_more(tmp_path, monkeypatch):
+    """A large corpus's validation can take longer than the steps between two: then a --minutes
+    run without --eval-every validates when the saves have had a tenth of the time since the
+    last (or a fifth of the run has passed), not every eval_every steps."""
+    corpus = corpus_of(tmp_path)
+    task, tcfg = task_for(corpus, minutes=0.1)  # 6 s
+    task.eval_every = 5  # fast steps: every 5 steps would be dozens of saves
+    real = task.evaluate
+
+    def slow_evaluate():
+        time.sleep(0.25)  # a save of 0.25 s waits for 2.25 s of training since the last
+        return real()
+
+    monkeypatch.setattr(task, "evaluate", slow_evaluate)
+    rep = Recorder()
+    Loop(task, tcfg, RunDir(tmp_path / "run"), rep).run()
+    steps = [m["step"] for m in rep.evals]
+    assert rep.steps[-1]["step"] > 100 and 4 <= len(steps) <= 8, steps  # the fifths (1.2 s) decide, and the end
+    task2, tcfg2 = task_for(corpus, minutes=0.1)
+    task2.eval_every = 20  # slow steps, a quick validation: every 20 steps (1 s), as asked
+    real_step = task2.step
+
+    def slow_step(step):
+        time.sleep(0.05)
+        return real_step(step)
+
+    monkeypatch.setattr(task2, "step", slow_step)
+    rep2 = Recorder()
+    Loop(task2, tcfg2, RunDir(tmp_path / "run2"), rep2).run()
+    assert [m["step"] for m in rep2.evals][:4] == [20, 40, 60, 80]
+
+
 def test_a_short_time_limited_run_warms_up_within_a_tenth_of_it():
     lr = optim.learning_rate
     assert lr(1.0, "constant", 0.05, 5, warmup=100) == pytest.approx(0.5)  # half of the tenth: half the rate

@@ -21,7 +21,8 @@ A task provides:
     with task:                 holds what a run needs open (worker processes)
     step(step) -> (loss, grads, tokens)   one batch, parameters untouched; may raise StepFailed
     advance()                  after the update (the language model carries its state)
-    eval_by_time               also validate after each fifth of a time-limited run (bool)
+    eval_by_time               in a time-limited run, validate after each fifth of it, and every
+                               eval_every steps only while saves take a tenth of the time (bool)
     evaluate() -> (metrics, loss)   {"val_loss": …, ...} (empty without validation data), and a
                                loss in nats the loop checks is not absurd (or None)
     judge(metrics) -> bool     whether these metrics are the run's best (and remember them)
@@ -47,6 +48,7 @@ from charrnn.checkpoint import schema
 
 MEAN_OF = 20  # the training loss shown beside each step's own: the mean of the last MEAN_OF steps
 EVALS_PER_RUN = 5  # a time-limited run that lets time decide validates at least this often
+SAVE_SHARE = 0.1  # and spends at most this share of its time validating and saving, the fifths aside
 
 
 class Diverged(CharrnnError):
@@ -230,14 +232,16 @@ class Loop:
         return True
 
     def due(self, last_save):
-        """Validate and save now? Every eval_every steps; a task that lets the time budget decide
-        (eval_by_time) also after a fifth of a time-limited run, if that comes sooner (by rank
-        0's clock, under MPI)."""
-        if self.step % self.task.eval_every == 0:
-            return True
+        """Validate and save now? Every eval_every steps. A task that lets the time budget decide
+        (eval_by_time) in a time-limited run: every eval_every steps while the saves take at most
+        SAVE_SHARE of the time (a long validation of a large corpus waits), and after a fifth of
+        the run at the latest (by rank 0's clock, under MPI)."""
+        by_steps = self.step % self.task.eval_every == 0
         if not (self.task.eval_by_time and math.isfinite(self.max_seconds)):
-            return False
-        due = self.primary and time.perf_counter() - last_save >= self.max_seconds / EVALS_PER_RUN
+            return by_steps
+        since = time.perf_counter() - last_save
+        due = self.primary and ((by_steps and since * SAVE_SHARE >= (1 - SAVE_SHARE) * self.meter.save_seconds)
+                                or since >= self.max_seconds / EVALS_PER_RUN)
         return bool(self.world.agree([due])[0]) if self.world is not None else due
 
     def eta(self, elapsed):
