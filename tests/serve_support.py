@@ -28,7 +28,8 @@ EXTRA = '\nThe fox said "red (fox)" and [the moon].\n"a blue cat" (under the moo
 
 @functools.cache
 def _trained(base):
-    """A 2-layer LSTM of 32 units after 150 steps on generated sentences: run directory "notes"."""
+    """A 2-layer LSTM (named: the recipe would choose a CIFG) of 32 units after 150 steps on generated
+    sentences: run directory "notes"."""
     import charrnn
     root = pathlib.Path(base) / "serve-model"
     root.mkdir(exist_ok=True)
@@ -37,7 +38,7 @@ def _trained(base):
     old = os.environ.get("CHARRNN_CACHE_DIR")
     os.environ["CHARRNN_CACHE_DIR"] = str(root / "cache")
     try:
-        charrnn.train(text=text, checkpoint_dir=root / "checkpoints", name="notes", steps=150, hidden=32, layers=2,
+        charrnn.train(text=text, checkpoint_dir=root / "checkpoints", name="notes", steps=150, cell="lstm", hidden=32, layers=2,
                       batch=8, seq_len=32, eval_every=50, lr=1e-2, seed=1)
     finally:
         if old is None:
