@@ -19,10 +19,11 @@ from charrnn.config.fields import OptionError
 from charrnn.config.model import EMBED, MODEL_OPTIONS, ModelConfig
 from charrnn.config.recipe import LM_LR, TrainConfig
 from charrnn.config.run import RunOptions
-from charrnn.errors import CharrnnError, UsageError
+from charrnn.errors import CharrnnError, CorpusError, UsageError
 from charrnn.store.rundir import RunDir
 from charrnn.text.corpus import load_corpus
 from charrnn.text.sources import Sources, default_cache_dir
+from charrnn.text.windows import Streams, split_train_val
 from charrnn.training import machine, resume as resuming
 
 PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
@@ -167,31 +168,35 @@ def network(o, corpus, tcfg):
     tcfg = replace(tcfg, seq_len=recipe.window(tcfg.level, o, tcfg.seq_len))
     o = {**o, "cell": o.get("cell", recipe.CELL)}
     steps, epochs, minutes = tcfg.limits
-    train_tokens = int(len(corpus.tokens) * (1 - tcfg.val_frac))
-    if train_tokens <= tcfg.batch * tcfg.seq_len:  # not one window: the run refuses it, the recipe has nothing to say
+    train, _ = split_train_val(corpus.tokens, tcfg.val_frac)  # the run's own split and windows
+    try:
+        windows = Streams(train, tcfg.batch, tcfg.seq_len).windows_per_epoch
+    except CorpusError:  # not one window: the run refuses it, the recipe has nothing to say
         return model_config({**recipe.FIXED, **o}, len(corpus.vocab), tcfg.level), tcfg, None, 0.0
-    windows = max(1, (train_tokens - 1) // (tcfg.batch * tcfg.seq_len))
+    train_tokens = len(train)
     by_steps = [n for n in (steps, None if epochs is None else math.ceil(min(epochs * windows, 1e18))) if n is not None]
     budget = recipe.Budget(None if minutes is None else 60 * minutes, min(by_steps) if by_steps else None)
     started, probing = time.perf_counter(), min(20.0, 0.1 * budget.seconds) if budget.seconds else 0.0
     timed = []
 
+    def candidate(layers, hidden):
+        return model_config({**o, "layers": layers, "hidden": hidden}, len(corpus.vocab), tcfg.level)
+
     def seconds_per_step(layers, hidden):  # the first candidate always, the next while a tenth of the budget lasts
         left = probing - (time.perf_counter() - started)
         if timed and left <= 0:
             return None
-        candidate = model_config({**o, "layers": layers, "hidden": hidden}, len(corpus.vocab), tcfg.level)
-        timed.append(probe.seconds_per_step(candidate, corpus.tokens, tcfg.batch, tcfg.seq_len, tcfg.threads,
-                                            budget=max(left, 0.0)))
+        timed.append(probe.seconds_per_step(candidate(layers, hidden), corpus.tokens, tcfg.batch, tcfg.seq_len,
+                                            tcfg.threads, budget=max(left, 0.0)))
         return timed[-1]
 
     def params(layers, hidden):  # a candidate too large for this machine's memory counts as too large for the text
-        candidate = model_config({**o, "layers": layers, "hidden": hidden}, len(corpus.vocab), tcfg.level)
         try:
-            machine.check_memory(candidate, tcfg.batch, tcfg.seq_len, tcfg.optimizer, tcfg.threads, lambda line: None)
+            machine.check_memory(candidate(layers, hidden), tcfg.batch, tcfg.seq_len, tcfg.optimizer, tcfg.threads,
+                                 lambda line: None)
         except OptionError:
             return math.inf
-        return count_params(candidate)
+        return count_params(candidate(layers, hidden))
 
     given = {k: o[k] for k in recipe.CHOSEN if k in o}
     if "layers" in given and "hidden" in given:  # the user's own shape: refused first if it cannot fit
@@ -199,8 +204,7 @@ def network(o, corpus, tcfg):
                              tcfg.optimizer, tcfg.threads, lambda line: None)
     c = recipe.choose(budget, train_tokens, tcfg.batch, tcfg.seq_len, tcfg.level, given, seconds_per_step, params,
                       o["cell"])
-    mcfg = model_config({**o, "layers": c.layers, "hidden": c.hidden, "dropout": c.dropout}, len(corpus.vocab),
-                        tcfg.level)
+    mcfg = replace(candidate(c.layers, c.hidden), dropout=c.dropout)
     return mcfg, replace(tcfg, lr=c.lr), c.to_json(), time.perf_counter() - started
 
 
