@@ -9,7 +9,9 @@ what was learned), saved as a checkpoint. Measured, each in a process of its own
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (the kernel OpenBLAS then picks is printed):
 
   1. the step itself: one batched step of B rows, B = 1 … 16, in this process (why the engine
-     packs the rows into buckets of 1, 2, 4, … rather than always stepping all its slots);
+     packs the rows into buckets of 1, 2, 4, … rather than always stepping all its slots), and
+     the ceiling it sets: the 16-row step's multiply-adds per second against this core's rate
+     on a large (1024³) product, and 16·t(1)/t(16), the most 16 streams can gain over one;
   2. one stream: `charrnn sample --length N` against one streamed completion of N tokens from
      the server, in alternating rounds; characters per second from the first to the last byte;
   3. 16 streams at once: 16 clients each asking for completions of M tokens back to back for
@@ -92,10 +94,20 @@ for B in {rows!r}:
     while time.perf_counter() - t0 < {seconds}:
         s.step(ids); n += 1
     print(B, (time.perf_counter() - t0) / n * 1e6)
+# multiply-adds of one row's step: every weight matrix a product reads (a one-hot layer 0 gathers rows of Wx)
+macs = sum(v.size for k, v in ck.params.items()
+           if k.endswith((".Wh", "out.V")) or k.endswith(".Wx") and (ck.cfg.embed > 0 or not k.startswith("layers.0.")))
+a, b = np.ones((1024, 1024), np.float32), np.ones((1024, 1024), np.float32)
+for _ in range(3): a @ b
+n, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < {seconds}:
+    a @ b; n += 1
+print("macs", macs, 1024 ** 3 * n / (time.perf_counter() - t0))
 """
     out = subprocess.run([sys.executable, "-c", code], env={**ENV, "OPENBLAS_NUM_THREADS": "1"}, capture_output=True,
-                         text=True, check=True).stdout
-    return {int(b): float(us) for b, us in (line.split() for line in out.splitlines())}
+                         text=True, check=True).stdout.splitlines()
+    _, macs, peak = out.pop().split()
+    return {int(b): float(us) for b, us in (line.split() for line in out)}, int(macs), float(peak)
 
 
 # --------------------------------------------------------------------------- 2. one stream
@@ -260,9 +272,16 @@ def main():
     say(f"LSTM 2x256, 65 symbols; OpenBLAS kernels {kernel()} (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset); "
         f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
 
-    steps = step_times(run)
+    steps, macs, peak = step_times(run)
     say("one step of B rows: " + ", ".join(f"B={b} {us:.0f} us ({b / us * 1e6:,.0f} rows/s)" for b, us in steps.items()))
     emit(measure="step_us", **{str(b): round(us, 1) for b, us in steps.items()})
+    # the ceiling: 16 streams can gain at most t(1)·16 / t(16); a 16-row step near the core's own
+    # large-product rate is bound by arithmetic, and no packing of rows buys more
+    rate16 = macs * 16 / steps[16] * 1e6
+    say(f"a row's step is {macs:,} multiply-adds: at 16 rows {rate16 / 1e9:.1f} G/s, this core's 1024^3 product "
+        f"{peak / 1e9:.1f} G/s ({rate16 / peak:.0%}); so 16 streams can be at most {16 * steps[1] / steps[16]:.1f}x one")
+    emit(measure="step_ceiling", macs_per_row=macs, step16_gmacs=round(rate16 / 1e9, 2), core_gmacs=round(peak / 1e9, 2),
+         most_16_vs_1=round(16 * steps[1] / steps[16], 2))
 
     srv = Server(run, tmp / "serve.log", streams=32)
     try:
