@@ -7,7 +7,9 @@ best validation loss.
 A budget is given in steps so that runs side by side (one thread each, --jobs of them) learn
 exactly what one run of that many steps learns at any speed (charrnn's sums do not depend on
 the number of workers: core/shards.py); the steps come from the measured step time of each
-network on the reference machine (benchmarks/recipe_speed.py). Every run: --val-frac 0.1,
+network on the reference machine (benchmarks/recipe_speed.py). A budget written as minutes
+("2m") is a real-time one instead (--minutes: each setting gets what those minutes buy it on
+this machine, side by side with the other jobs, validation as the loop spaces it). Every run: --val-frac 0.1,
 --seed 1, cosine schedule, validation ten times a run, `--recipe fixed` (the grid
 sets every option the recipe would). Results are appended as JSON lines.
 """
@@ -27,9 +29,11 @@ def run_one(corpus, spec, work, extra):
     layers, hidden = shape.split("x")
     name = f"{shape}-d{dropout}-lr{lr}-s{steps}" + "".join(f"-T{t}" for t in window)
     log = os.path.join(work, name + ".jsonl")
+    budget = ["--minutes", steps[:-1]] if steps.endswith("m") else ["--steps", steps, "--eval-every",
+                                                                   str(max(1, int(steps) // 10))]
     cmd = [sys.executable, "-m", "charrnn", "train", corpus, "--name", name, "--checkpoint-dir", work,
-           "--layers", layers, "--hidden", hidden, "--dropout", dropout, "--lr", lr, "--steps", steps,
-           "--threads", "1", "--val-frac", "0.1", "--seed", "1", "--eval-every", str(max(1, int(steps) // 10)),
+           "--layers", layers, "--hidden", hidden, "--dropout", dropout, "--lr", lr, *budget,
+           "--threads", "1", "--val-frac", "0.1", "--seed", "1",
            "--log", log, "--quiet", "--seq-len", window[0] if window else "100", "--recipe", "fixed", *extra]
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     t = time.time()
@@ -38,7 +42,8 @@ def run_one(corpus, spec, work, extra):
     vals = [(e["step"], e["val_loss"]) for e in evals if e.get("val_loss") is not None]
     best = min((v for _, v in vals), default=math.nan)
     return {"corpus": os.path.basename(corpus), "spec": spec, "extra": extra, "layers": int(layers), "hidden": int(hidden),
-            "dropout": float(dropout), "lr": float(lr), "steps": int(steps), "seq_len": int(window[0]) if window else 100,
+            "dropout": float(dropout), "lr": float(lr), "steps": vals[-1][0] if vals else 0, "budget": steps,
+            "seq_len": int(window[0]) if window else 100,
             "best_val": best, "curve": vals,
             "seconds": round(time.time() - t, 1), "rc": r.returncode, "stderr": r.stderr[-500:]}
 
