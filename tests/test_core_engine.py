@@ -134,6 +134,24 @@ def test_every_optimizer_lowers_the_loss(name, lr):
     assert int(state["t"]) == 100 and all(isinstance(v, np.ndarray) for v in state.values())
 
 
+@pytest.mark.parametrize("beta2", [0.999, 0.99])
+def test_adam_takes_its_beta2_and_follows_the_equations(beta2):
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal((3, 4))
+    gs = [rng.standard_normal((3, 4)) for _ in range(3)]
+    params = {"W": p0.copy()}
+    opt = optim.make_optimizer("adam", beta2=beta2)
+    state = opt.init_state(params)
+    for g in gs:
+        opt.step(params, {"W": g.copy()}, state, 1e-2)
+    m, v, p = np.zeros_like(p0), np.zeros_like(p0), p0.copy()
+    for t, g in enumerate(gs, start=1):  # Kingma & Ba, Algorithm 1
+        m = 0.9 * m + 0.1 * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - 1e-2 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + 1e-8)
+    np.testing.assert_allclose(params["W"], p, rtol=1e-12, atol=1e-12)
+
+
 def test_clip_returns_the_exact_pre_clip_norm_and_clips_to_the_threshold():
     g = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
     norm, clipped = optim.clip_global_norm(g, 1.0)

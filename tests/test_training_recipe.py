@@ -65,6 +65,12 @@ def test_an_option_given_wins_and_the_rest_adapt():
     assert c.lr == 1e-3 and c.hidden > 256
 
 
+def test_a_short_run_gets_adams_shorter_memory_of_squared_gradients():
+    assert (choose(steps=1000).beta2, choose(steps=2000).beta2, choose(steps=2001).beta2) == (0.99, 0.99, 0.999)
+    assert choose(minutes=2).beta2 == 0.99 and choose(minutes=60).beta2 == 0.999  # by the steps the budget buys
+    assert choose(minutes=2, given={"beta2": 0.9}).beta2 == 0.9
+
+
 def test_a_step_budget_needs_no_clock_and_a_network_it_cannot_time_is_not_chosen():
     c = choose(steps=200, speed=lambda shape: pytest.fail("a step budget timed something"))
     assert c.passes == pytest.approx(200 * 32 * 100 / 1_000_000) and (c.layers, c.hidden) == recipe.LADDER[0]
@@ -86,6 +92,7 @@ def test_train_says_records_and_keeps_its_choice(tmp_path, monkeypatch):
     assert line == f"recipe: {ck.choice['why']}" and (ck.cfg.layers, ck.cfg.hidden) == (ck.choice["layers"],
                                                                                         ck.choice["hidden"])
     assert ck.train.recipe == "auto" and ck.train.lr == ck.choice["lr"]
+    assert ck.train.beta2 == ck.choice["beta2"] == recipe.beta2_for(6) == 0.99  # chosen, and the optimizer's
     info = json.loads(run("info", "--json").stdout)
     assert info["choice"]["why"] == ck.choice["why"]
     assert ck.train.seq_len == ck.choice["seq_len"] == 16  # given: it stays
@@ -96,8 +103,8 @@ def test_train_says_records_and_keeps_its_choice(tmp_path, monkeypatch):
     r = run("train", "notes.txt", "--steps", "2", "--name", "fixed", "--recipe", "fixed", *cut)
     assert r.exit_code == 0 and "recipe:" not in r.stderr
     fixed = schema.load("checkpoints/fixed/latest.ckpt")
-    assert (fixed.cfg.cell, fixed.cfg.layers, fixed.cfg.hidden, fixed.cfg.dropout, fixed.choice) == \
-        ("lstm", 2, 256, 0.1, None)
+    assert (fixed.cfg.cell, fixed.cfg.layers, fixed.cfg.hidden, fixed.cfg.dropout, fixed.train.beta2, fixed.choice) == \
+        ("lstm", 2, 256, 0.1, 0.999, None)
 
 
 def test_the_options_given_stay_and_the_rest_is_chosen_around_them(tmp_path, monkeypatch):
@@ -117,3 +124,9 @@ def test_the_options_given_stay_and_the_rest_is_chosen_around_them(tmp_path, mon
     assert r.exit_code == 0, r.stderr
     mine = schema.load("checkpoints/mine/latest.ckpt")
     assert mine.cfg.cell == mine.choice["cell"] == "lstm" and "→ 2x24 lstm," in mine.choice["why"]  # given
+    r = run("train", "notes.txt", "--steps", "4", "--hidden", "24", "--beta2", "0.95", "--batch", "4", "--name", "b2",
+            "--quiet")
+    assert r.exit_code == 0, r.stderr
+    b2 = schema.load("checkpoints/b2/latest.ckpt")
+    assert b2.train.beta2 == b2.choice["beta2"] == 0.95  # given
+    assert "training     adam (beta2 0.95) lr " in run("info", "checkpoints/b2").stdout

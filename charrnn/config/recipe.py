@@ -26,6 +26,8 @@ class Recipe:
     batch: int = option(32, "Number of contiguous streams trained in parallel.", min=1)
     optimizer: str = option("adam", "SGD with momentum 0.9, Adam, RMSprop (alpha 0.95) or Adagrad.",
                             choices=optim.OPTIMIZERS)
+    beta2: float = option(0.999, "Adam: the decay of its mean of squared gradients (lower follows a changing "
+                                 "gradient scale sooner).", min=0, max=1, max_open=True)
     lr: float = option(2e-3, "Peak learning rate.", min=0, min_open=True)
     lr_schedule: str = option("cosine", "cosine decays to 0 over the run; step halves it at 25, 50 and 75 %.",
                               choices=optim.SCHEDULES)

@@ -31,7 +31,7 @@ class ClassifierTask:
         self.mcfg, self.ccfg, self.label_names, self.vocab = mcfg, ccfg, label_names, vocab
         self.rng = np.random.default_rng(ccfg.seed)
         self.params = model.init_params(mcfg, self.rng)
-        self.opt = optim.make_optimizer(ccfg.optimizer)
+        self.opt = optim.make_optimizer(ccfg.optimizer, beta2=ccfg.beta2)
         self.opt_state = self.opt.init_state(self.params)
         self.steps_per_epoch = max(1, math.ceil(len(self.train_seqs) / ccfg.batch))
         self.eval_every = ccfg.eval_every or self.steps_per_epoch

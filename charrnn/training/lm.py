@@ -46,7 +46,7 @@ class LanguageModelTask:
         self.threads = tcfg.threads
         self.fresh_loss = math.log(len(corpus.vocab))
         self.rng = np.random.default_rng(tcfg.seed)
-        self.opt = optim.make_optimizer(tcfg.optimizer)
+        self.opt = optim.make_optimizer(tcfg.optimizer, beta2=tcfg.beta2)
         if resume is None:
             with blas.threads(min(4, cores())):  # the orthogonal blocks' QRs: all cores, for a large H
                 self.params = model.init_params(mcfg, self.rng)

@@ -205,7 +205,7 @@ def network(o, corpus, tcfg):
     c = recipe.choose(budget, train_tokens, tcfg.batch, tcfg.seq_len, tcfg.level, given, seconds_per_step, params,
                       o["cell"])
     mcfg = replace(candidate(c.layers, c.hidden), dropout=c.dropout)
-    return mcfg, replace(tcfg, lr=c.lr), c.to_json(), time.perf_counter() - started
+    return mcfg, replace(tcfg, lr=c.lr, beta2=c.beta2), c.to_json(), time.perf_counter() - started
 
 
 def model_config(o, vocab_size, level, defaults=None, command="train"):

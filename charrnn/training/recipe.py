@@ -22,14 +22,21 @@ TOKENS_PER_PARAM = 3.0  # a network is worth its size when the budget shows it t
 PARAMS_PER_TOKEN = 4.0  # and no larger than this many parameters a training token: past it, it memorises
 DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.25), (20.0, 0.35), (math.inf, 0.45))  # (passes up to, dropout)
 CELL = "cifg"  # three gate blocks for the LSTM's four: more steps a minute, and as good a step (docs/recipe.md)
-CHOSEN = ("cell", "layers", "hidden", "dropout", "lr", "seq_len")  # what the recipe sets when the user does not
+CHOSEN = ("cell", "layers", "hidden", "dropout", "lr", "seq_len", "beta2")  # what the recipe sets when the user does not
 WINDOW = {"char": 50}  # --seq-len: the same tokens a step in windows half as long make twice the updates
+BETA2 = ((2000, 0.99), (math.inf, 0.999))  # (steps up to, Adam's beta2): a short run's memory of g² is short
 FIXED = {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.1}  # --recipe fixed: one network everywhere
 
 
 def window(level, given, default):
     """--seq-len: the user's, else the level's (WINDOW), else the default."""
     return given.get("seq_len", WINDOW.get(level, default))
+
+
+def beta2_for(steps):
+    """Adam's β2: 0.99 (a mean of g² over ~100 steps) in a run of up to 2,000 steps, whose
+    gradient scale falls within its length; 0.999 beyond, where the longer mean measured better."""
+    return next(b for limit, b in BETA2 if steps <= limit)
 
 
 def dropout_for(passes):
@@ -71,13 +78,14 @@ class Choice:
     dropout: float
     lr: float
     seq_len: int
+    beta2: float
     steps: int
     passes: float
     why: str
 
     def to_json(self):
         return {"cell": self.cell, "layers": self.layers, "hidden": self.hidden, "dropout": self.dropout, "lr": self.lr,
-                "seq_len": self.seq_len, "steps": self.steps, "passes": round(self.passes, 2), "why": self.why}
+                "seq_len": self.seq_len, "beta2": self.beta2, "steps": self.steps, "passes": round(self.passes, 2), "why": self.why}
 
 
 def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step, params, cell=CELL):
@@ -105,7 +113,8 @@ def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step,
     layers, hidden, steps, passes, t = chosen
     dropout = given.get("dropout", dropout_for(passes))
     lr = given.get("lr", lr_for(hidden, level))
+    beta2 = given.get("beta2", beta2_for(steps))
     how = f"{budget.seconds / 60:g} min on this machine ≈ " if budget.seconds is not None and t else ""
     why = (f"{how}{steps:,} steps ≈ {passes:.1f} passes over {train_tokens:,} {level}s → {layers}x{hidden} {cell}, "
            f"dropout {dropout:g}, peak lr {_short(lr)}, window {seq_len}")
-    return Choice(cell, layers, hidden, dropout, lr, seq_len, steps, passes, why)
+    return Choice(cell, layers, hidden, dropout, lr, seq_len, beta2, steps, passes, why)
