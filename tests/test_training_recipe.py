@@ -118,7 +118,7 @@ def test_the_options_given_stay_and_the_rest_is_chosen_around_them(tmp_path, mon
     assert ck.cfg.layers == ck.choice["layers"] == 2 and ck.train.lr == recipe.lr_for(24, "char")  # chosen
     assert ck.train.seq_len == ck.choice["seq_len"] == recipe.WINDOW["char"]  # chosen: not given
     assert ck.cfg.cell == ck.choice["cell"] == recipe.CELL == "cifg"  # chosen: not given
-    assert "→ 2x24 cifg, dropout 0.05, peak lr 8e-3, window 50" in ck.choice["why"]
+    assert ck.choice["why"].endswith("→ 2x24 cifg, dropout 0.05, peak lr 8e-3, window 50, β2 0.99")
     r = run("train", "notes.txt", "--steps", "4", "--hidden", "24", "--cell", "lstm", "--batch", "4", "--name", "mine",
             "--quiet")
     assert r.exit_code == 0, r.stderr

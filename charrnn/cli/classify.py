@@ -14,8 +14,8 @@ from charrnn.config.model import CLASSIFY_MODEL, MODEL_OPTIONS, ModelConfig
 from charrnn.config.recipe import ClassifyConfig, Recipe
 from charrnn.config.run import RunOptions
 
-RECIPE = ("level", "max_vocab", "max_len", "batch", "optimizer", "beta2", "lr", "lr_schedule", "warmup", "clip", "clip_value",
-          "steps", "epochs", "minutes", "val_frac", "eval_every", "errors", "seed")
+RECIPE = ("level", "max_vocab", "max_len", "batch", "optimizer", "beta2", "lr", "lr_schedule", "warmup", "clip",
+          "clip_value", "steps", "epochs", "minutes", "val_frac", "eval_every", "errors", "seed")
 
 
 @click.group()

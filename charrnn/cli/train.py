@@ -21,8 +21,8 @@ def by_recipe(cls, name):
                 help=f"{spec.help} [default: the recipe's choice (docs/recipe.md); {fixed} with --recipe fixed]")
 
 
-RECIPE = ("level", "max_vocab", "seq_len", "batch", "optimizer", "beta2", "lr", "lr_schedule", "warmup", "clip", "clip_value",
-          "steps", "epochs", "minutes", "val_frac", "eval_every", "errors", "seed", "threads", "recipe")
+RECIPE = ("level", "max_vocab", "seq_len", "batch", "optimizer", "beta2", "lr", "lr_schedule", "warmup", "clip",
+          "clip_value", "steps", "epochs", "minutes", "val_frac", "eval_every", "errors", "seed", "threads", "recipe")
 
 
 @click.command()

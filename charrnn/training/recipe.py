@@ -7,7 +7,8 @@ slower than the last, and stops at the largest that sees at least TOKENS_PER_PAR
 parameter in the budget. And the corpus's size: a network with many more parameters than the
 text has tokens memorises it, so none larger than PARAMS_PER_TOKEN per training token is
 considered. Then dropout follows the passes over the text that network will make (more
-passes, more memorising to prevent) and the peak learning rate its width (wider, lower). The
+passes, more memorising to prevent), the peak learning rate its width (wider, lower) and
+Adam's β2 the steps (a short run's gradient scale falls within it: a shorter memory of g²). The
 budget is the run's: --minutes (the machine's measured speed turns it into steps), --steps or
 --epochs. docs/recipe.md gives the experiments the numbers below come from.
 
@@ -22,7 +23,7 @@ TOKENS_PER_PARAM = 3.0  # a network is worth its size when the budget shows it t
 PARAMS_PER_TOKEN = 4.0  # and no larger than this many parameters a training token: past it, it memorises
 DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.25), (20.0, 0.35), (math.inf, 0.45))  # (passes up to, dropout)
 CELL = "cifg"  # three gate blocks for the LSTM's four: more steps a minute, and as good a step (docs/recipe.md)
-CHOSEN = ("cell", "layers", "hidden", "dropout", "lr", "seq_len", "beta2")  # what the recipe sets when the user does not
+CHOSEN = ("cell", "layers", "hidden", "dropout", "lr", "seq_len", "beta2")  # what the recipe sets unless the user does
 WINDOW = {"char": 50}  # --seq-len: the same tokens a step in windows half as long make twice the updates
 BETA2 = ((2000, 0.99), (math.inf, 0.999))  # (steps up to, Adam's beta2): a short run's memory of g² is short
 FIXED = {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.1}  # --recipe fixed: one network everywhere
@@ -85,7 +86,8 @@ class Choice:
 
     def to_json(self):
         return {"cell": self.cell, "layers": self.layers, "hidden": self.hidden, "dropout": self.dropout, "lr": self.lr,
-                "seq_len": self.seq_len, "beta2": self.beta2, "steps": self.steps, "passes": round(self.passes, 2), "why": self.why}
+                "seq_len": self.seq_len, "beta2": self.beta2, "steps": self.steps, "passes": round(self.passes, 2),
+                "why": self.why}
 
 
 def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step, params, cell=CELL):
@@ -116,5 +118,5 @@ def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step,
     beta2 = given.get("beta2", beta2_for(steps))
     how = f"{budget.seconds / 60:g} min on this machine ≈ " if budget.seconds is not None and t else ""
     why = (f"{how}{steps:,} steps ≈ {passes:.1f} passes over {train_tokens:,} {level}s → {layers}x{hidden} {cell}, "
-           f"dropout {dropout:g}, peak lr {_short(lr)}, window {seq_len}")
+           f"dropout {dropout:g}, peak lr {_short(lr)}, window {seq_len}, β2 {beta2:g}")
     return Choice(cell, layers, hidden, dropout, lr, seq_len, beta2, steps, passes, why)
