@@ -12,13 +12,16 @@ from charrnn.core import classifier, layers, model, shards
 from charrnn.core.parallel import thread_map
 
 
-def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1, block_limit=0):
+def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, workers=1, block_limit=0,
+               context=None):
     """(summed NLL in nats, number of predicted tokens) over ``tokens`` (1-D int array).
 
     Every token after the first is scored: the B streams take (n-1)//B tokens each and
     one short extra stream the few left over. The streams are read in shards, summed in
     shard order: the figure is the same bit for bit for any number of ``workers``.
-    block_limit: core/products.py's column-block limit.
+    block_limit: core/products.py's column-block limit. ``context``: a token id each stream
+    reads first, unscored (the line break `score` and `sample` start after), instead of
+    starting from the zero state on a token in mid-text.
     """
     n = len(tokens) if max_tokens is None else min(len(tokens), max_tokens)
     if n < 2:
@@ -33,6 +36,9 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
         out = []
         for lo, hi in cuts[r[0]:r[1]]:
             state = model.zero_state(cfg, hi - lo, params["out.V"].dtype)
+            if context is not None:  # the state after the context token, for every stream of the shard
+                _, state, _ = model.forward(params, cfg, np.full((1, hi - lo), context, dtype=np.int64), state,
+                                            block_limit=block_limit)
             total = 0.0
             for s in range(0, L, seq_len):
                 y = rows[s + 1:s + seq_len + 1, lo:hi]
@@ -45,7 +51,8 @@ def stream_nll(params, cfg, tokens, batch=32, seq_len=100, max_tokens=None, work
     total, count = sum(totals), L * B
     rest = n - 1 - count  # tokens past the B equal streams: one more short stream scores them
     if rest > 0:
-        nll, _ = stream_nll(params, cfg, np.asarray(tokens[count:n]), 1, seq_len, block_limit=block_limit)
+        nll, _ = stream_nll(params, cfg, np.asarray(tokens[count:n]), 1, seq_len, block_limit=block_limit,
+                            context=context)
         total, count = total + nll, count + rest
     return total, count
 

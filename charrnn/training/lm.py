@@ -35,6 +35,8 @@ class LanguageModelTask:
         self.paths = list(paths)  # the corpus files, recorded so that --resume alone finds them
         self.choice = choice if resume is None else resume.choice  # what the recipe chose, kept with the run
         train_tok, self.val_tok = split_train_val(corpus.tokens, tcfg.val_frac)
+        vocab = corpus.vocab
+        self.line_break = vocab.tokens.index("\n") if "\n" in vocab else None  # validation's context token
         if len(self.val_tok) == 0:
             self.streams = Streams(train_tok, tcfg.batch, tcfg.seq_len)
         else:
@@ -118,8 +120,11 @@ class LanguageModelTask:
         """(validation loss and bits per character, the loss to check); without a validation
         split, one window of the training text scores the parameters about to be saved."""
         if len(self.val_tok) >= 2:
+            # each stream read after a line break, as sample and score read text: a zero state met on a
+            # token in mid-text can fall into a mode the network never leaves (docs/recipe.md)
             nll, n = likelihood.stream_nll(self.params, self.mcfg, self.val_tok, self.tcfg.batch, self.tcfg.seq_len,
-                                           MAX_VAL_TOKENS, workers=self.tcfg.threads, block_limit=self.block_limit)
+                                           MAX_VAL_TOKENS, workers=self.tcfg.threads, block_limit=self.block_limit,
+                                           context=self.line_break)
             if n:
                 val = nll / n
                 return {"val_loss": val, "val_bpc": nll / (self.chars_of_val(n) * math.log(2))}, val
