@@ -38,8 +38,8 @@ def _trained(base):
     old = os.environ.get("CHARRNN_CACHE_DIR")
     os.environ["CHARRNN_CACHE_DIR"] = str(root / "cache")
     try:
-        charrnn.train(text=text, checkpoint_dir=root / "checkpoints", name="notes", steps=150, cell="lstm", hidden=32, layers=2,
-                      batch=8, seq_len=32, eval_every=50, lr=1e-2, seed=1)
+        charrnn.train(text=text, checkpoint_dir=root / "checkpoints", name="notes", steps=150, cell="lstm", hidden=32,
+                      layers=2, batch=8, seq_len=32, eval_every=50, lr=1e-2, seed=1)
     finally:
         if old is None:
             os.environ.pop("CHARRNN_CACHE_DIR", None)

@@ -356,10 +356,8 @@ def test_validation_reads_each_stream_after_a_line_break_as_sample_and_score_do(
     tokens = np.random.default_rng(4).integers(0, 7, 3 * 40 + 5)
     got, n = likelihood.stream_nll(params, cfg, tokens, batch=3, seq_len=10, context=6)
     L = (len(tokens) - 1) // 3
-    want = sum(likelihood.token_surprisals(params, cfg, [np.concatenate([[6], tokens[b * L:b * L + L + 1]])])[0][1:].sum()
-               for b in range(3))
-    rest = tokens[3 * L:]
-    want += likelihood.token_surprisals(params, cfg, [np.concatenate([[6], rest])])[0][1:].sum()
+    pieces = [tokens[b * L:b * L + L + 1] for b in range(3)] + [tokens[3 * L:]]  # the 3 streams, the rest
+    want = sum(likelihood.token_surprisals(params, cfg, [np.concatenate([[6], p])])[0][1:].sum() for p in pieces)
     assert n == len(tokens) - 1 and got == pytest.approx(want, rel=1e-12)
     plain, _ = likelihood.stream_nll(params, cfg, tokens, batch=3, seq_len=10)
     assert plain != pytest.approx(got, rel=1e-9)  # the context changes what the first tokens are predicted from

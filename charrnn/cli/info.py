@@ -38,7 +38,7 @@ def info(path, checkpoint_dir, as_json):
         lines[-1] = f"val loss     {_fmt(d['val_loss'])} nats, accuracy {_fmt(d['val_acc'])}"
         lines.append(f"labels       {c.labels}: {', '.join(d['labels'])}")
     if t:
-        beta2 = f" (beta2 {t.get('beta2', 0.999):g})" if t["optimizer"] == "adam" else ""  # older runs: 0.999
+        beta2 = f" (beta2 {t['beta2']:g})" if t["optimizer"] == "adam" else ""
         lines.append(f"training     {t['optimizer']}{beta2} lr {t['lr']:g} {t['lr_schedule']}, batch {t['batch']} x "
                      f"seq-len {t['seq_len']}, clip {t['clip']:g}, seed {t['seed']}")
     if d["corpus_sha256"]:

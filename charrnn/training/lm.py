@@ -11,7 +11,7 @@ import numpy as np
 from charrnn import blas
 from charrnn.analysis import likelihood
 from charrnn.core import model, optim, shards
-from charrnn.core.sampling import Sampler, start_token
+from charrnn.core.sampling import Sampler, newline_id, start_token
 from charrnn.checkpoint.schema import Checkpoint
 from charrnn.text.windows import Streams, split_train_val
 from charrnn.training import workers
@@ -35,8 +35,7 @@ class LanguageModelTask:
         self.paths = list(paths)  # the corpus files, recorded so that --resume alone finds them
         self.choice = choice if resume is None else resume.choice  # what the recipe chose, kept with the run
         train_tok, self.val_tok = split_train_val(corpus.tokens, tcfg.val_frac)
-        vocab = corpus.vocab
-        self.line_break = vocab.tokens.index("\n") if "\n" in vocab else None  # validation's context token
+        self.line_break = newline_id(corpus.vocab.tokens)  # validation's context token, as sampling's
         if len(self.val_tok) == 0:
             self.streams = Streams(train_tok, tcfg.batch, tcfg.seq_len)
         else:

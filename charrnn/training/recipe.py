@@ -16,7 +16,7 @@ The cell is the coupled-gate LSTM (CELL) unless the user names one. Every option
 gives wins for that option; the rule fills in the rest around it.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 LADDER = ((2, 128), (2, 192), (2, 256), (2, 384), (2, 512), (3, 512), (3, 768))  # (layers, hidden), slowest last
 TOKENS_PER_PARAM = 3.0  # a network is worth its size when the budget shows it this many tokens a parameter
@@ -85,9 +85,7 @@ class Choice:
     why: str
 
     def to_json(self):
-        return {"cell": self.cell, "layers": self.layers, "hidden": self.hidden, "dropout": self.dropout, "lr": self.lr,
-                "seq_len": self.seq_len, "beta2": self.beta2, "steps": self.steps, "passes": round(self.passes, 2),
-                "why": self.why}
+        return {**asdict(self), "passes": round(self.passes, 2)}
 
 
 def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step, params, cell=CELL):
