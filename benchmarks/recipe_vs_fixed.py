@@ -3,10 +3,13 @@
 
     python benchmarks/recipe_vs_fixed.py CORPUS ... --minutes 2 10             # side by side, 1 thread each
     python benchmarks/recipe_vs_fixed.py CORPUS --minutes 10 --serial --threads 2  # one after the other
+    python benchmarks/recipe_vs_fixed.py CORPUS1 CORPUS2 --recipes auto            # the rule alone, two corpora at once
 
 Side by side (the default) the two runs train at once with --threads 1 each, one core apiece:
 both see the same machine, a one-core one. --serial runs them one after the other with the
-threads given (the whole machine each). Every run: --val-frac 0.1 --seed 1, validation on the
+threads given (the whole machine each). --recipes auto runs the rule alone (the fixed recipe's
+figures do not change with the rule): two runs still train side by side, one corpus beside the
+next. Every run: --val-frac 0.1 --seed 1, validation on the
 last tenth; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the runs' environment, so
 OpenBLAS picks its kernels for this CPU (the report names them). Prints a table on stderr and
 appends one JSON line per run to --out.
@@ -54,6 +57,7 @@ def main():
     ap.add_argument("--minutes", type=float, nargs="+", default=[2.0, 10.0])
     ap.add_argument("--serial", action="store_true", help="one run after the other, --threads each")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--recipes", nargs="+", choices=("auto", "fixed"), default=["auto", "fixed"])
     ap.add_argument("--out", default=None, help="append the results here as JSON lines")
     a = parse_with_train_options(ap)
     os.environ.pop("OPENBLAS_CORETYPE", None)
@@ -61,20 +65,15 @@ def main():
     print(f"OpenBLAS kernels: {blas.corename()}; {'one after the other' if a.serial else 'side by side'}, "
           f"--threads {a.threads}", file=sys.stderr)
     work = tempfile.mkdtemp(prefix="recipe-vs-fixed-")
-    for corpus in a.corpus:
-        for minutes in a.minutes:
-            runs = [(corpus, minutes, recipe, a.threads, work, a.extra) for recipe in ("auto", "fixed")]
-            if a.serial:
-                results = [train(*r) for r in runs]
-            else:
-                with ThreadPoolExecutor(2) as pool:
-                    results = list(pool.map(lambda r: train(*r), runs))
-            for res in results:
-                print(f"{res['corpus']:24} {minutes:>4g} min {res['recipe']:5} best val {res['best_val']:.4f} "
-                      f"({res['steps']} steps, rc {res['rc']})  {res['choice'] or ''}", file=sys.stderr, flush=True)
-                if a.out:
-                    with open(a.out, "a", encoding="utf-8") as f:
-                        f.write(json.dumps({**res, "kernels": blas.corename()}) + "\n")
+    runs = [(corpus, minutes, recipe, a.threads, work, a.extra)
+            for corpus in a.corpus for minutes in a.minutes for recipe in a.recipes]
+    with ThreadPoolExecutor(1 if a.serial else 2) as pool:  # side by side: two runs at any time, in order
+        for res in pool.map(lambda r: train(*r), runs):
+            print(f"{res['corpus']:24} {res['minutes']:>4g} min {res['recipe']:5} best val {res['best_val']:.4f} "
+                  f"({res['steps']} steps, rc {res['rc']})  {res['choice'] or ''}", file=sys.stderr, flush=True)
+            if a.out:
+                with open(a.out, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({**res, "kernels": blas.corename()}) + "\n")
 
 
 if __name__ == "__main__":

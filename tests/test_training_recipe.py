@@ -27,23 +27,37 @@ def test_a_larger_budget_buys_a_larger_network_with_more_dropout_and_a_lower_pea
     small, large = choose(minutes=2), choose(minutes=60)
     assert small.layers * small.hidden < large.layers * large.hidden and small.dropout < large.dropout
     assert large.lr < small.lr
-    # each is the largest rung that sees TOKENS_PER_PARAM tokens a parameter within the corpus's
-    # cap; the next sees fewer or is over the cap
+    # each is the largest rung that sees the tokens a parameter its passes need, within the
+    # corpus's cap; the next sees fewer or is over the cap
     for c in (small, large):
         k = recipe.LADDER.index((c.layers, c.hidden))
-        assert c.steps * 3200 >= recipe.TOKENS_PER_PARAM * PARAMS[recipe.LADDER[k]]
+        assert c.steps * 3200 >= recipe.tokens_per_param(c.passes) * PARAMS[recipe.LADDER[k]]
         nxt = recipe.LADDER[k + 1]
-        assert int(c.steps * SPEED[(c.layers, c.hidden)] / SPEED[nxt]) * 3200 < recipe.TOKENS_PER_PARAM * PARAMS[nxt] \
+        tokens = int(c.steps * SPEED[(c.layers, c.hidden)] / SPEED[nxt]) * 3200
+        assert tokens < recipe.tokens_per_param(tokens / 1_000_000) * PARAMS[nxt] \
             or PARAMS[nxt] > recipe.PARAMS_PER_TOKEN * 1_000_000
 
 
-def test_a_small_corpus_caps_the_network_and_a_large_one_at_an_hour_gets_more_than_a_small_one_at_ten_minutes():
+def test_a_small_corpus_caps_the_network():
     tiny = choose(minutes=60, chars=20_000)
     assert (tiny.layers, tiny.hidden) == recipe.LADDER[0] and tiny.dropout == recipe.DROPOUT[-1][1]
     capped = choose(minutes=60, chars=300_000)
     assert PARAMS[(capped.layers, capped.hidden)] <= recipe.PARAMS_PER_TOKEN * 300_000
-    big, small = choose(minutes=60, chars=90_000_000), choose(minutes=10, chars=1_000_000)
-    assert PARAMS[(big.layers, big.hidden)] > PARAMS[(small.layers, small.hidden)] and big.passes < 1
+
+
+def test_fresh_text_needs_more_tokens_a_parameter_than_text_read_many_times():
+    (fresh, many), (often, few) = recipe.TOKENS_PER_PARAM
+    assert (recipe.tokens_per_param(0.01), recipe.tokens_per_param(fresh)) == (pytest.approx(many),) * 2
+    assert (recipe.tokens_per_param(often), recipe.tokens_per_param(100)) == (pytest.approx(few),) * 2
+    between = [recipe.tokens_per_param(p) for p in (0.3, 0.5, 1, 2, 3)]
+    assert between == sorted(between, reverse=True) and few < between[-1] and between[0] < many
+    # an hour on 90 M chars (under a pass for any rung) buys a smaller network than the same hour
+    # on a 1 M corpus read many times over; no larger than ten minutes on that one
+    big, small = choose(minutes=60, chars=90_000_000), choose(minutes=60, chars=1_000_000)
+    assert PARAMS[(big.layers, big.hidden)] < PARAMS[(small.layers, small.hidden)] and big.passes < 1
+    assert big.steps * 3200 >= recipe.tokens_per_param(big.passes) * PARAMS[(big.layers, big.hidden)]
+    ten = choose(minutes=10, chars=1_000_000)
+    assert PARAMS[(big.layers, big.hidden)] <= PARAMS[(ten.layers, ten.hidden)]
 
 
 def test_a_slower_machine_gets_a_smaller_network():

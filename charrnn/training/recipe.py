@@ -3,8 +3,9 @@
 Two quantities decide. The tokens the budget shows a network (its steps times the window's
 tokens): a network learns its parameters from them, and one that sees too few for its size is
 still underfit when the run ends — so the rule climbs a ladder of networks, each larger and
-slower than the last, and stops at the largest that sees at least TOKENS_PER_PARAM tokens per
-parameter in the budget. And the corpus's size: a network with many more parameters than the
+slower than the last, and stops at the largest that sees enough tokens per parameter in the
+budget (tokens_per_param: many when the text is fresh, few when it is read many times over,
+TOKENS_PER_PARAM). And the corpus's size: a network with many more parameters than the
 text has tokens memorises it, so none larger than PARAMS_PER_TOKEN per training token is
 considered. Then dropout follows the passes over the text that network will make (more
 passes, more memorising to prevent), the peak learning rate its width (wider, lower) and
@@ -19,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 
 LADDER = ((2, 128), (2, 192), (2, 256), (2, 384), (2, 512), (3, 512), (3, 768))  # (layers, hidden), slowest last
-TOKENS_PER_PARAM = 3.0  # a network is worth its size when the budget shows it this many tokens a parameter
+TOKENS_PER_PARAM = ((0.25, 60.0), (4.0, 3.0))  # (passes, tokens a parameter a network needs): log-linear between
 PARAMS_PER_TOKEN = 4.0  # and no larger than this many parameters a training token: past it, it memorises
 DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.25), (20.0, 0.35), (math.inf, 0.45))  # (passes up to, dropout)
 CELL = "cifg"  # three gate blocks for the LSTM's four: more steps a minute, and as good a step (docs/recipe.md)
@@ -38,6 +39,16 @@ def beta2_for(steps):
     """Adam's β2: 0.99 (a mean of g² over ~100 steps) in a run of up to 2,000 steps, whose
     gradient scale falls within its length; 0.999 beyond, where the longer mean measured better."""
     return next(b for limit, b in BETA2 if steps <= limit)
+
+
+def tokens_per_param(passes):
+    """The tokens a parameter the budget must show a network that makes ``passes`` over the text:
+    60 on text it sees a quarter of a time or less (each token is new: a small network learns
+    more from it than a large one), 3 on text it reads four times or more (a small network has
+    learnt what it can, a large one with dropout learns on), and log-linear in between."""
+    (fresh, many), (often, few) = TOKENS_PER_PARAM
+    p = min(max(passes, fresh), often)
+    return many * (few / many) ** (math.log(p / fresh) / math.log(often / fresh))
 
 
 def dropout_for(passes):
@@ -105,9 +116,10 @@ def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step,
         if budget.seconds is not None and t is None:
             break  # no time left to measure it: not a network to bet the budget on
         steps = budget.steps_for(t)
-        enough = steps * tokens_per_step >= TOKENS_PER_PARAM * params(layers, hidden)
+        passes = steps * tokens_per_step / max(train_tokens, 1)
+        enough = steps * tokens_per_step >= tokens_per_param(passes) * params(layers, hidden)
         if chosen is None or enough:
-            chosen = (layers, hidden, steps, steps * tokens_per_step / max(train_tokens, 1), t)
+            chosen = (layers, hidden, steps, passes, t)
         if not enough:
             break  # a larger one only sees fewer tokens for more parameters
     layers, hidden, steps, passes, t = chosen
