@@ -10,7 +10,8 @@ the number of workers: core/shards.py); the steps come from the measured step ti
 network on the reference machine (benchmarks/recipe_speed.py). A budget written as minutes
 ("2m") is a real-time one instead (--minutes: each setting gets what those minutes buy it on
 this machine, side by side with the other jobs, validation as the loop spaces it). Every run: --val-frac 0.1,
---seed 1, cosine schedule, validation --evals times a run (ten; fewer on a corpus whose validation is dear), `--recipe fixed` (the grid
+--seed 1, cosine schedule, validation --evals times a run (ten; fewer on a corpus whose
+validation is dear), `--recipe fixed` (the grid
 sets every option the recipe would). Results are appended as JSON lines.
 """
 import argparse
@@ -31,7 +32,7 @@ def run_one(corpus, spec, work, extra, evals=10):
     name = f"{shape}-d{dropout}-lr{lr}-s{steps}" + "".join(f"-{t}" for t in rest)
     log = os.path.join(work, name + ".jsonl")
     budget = ["--minutes", steps[:-1]] if steps.endswith("m") else ["--steps", steps, "--eval-every",
-                                                                   str(max(1, int(steps) // evals))]
+                                                                   str(math.ceil(int(steps) / evals))]
     cmd = [sys.executable, "-m", "charrnn", "train", corpus, "--name", name, "--checkpoint-dir", work,
            "--layers", layers, "--hidden", hidden, "--dropout", dropout, "--lr", lr, *budget,
            "--threads", "1", "--val-frac", "0.1", "--seed", "1",
@@ -40,8 +41,8 @@ def run_one(corpus, spec, work, extra, evals=10):
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     t = time.time()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    evals = [json.loads(line) for line in open(log) if '"event": "eval"' in line] if os.path.exists(log) else []
-    vals = [(e["step"], e["val_loss"]) for e in evals if e.get("val_loss") is not None]
+    records = [json.loads(line) for line in open(log) if '"event": "eval"' in line] if os.path.exists(log) else []
+    vals = [(e["step"], e["val_loss"]) for e in records if e.get("val_loss") is not None]
     best = min((v for _, v in vals), default=math.nan)
     return {"corpus": os.path.basename(corpus), "spec": spec, "extra": extra, "layers": int(layers), "hidden": int(hidden),
             "dropout": float(dropout), "lr": float(lr), "steps": vals[-1][0] if vals else 0, "budget": steps,
@@ -63,7 +64,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus")
     ap.add_argument("--grid", nargs="+", required=True, help="LxH:dropout:lr:steps[:seq_len[:cell]] per run")
-    ap.add_argument("--evals", type=int, default=10, help="validations a run (a budget in steps)")
+    ap.add_argument("--evals", type=int, default=10, choices=range(1, 1001), metavar="N",
+                    help="validations a run (a budget in steps), 1 to 1000")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=None, help="append the results here as JSON lines")
     a = parse_with_train_options(ap)

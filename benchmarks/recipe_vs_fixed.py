@@ -8,11 +8,11 @@
 Side by side (the default) the two runs train at once with --threads 1 each, one core apiece:
 both see the same machine, a one-core one. --serial runs them one after the other with the
 threads given (the whole machine each). --recipes auto runs the rule alone (the fixed recipe's
-figures do not change with the rule): two runs still train side by side, one corpus beside the
-next. Every run: --val-frac 0.1 --seed 1, validation on the
-last tenth; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the runs' environment, so
-OpenBLAS picks its kernels for this CPU (the report names them). Prints a table on stderr and
-appends one JSON line per run to --out.
+figures do not change with the rule). Side by side, two runs train at any time, in order (a
+budget's runs before the next budget's), so each corpus's run has another beside it. Every run:
+--val-frac 0.1 --seed 1, validation on the last tenth; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+are removed from the runs' environment, so OpenBLAS picks its kernels for this CPU (the report
+names them). Prints a table on stderr and appends one JSON line per run to --out.
 """
 import argparse
 import json
@@ -30,8 +30,8 @@ from recipe_grid import parse_with_train_options  # benchmarks/ is this script's
 HOST_ONLY = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def train(corpus, minutes, recipe, threads, work, extra):
-    name = f"{os.path.basename(corpus).split('.')[0]}-{minutes:g}m-{recipe}"
+def train(index, corpus, minutes, recipe, threads, work, extra):
+    name = f"{index}-{os.path.splitext(os.path.basename(corpus))[0]}-{minutes:g}m-{recipe}"
     log = os.path.join(work, name + ".jsonl")
     cmd = [sys.executable, "-m", "charrnn", "train", corpus, "--name", name, "--checkpoint-dir", work,
            "--minutes", str(minutes), "--recipe", recipe, "--threads", str(threads), "--val-frac", "0.1",
@@ -66,7 +66,10 @@ def main():
           f"--threads {a.threads}", file=sys.stderr)
     work = tempfile.mkdtemp(prefix="recipe-vs-fixed-")
     runs = [(corpus, minutes, recipe, a.threads, work, a.extra)
-            for corpus in a.corpus for minutes in a.minutes for recipe in a.recipes]
+            for minutes in a.minutes for corpus in a.corpus for recipe in a.recipes]  # equal budgets side by side
+    runs = [(i, *r) for i, r in enumerate(runs)]
+    if not a.serial and len(runs) % 2:
+        print(f"note: {len(runs)} runs: the last trains alone for part of its time", file=sys.stderr)
     with ThreadPoolExecutor(1 if a.serial else 2) as pool:  # side by side: two runs at any time, in order
         for res in pool.map(lambda r: train(*r), runs):
             print(f"{res['corpus']:24} {res['minutes']:>4g} min {res['recipe']:5} best val {res['best_val']:.4f} "

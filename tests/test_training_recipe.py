@@ -51,6 +51,10 @@ def test_fresh_text_needs_more_tokens_a_parameter_than_text_read_many_times():
     assert (recipe.tokens_per_param(often), recipe.tokens_per_param(100)) == (pytest.approx(few),) * 2
     between = [recipe.tokens_per_param(p) for p in (0.3, 0.5, 1, 2, 3)]
     assert between == sorted(between, reverse=True) and few < between[-1] and between[0] < many
+    # a straight line in the logarithms: one pass, the geometric middle of a quarter and four,
+    # asks the geometric mean of the two ends
+    assert recipe.tokens_per_param(1.0) == pytest.approx((many * few) ** 0.5)
+    assert recipe.tokens_per_param(0.5) ** 2 == pytest.approx(many * recipe.tokens_per_param(1.0))
     # an hour on 90 M chars (under a pass for any rung) buys a smaller network than the same hour
     # on a 1 M corpus read many times over; no larger than ten minutes on that one
     big, small = choose(minutes=60, chars=90_000_000), choose(minutes=60, chars=1_000_000)

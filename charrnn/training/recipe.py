@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 
 LADDER = ((2, 128), (2, 192), (2, 256), (2, 384), (2, 512), (3, 512), (3, 768))  # (layers, hidden), slowest last
-TOKENS_PER_PARAM = ((0.25, 60.0), (4.0, 3.0))  # (passes, tokens a parameter a network needs): log-linear between
+TOKENS_PER_PARAM = ((0.25, 60.0), (4.0, 3.0))  # (passes, tokens a parameter a network needs): a power law between
 PARAMS_PER_TOKEN = 4.0  # and no larger than this many parameters a training token: past it, it memorises
 DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.25), (20.0, 0.35), (math.inf, 0.45))  # (passes up to, dropout)
 CELL = "cifg"  # three gate blocks for the LSTM's four: more steps a minute, and as good a step (docs/recipe.md)
@@ -45,7 +45,8 @@ def tokens_per_param(passes):
     """The tokens a parameter the budget must show a network that makes ``passes`` over the text:
     60 on text it sees a quarter of a time or less (each token is new: a small network learns
     more from it than a large one), 3 on text it reads four times or more (a small network has
-    learnt what it can, a large one with dropout learns on), and log-linear in between."""
+    learnt what it can, a large one with dropout learns on), and a power law of the passes in
+    between (a straight line in their logarithms: 13.4 at one pass, the two ends' geometric mean)."""
     (fresh, many), (often, few) = TOKENS_PER_PARAM
     p = min(max(passes, fresh), often)
     return many * (few / many) ** (math.log(p / fresh) / math.log(often / fresh))
