@@ -2,7 +2,8 @@
 corpus, each for the steps a time budget buys it on a reference machine, and report each one's
 best validation loss.
 
-    python benchmarks/recipe_grid.py CORPUS --grid 'LxH:dropout:lr:steps[:seq_len[:cell]]' ... [--jobs 2] [--evals 10] [--out results.jsonl] [-- TRAIN_OPTION ...]
+    python benchmarks/recipe_grid.py CORPUS --grid 'LxH:dropout:lr:steps[:seq_len[:cell]]' ...
+        [--jobs 2] [--evals 10] [--out results.jsonl] [-- TRAIN_OPTION ...]
 
 A budget is given in steps so that runs side by side (one thread each, --jobs of them) learn
 exactly what one run of that many steps learns at any speed (charrnn's sums do not depend on
