@@ -25,6 +25,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+HOST_ONLY = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # a host's settings, removed from every measured run
+
 
 def run_one(corpus, spec, work, extra, evals=10):
     shape, dropout, lr, steps, *rest = spec.split(":")
@@ -39,7 +41,7 @@ def run_one(corpus, spec, work, extra, evals=10):
            "--threads", "1", "--val-frac", "0.1", "--seed", "1",
            "--log", log, "--quiet", "--seq-len", window or "100", "--recipe", "fixed",
            *(["--cell", cell] if cell else []), *extra]
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env = {k: v for k, v in os.environ.items() if k not in HOST_ONLY}
     t = time.time()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     records = [json.loads(line) for line in open(log) if '"event": "eval"' in line] if os.path.exists(log) else []

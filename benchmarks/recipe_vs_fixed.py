@@ -23,14 +23,13 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import product
 
 from charrnn import blas
-from recipe_grid import parse_with_train_options  # benchmarks/ is this script's sys.path[0]
-
-HOST_ONLY = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+from recipe_grid import HOST_ONLY, parse_with_train_options  # benchmarks/ is this script's sys.path[0]
 
 
-def train(index, corpus, minutes, recipe, threads, work, extra):
+def train(index, minutes, corpus, recipe, threads, work, extra):
     name = f"{index}-{os.path.splitext(os.path.basename(corpus))[0]}-{minutes:g}m-{recipe}"
     log = os.path.join(work, name + ".jsonl")
     cmd = [sys.executable, "-m", "charrnn", "train", corpus, "--name", name, "--checkpoint-dir", work,
@@ -60,18 +59,16 @@ def main():
     ap.add_argument("--recipes", nargs="+", choices=("auto", "fixed"), default=["auto", "fixed"])
     ap.add_argument("--out", default=None, help="append the results here as JSON lines")
     a = parse_with_train_options(ap)
-    os.environ.pop("OPENBLAS_CORETYPE", None)
-    os.environ.pop("OPENBLAS_L2_SIZE", None)
+    for k in HOST_ONLY:
+        os.environ.pop(k, None)
     print(f"OpenBLAS kernels: {blas.corename()}; {'one after the other' if a.serial else 'side by side'}, "
           f"--threads {a.threads}", file=sys.stderr)
     work = tempfile.mkdtemp(prefix="recipe-vs-fixed-")
-    runs = [(corpus, minutes, recipe, a.threads, work, a.extra)
-            for minutes in a.minutes for corpus in a.corpus for recipe in a.recipes]  # equal budgets side by side
-    runs = [(i, *r) for i, r in enumerate(runs)]
+    runs = list(enumerate(product(a.minutes, a.corpus, a.recipes)))  # equal budgets side by side
     if not a.serial and len(runs) % 2:
         print(f"note: {len(runs)} runs: the last trains alone for part of its time", file=sys.stderr)
     with ThreadPoolExecutor(1 if a.serial else 2) as pool:  # side by side: two runs at any time, in order
-        for res in pool.map(lambda r: train(*r), runs):
+        for res in pool.map(lambda r: train(r[0], *r[1], a.threads, work, a.extra), runs):
             print(f"{res['corpus']:24} {res['minutes']:>4g} min {res['recipe']:5} best val {res['best_val']:.4f} "
                   f"({res['steps']} steps, rc {res['rc']})  {res['choice'] or ''}", file=sys.stderr, flush=True)
             if a.out:

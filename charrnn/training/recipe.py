@@ -117,8 +117,9 @@ def choose(budget, train_tokens, batch, seq_len, level, given, seconds_per_step,
         if budget.seconds is not None and t is None:
             break  # no time left to measure it: not a network to bet the budget on
         steps = budget.steps_for(t)
-        passes = steps * tokens_per_step / max(train_tokens, 1)
-        enough = steps * tokens_per_step >= tokens_per_param(passes) * params(layers, hidden)
+        tokens = steps * tokens_per_step
+        passes = tokens / max(train_tokens, 1)
+        enough = tokens >= tokens_per_param(passes) * params(layers, hidden)
         if chosen is None or enough:
             chosen = (layers, hidden, steps, passes, t)
         if not enough:
