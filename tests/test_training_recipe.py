@@ -83,6 +83,14 @@ def test_an_option_given_wins_and_the_rest_adapt():
     assert c.lr == 1e-3 and c.hidden > 256
 
 
+def test_text_read_less_than_once_takes_the_longer_window():
+    below, longer = recipe.FRESH_WINDOW
+    assert recipe.fresh_window(below * 0.99, "char", {}) == longer > recipe.WINDOW["char"]
+    assert recipe.fresh_window(below, "char", {}) is None  # read once or more: the shorter window's updates win
+    assert recipe.fresh_window(0.1, "char", {"seq_len": 64}) is None  # given: it stays
+    assert recipe.fresh_window(0.1, "word", {}) is None  # word level keeps its default
+
+
 def test_a_short_run_gets_adams_shorter_memory_of_squared_gradients():
     assert (choose(steps=1000).beta2, choose(steps=2000).beta2, choose(steps=2001).beta2) == (0.99, 0.99, 0.999)
     assert choose(minutes=2).beta2 == 0.99 and choose(minutes=60).beta2 == 0.999  # by the steps the budget buys
@@ -134,9 +142,15 @@ def test_the_options_given_stay_and_the_rest_is_chosen_around_them(tmp_path, mon
     ck = schema.load("checkpoints/notes/latest.ckpt")
     assert (ck.cfg.hidden, ck.cfg.dropout) == (24, 0.05)  # given
     assert ck.cfg.layers == ck.choice["layers"] == 2 and ck.train.lr == recipe.lr_for(24, "char")  # chosen
-    assert ck.train.seq_len == ck.choice["seq_len"] == recipe.WINDOW["char"]  # chosen: not given
+    # chosen, not given: four steps read a tenth of the text, so the longer window
+    assert ck.train.seq_len == ck.choice["seq_len"] == recipe.FRESH_WINDOW[1] == 100 and ck.choice["passes"] < 1
     assert ck.cfg.cell == ck.choice["cell"] == recipe.CELL == "cifg"  # chosen: not given
-    assert ck.choice["why"].endswith("→ 2x24 cifg, dropout 0.05, peak lr 8e-3, window 50, β2 0.99")
+    assert ck.choice["why"].endswith("→ 2x24 cifg, dropout 0.05, peak lr 8e-3, window 100, β2 0.99")
+    r = run("train", "notes.txt", "--epochs", "2", "--hidden", "24", "--batch", "4", "--name", "twice", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    twice = schema.load("checkpoints/twice/latest.ckpt")  # read twice over: the window of more updates
+    assert twice.train.seq_len == twice.choice["seq_len"] == recipe.WINDOW["char"] == 50
+    assert twice.choice["passes"] == pytest.approx(2, abs=0.05) and "window 50," in twice.choice["why"]
     r = run("train", "notes.txt", "--steps", "4", "--hidden", "24", "--cell", "lstm", "--batch", "4", "--name", "mine",
             "--quiet")
     assert r.exit_code == 0, r.stderr

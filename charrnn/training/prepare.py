@@ -24,7 +24,7 @@ from charrnn.store.rundir import RunDir
 from charrnn.text.corpus import load_corpus
 from charrnn.text.sources import Sources, default_cache_dir
 from charrnn.text.windows import Streams, split_train_val
-from charrnn.training import machine, resume as resuming
+from charrnn.training import machine, recipe, resume as resuming
 
 PROGRESS_BYTES = 4 << 20  # show the encoding bar for inputs above 4 MB, on a terminal
 RESUME_FIXED = ("level", "max_vocab", "errors", "optimizer")  # what a resumed run cannot change
@@ -161,21 +161,18 @@ def network(o, corpus, tcfg):
     counts against --minutes), else the options and the fixed defaults. The run says the choice
     when it starts (the reporter's start), once nothing can refuse it any more."""
     from charrnn.core.model import count_params
-    from charrnn.training import probe, recipe
+    from charrnn.training import probe
     if tcfg.recipe == "fixed" or all(k in o for k in recipe.CHOSEN):
         fixed = {**(recipe.FIXED if tcfg.recipe == "fixed" else {}), **o}
         return model_config(fixed, len(corpus.vocab), tcfg.level), tcfg, None, 0.0
     tcfg = replace(tcfg, seq_len=recipe.window(tcfg.level, o, tcfg.seq_len))
     o = {**o, "cell": o.get("cell", recipe.CELL)}
-    steps, epochs, minutes = tcfg.limits
     train, _ = split_train_val(corpus.tokens, tcfg.val_frac)  # the run's own split and windows
     try:
-        windows = Streams(train, tcfg.batch, tcfg.seq_len).windows_per_epoch
+        budget = run_budget(tcfg, train)
     except CorpusError:  # not one window: the run refuses it, the recipe has nothing to say
         return model_config({**recipe.FIXED, **o}, len(corpus.vocab), tcfg.level), tcfg, None, 0.0
     train_tokens = len(train)
-    by_steps = [n for n in (steps, None if epochs is None else math.ceil(min(epochs * windows, 1e18))) if n is not None]
-    budget = recipe.Budget(None if minutes is None else 60 * minutes, min(by_steps) if by_steps else None)
     started, probing = time.perf_counter(), min(20.0, 0.1 * budget.seconds) if budget.seconds else 0.0
     timed = []
 
@@ -204,8 +201,34 @@ def network(o, corpus, tcfg):
                              tcfg.optimizer, tcfg.threads, lambda line: None)
     c = recipe.choose(budget, train_tokens, tcfg.batch, tcfg.seq_len, tcfg.level, given, seconds_per_step, params,
                       o["cell"])
+    longer = recipe.fresh_window(c.passes, tcfg.level, given)
+    if longer and fits(replace(tcfg, seq_len=longer), train, candidate(c.layers, c.hidden)):
+        # text read less than once: the chosen network takes the longer window, timed with it
+        tcfg = replace(tcfg, seq_len=longer)
+        timed.clear()
+        c = recipe.choose(run_budget(tcfg, train), train_tokens, tcfg.batch, longer, tcfg.level,
+                          {**given, "layers": c.layers, "hidden": c.hidden}, seconds_per_step, params, o["cell"])
     mcfg = replace(candidate(c.layers, c.hidden), dropout=c.dropout)
     return mcfg, replace(tcfg, lr=c.lr, beta2=c.beta2), c.to_json(), time.perf_counter() - started
+
+
+def run_budget(tcfg, train):
+    """The recipe's Budget of a run: --minutes in seconds, and --steps or --epochs in steps (an
+    epoch is the training text's windows: CorpusError when it has not one)."""
+    steps, epochs, minutes = tcfg.limits
+    windows = Streams(train, tcfg.batch, tcfg.seq_len).windows_per_epoch
+    by_steps = [n for n in (steps, None if epochs is None else math.ceil(min(epochs * windows, 1e18))) if n is not None]
+    return recipe.Budget(None if minutes is None else 60 * minutes, min(by_steps) if by_steps else None)
+
+
+def fits(tcfg, train, mcfg):
+    """Whether the text has one of tcfg's windows and the network fits in memory with it."""
+    try:
+        Streams(train, tcfg.batch, tcfg.seq_len)
+        machine.check_memory(mcfg, tcfg.batch, tcfg.seq_len, tcfg.optimizer, tcfg.threads, lambda line: None)
+    except (CorpusError, OptionError):
+        return False
+    return True
 
 
 def model_config(o, vocab_size, level, defaults=None, command="train"):

@@ -8,8 +8,9 @@ budget (tokens_per_param: many when the text is fresh, few when it is read many 
 TOKENS_PER_PARAM). And the corpus's size: a network with many more parameters than the
 text has tokens memorises it, so none larger than PARAMS_PER_TOKEN per training token is
 considered. Then dropout follows the passes over the text that network will make (more
-passes, more memorising to prevent), the peak learning rate its width (wider, lower) and
-Adam's β2 the steps (a short run's gradient scale falls within it: a shorter memory of g²). The
+passes, more memorising to prevent), and so does the window (longer on text read less than
+once), the peak learning rate its width (wider, lower) and Adam's β2 the steps (a short run's
+gradient scale falls within it: a shorter memory of g²). The
 budget is the run's: --minutes (the machine's measured speed turns it into steps), --steps or
 --epochs. docs/recipe.md gives the experiments the numbers below come from.
 
@@ -26,6 +27,7 @@ DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.25), (20.0, 0.35), (math.inf, 0.45))
 CELL = "cifg"  # three gate blocks for the LSTM's four: more steps a minute, and as good a step (docs/recipe.md)
 CHOSEN = ("cell", "layers", "hidden", "dropout", "lr", "seq_len", "beta2")  # what the recipe sets unless the user does
 WINDOW = {"char": 50}  # --seq-len: the same tokens a step in windows half as long make twice the updates
+FRESH_WINDOW = (1.0, 100)  # (passes below, --seq-len): on text read less than once a longer window pays
 BETA2 = ((2000, 0.99), (math.inf, 0.999))  # (steps up to, Adam's beta2): a short run's memory of g² is short
 FIXED = {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.1}  # --recipe fixed: one network everywhere
 
@@ -33,6 +35,15 @@ FIXED = {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.1}  # --recipe
 def window(level, given, default):
     """--seq-len: the user's, else the level's (WINDOW), else the default."""
     return given.get("seq_len", WINDOW.get(level, default))
+
+
+def fresh_window(passes, level, given):
+    """The longer window (FRESH_WINDOW) for a character-level network that will read its text less
+    than once, when the user gave none; else None. Where every token is new, gradients that reach
+    further back learn more than the extra updates of a shorter window; where the text is read
+    many times over, the updates win (docs/recipe.md)."""
+    below, longer = FRESH_WINDOW
+    return longer if level in WINDOW and "seq_len" not in given and passes < below else None
 
 
 def beta2_for(steps):
