@@ -83,12 +83,50 @@ def test_an_option_given_wins_and_the_rest_adapt():
     assert c.lr == 1e-3 and c.hidden > 256
 
 
-def test_text_read_less_than_once_takes_the_longer_window():
-    below, longer = recipe.FRESH_WINDOW
-    assert recipe.fresh_window(below * 0.99, "char", {}) == longer > recipe.WINDOW["char"]
-    assert recipe.fresh_window(below, "char", {}) is None  # read once or more: the shorter window's updates win
-    assert recipe.fresh_window(0.1, "char", {"seq_len": 64}) is None  # given: it stays
-    assert recipe.fresh_window(0.1, "word", {}) is None  # word level keeps its default
+def test_a_long_run_on_text_read_less_than_once_takes_the_longer_window():
+    fresh, long = recipe.FRESH_PASSES * 0.99, recipe.FRESH_STEPS
+    assert recipe.fresh_window(fresh, long, "char", {}) == recipe.FRESH_WINDOW > recipe.WINDOW["char"]
+    assert recipe.fresh_window(recipe.FRESH_PASSES, long, "char", {}) is None  # read once or more: the updates win
+    assert recipe.fresh_window(fresh, long - 1, "char", {}) is None  # a shorter run: the updates win
+    assert recipe.fresh_window(fresh, long, "char", {"seq_len": 64}) is None  # given: it stays
+    assert recipe.fresh_window(fresh, long, "word", {}) is None  # word level keeps its default
+    assert recipe.token_costs_no_more(0.10, 50, 0.20, 100) and not recipe.token_costs_no_more(0.10, 50, 0.21, 100)
+
+
+@pytest.mark.parametrize("per_token_of_100, window", [(1.0, recipe.FRESH_WINDOW), (1.2, recipe.WINDOW["char"])])
+def test_train_times_the_longer_window_and_takes_it_when_a_token_costs_no_more(per_token_of_100, window, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    make_corpus(tmp_path / "notes.txt")
+    monkeypatch.setattr(recipe, "FRESH_STEPS", 4)  # four steps count as a long run here
+    from charrnn.training import probe
+    seen = []
+
+    def seconds_per_step(mcfg, tokens, batch, seq_len, *args, **kwargs):  # this machine, made up: nothing is timed
+        seen.append((mcfg.hidden, seq_len))
+        return 0.3 * seq_len / 50 * (per_token_of_100 if seq_len == 100 else 1.0)
+
+    monkeypatch.setattr(probe, "seconds_per_step", seconds_per_step)
+    r = run("train", "notes.txt", "--minutes", "0.02", "--steps", "4", "--hidden", "24", "--batch", "4", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    assert seen == [(24, recipe.WINDOW["char"]), (24, recipe.FRESH_WINDOW)]  # chosen with 50, timed again with 100
+    ck = schema.load("checkpoints/notes/latest.ckpt")  # four steps read a tenth of the text
+    assert ck.train.seq_len == ck.choice["seq_len"] == window and ck.choice["passes"] < 1
+    assert ck.choice["why"].endswith(f"→ 2x24 cifg, dropout 0, peak lr 8e-3, window {window}, β2 0.99")
+
+
+def test_a_budget_in_steps_or_text_read_twice_keeps_the_window_of_more_updates(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
+    make_corpus(tmp_path / "notes.txt")
+    monkeypatch.setattr(recipe, "FRESH_STEPS", 4)
+    for name, budget in (("steps", ["--steps", "4"]), ("twice", ["--epochs", "2"])):
+        r = run("train", "notes.txt", *budget, "--hidden", "24", "--batch", "4", "--name", name, "--quiet")
+        assert r.exit_code == 0, r.stderr
+        ck = schema.load(f"checkpoints/{name}/latest.ckpt")
+        assert ck.train.seq_len == ck.choice["seq_len"] == recipe.WINDOW["char"] and "window 50," in ck.choice["why"]
+    assert ck.choice["passes"] == pytest.approx(2, abs=0.05)
 
 
 def test_a_short_run_gets_adams_shorter_memory_of_squared_gradients():
@@ -142,15 +180,9 @@ def test_the_options_given_stay_and_the_rest_is_chosen_around_them(tmp_path, mon
     ck = schema.load("checkpoints/notes/latest.ckpt")
     assert (ck.cfg.hidden, ck.cfg.dropout) == (24, 0.05)  # given
     assert ck.cfg.layers == ck.choice["layers"] == 2 and ck.train.lr == recipe.lr_for(24, "char")  # chosen
-    # chosen, not given: four steps read a tenth of the text, so the longer window
-    assert ck.train.seq_len == ck.choice["seq_len"] == recipe.FRESH_WINDOW[1] == 100 and ck.choice["passes"] < 1
+    assert ck.train.seq_len == ck.choice["seq_len"] == recipe.WINDOW["char"]  # chosen: not given
     assert ck.cfg.cell == ck.choice["cell"] == recipe.CELL == "cifg"  # chosen: not given
-    assert ck.choice["why"].endswith("→ 2x24 cifg, dropout 0.05, peak lr 8e-3, window 100, β2 0.99")
-    r = run("train", "notes.txt", "--epochs", "2", "--hidden", "24", "--batch", "4", "--name", "twice", "--quiet")
-    assert r.exit_code == 0, r.stderr
-    twice = schema.load("checkpoints/twice/latest.ckpt")  # read twice over: the window of more updates
-    assert twice.train.seq_len == twice.choice["seq_len"] == recipe.WINDOW["char"] == 50
-    assert twice.choice["passes"] == pytest.approx(2, abs=0.05) and "window 50," in twice.choice["why"]
+    assert ck.choice["why"].endswith("→ 2x24 cifg, dropout 0.05, peak lr 8e-3, window 50, β2 0.99")
     r = run("train", "notes.txt", "--steps", "4", "--hidden", "24", "--cell", "lstm", "--batch", "4", "--name", "mine",
             "--quiet")
     assert r.exit_code == 0, r.stderr

@@ -167,14 +167,17 @@ def network(o, corpus, tcfg):
         return model_config(fixed, len(corpus.vocab), tcfg.level), tcfg, None, 0.0
     tcfg = replace(tcfg, seq_len=recipe.window(tcfg.level, o, tcfg.seq_len))
     o = {**o, "cell": o.get("cell", recipe.CELL)}
+    steps, epochs, minutes = tcfg.limits
     train, _ = split_train_val(corpus.tokens, tcfg.val_frac)  # the run's own split and windows
     try:
-        budget = run_budget(tcfg, train)
+        windows = Streams(train, tcfg.batch, tcfg.seq_len).windows_per_epoch
     except CorpusError:  # not one window: the run refuses it, the recipe has nothing to say
         return model_config({**recipe.FIXED, **o}, len(corpus.vocab), tcfg.level), tcfg, None, 0.0
     train_tokens = len(train)
+    by_steps = [n for n in (steps, None if epochs is None else math.ceil(min(epochs * windows, 1e18))) if n is not None]
+    budget = recipe.Budget(None if minutes is None else 60 * minutes, min(by_steps) if by_steps else None)
     started, probing = time.perf_counter(), min(20.0, 0.1 * budget.seconds) if budget.seconds else 0.0
-    timed = []
+    timed = {}  # (layers, hidden): seconds a step
 
     def candidate(layers, hidden):
         return model_config({**o, "layers": layers, "hidden": hidden}, len(corpus.vocab), tcfg.level)
@@ -183,9 +186,9 @@ def network(o, corpus, tcfg):
         left = probing - (time.perf_counter() - started)
         if timed and left <= 0:
             return None
-        timed.append(probe.seconds_per_step(candidate(layers, hidden), corpus.tokens, tcfg.batch, tcfg.seq_len,
-                                            tcfg.threads, budget=max(left, 0.0)))
-        return timed[-1]
+        timed[layers, hidden] = probe.seconds_per_step(candidate(layers, hidden), corpus.tokens, tcfg.batch,
+                                                       tcfg.seq_len, tcfg.threads, budget=max(left, 0.0))
+        return timed[layers, hidden]
 
     def params(layers, hidden):  # a candidate too large for this machine's memory counts as too large for the text
         try:
@@ -201,24 +204,17 @@ def network(o, corpus, tcfg):
                              tcfg.optimizer, tcfg.threads, lambda line: None)
     c = recipe.choose(budget, train_tokens, tcfg.batch, tcfg.seq_len, tcfg.level, given, seconds_per_step, params,
                       o["cell"])
-    longer = recipe.fresh_window(c.passes, tcfg.level, given)
+    longer = recipe.fresh_window(c.passes, c.steps, tcfg.level, given) if budget.seconds else None
     if longer and fits(replace(tcfg, seq_len=longer), train, candidate(c.layers, c.hidden)):
-        # text read less than once: the chosen network takes the longer window, timed with it
-        tcfg = replace(tcfg, seq_len=longer)
-        timed.clear()
-        c = recipe.choose(run_budget(tcfg, train), train_tokens, tcfg.batch, longer, tcfg.level,
-                          {**given, "layers": c.layers, "hidden": c.hidden}, seconds_per_step, params, o["cell"])
+        # a long run on text read less than once: the chosen network, timed with the longer window
+        t = probe.seconds_per_step(candidate(c.layers, c.hidden), corpus.tokens, tcfg.batch, longer, tcfg.threads,
+                                   budget=max(probing - (time.perf_counter() - started), 0.0))
+        if recipe.token_costs_no_more(timed[c.layers, c.hidden], tcfg.seq_len, t, longer):
+            tcfg = replace(tcfg, seq_len=longer)
+            c = recipe.choose(budget, train_tokens, tcfg.batch, longer, tcfg.level,
+                              {**given, "layers": c.layers, "hidden": c.hidden}, lambda *shape: t, params, o["cell"])
     mcfg = replace(candidate(c.layers, c.hidden), dropout=c.dropout)
     return mcfg, replace(tcfg, lr=c.lr, beta2=c.beta2), c.to_json(), time.perf_counter() - started
-
-
-def run_budget(tcfg, train):
-    """The recipe's Budget of a run: --minutes in seconds, and --steps or --epochs in steps (an
-    epoch is the training text's windows: CorpusError when it has not one)."""
-    steps, epochs, minutes = tcfg.limits
-    windows = Streams(train, tcfg.batch, tcfg.seq_len).windows_per_epoch
-    by_steps = [n for n in (steps, None if epochs is None else math.ceil(min(epochs * windows, 1e18))) if n is not None]
-    return recipe.Budget(None if minutes is None else 60 * minutes, min(by_steps) if by_steps else None)
 
 
 def fits(tcfg, train, mcfg):

@@ -27,7 +27,9 @@ DROPOUT = ((2.0, 0.0), (5.0, 0.1), (10.0, 0.25), (20.0, 0.35), (math.inf, 0.45))
 CELL = "cifg"  # three gate blocks for the LSTM's four: more steps a minute, and as good a step (docs/recipe.md)
 CHOSEN = ("cell", "layers", "hidden", "dropout", "lr", "seq_len", "beta2")  # what the recipe sets unless the user does
 WINDOW = {"char": 50}  # --seq-len: the same tokens a step in windows half as long make twice the updates
-FRESH_WINDOW = (1.0, 100)  # (passes below, --seq-len): on text read less than once a longer window pays
+FRESH_WINDOW = 100  # --seq-len of a long run on fresh text: a gradient twice as deep pays more than twice the updates
+FRESH_PASSES = 1.0  # text a network reads less than once is fresh
+FRESH_STEPS = 5000  # and a long run, at least this many steps of WINDOW: a short one needs its updates more
 BETA2 = ((2000, 0.99), (math.inf, 0.999))  # (steps up to, Adam's beta2): a short run's memory of g² is short
 FIXED = {"cell": "lstm", "layers": 2, "hidden": 256, "dropout": 0.1}  # --recipe fixed: one network everywhere
 
@@ -37,13 +39,21 @@ def window(level, given, default):
     return given.get("seq_len", WINDOW.get(level, default))
 
 
-def fresh_window(passes, level, given):
-    """The longer window (FRESH_WINDOW) for a character-level network that will read its text less
-    than once, when the user gave none; else None. Where every token is new, gradients that reach
-    further back learn more than the extra updates of a shorter window; where the text is read
-    many times over, the updates win (docs/recipe.md)."""
-    below, longer = FRESH_WINDOW
-    return longer if level in WINDOW and "seq_len" not in given and passes < below else None
+def fresh_window(passes, steps, level, given):
+    """FRESH_WINDOW for a character-level network that will read its text less than once
+    (``passes``) in a long run (``steps`` of WINDOW), when the user gave no window; else None.
+    Where every token is new and the updates are many, gradients that reach further back learn
+    more than a shorter window's extra updates; where the text is read many times over, or the
+    run is short, the updates win (docs/recipe.md). The run takes it only if a token costs no
+    more with it (token_costs_no_more)."""
+    fresh = passes < FRESH_PASSES and steps >= FRESH_STEPS
+    return FRESH_WINDOW if fresh and level in WINDOW and "seq_len" not in given else None
+
+
+def token_costs_no_more(seconds, window, seconds_longer, longer):
+    """Whether a step of the ``longer`` window costs no more a token than one of ``window`` on this
+    machine: the longer window's gain is a hundredth of a nat, which a tenth fewer tokens undoes."""
+    return seconds_longer / longer <= seconds / window
 
 
 def beta2_for(steps):
