@@ -8,9 +8,9 @@ budget (tokens_per_param: many when the text is fresh, few when it is read many 
 TOKENS_PER_PARAM). And the corpus's size: a network with many more parameters than the
 text has tokens memorises it, so none larger than PARAMS_PER_TOKEN per training token is
 considered. Then dropout follows the passes over the text that network will make (more
-passes, more memorising to prevent), and so does the window (longer on text read less than
-once), the peak learning rate its width (wider, lower) and Adam's β2 the steps (a short run's
-gradient scale falls within it: a shorter memory of g²). The
+passes, more memorising to prevent), and so does the window (longer in a long run on text read
+less than once), the peak learning rate its width (wider, lower) and Adam's β2 the steps (a short
+run's gradient scale falls within it: a shorter memory of g²). The
 budget is the run's: --minutes (the machine's measured speed turns it into steps), --steps or
 --epochs. docs/recipe.md gives the experiments the numbers below come from.
 
