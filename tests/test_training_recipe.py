@@ -8,7 +8,7 @@ import pytest
 from charrnn.checkpoint import schema
 from charrnn.training import recipe
 
-from .cli_support import SMALL, make_corpus, run
+from .cli_support import SMALL, isolate, make_corpus, run
 
 SPEED = {(2, 128): 0.06, (2, 192): 0.09, (2, 256): 0.16, (2, 384): 0.29, (2, 512): 0.46, (3, 512): 0.74,
          (3, 768): 1.7}  # seconds a step, the development machine's (benchmarks/recipe_grid.py's reference)
@@ -96,9 +96,7 @@ def test_a_long_run_on_text_read_less_than_once_takes_the_longer_window():
 @pytest.mark.parametrize("per_token_of_100, window", [(1.0, recipe.FRESH_WINDOW), (1.2, recipe.WINDOW["char"])])
 def test_train_times_the_longer_window_and_takes_it_when_a_token_costs_no_more(per_token_of_100, window, tmp_path,
                                                                              monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
-    make_corpus(tmp_path / "notes.txt")
+    make_corpus(isolate(tmp_path, monkeypatch) / "notes.txt")
     monkeypatch.setattr(recipe, "FRESH_STEPS", 4)  # four steps count as a long run here
     from charrnn.training import probe
     seen = []
@@ -117,9 +115,7 @@ def test_train_times_the_longer_window_and_takes_it_when_a_token_costs_no_more(p
 
 
 def test_a_budget_in_steps_or_text_read_twice_keeps_the_window_of_more_updates(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path / "cache"))
-    make_corpus(tmp_path / "notes.txt")
+    make_corpus(isolate(tmp_path, monkeypatch) / "notes.txt")
     monkeypatch.setattr(recipe, "FRESH_STEPS", 4)
     for name, budget in (("steps", ["--steps", "4"]), ("twice", ["--epochs", "2"])):
         r = run("train", "notes.txt", *budget, "--hidden", "24", "--batch", "4", "--name", name, "--quiet")

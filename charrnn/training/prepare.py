@@ -182,12 +182,14 @@ def network(o, corpus, tcfg):
     def candidate(layers, hidden):
         return model_config({**o, "layers": layers, "hidden": hidden}, len(corpus.vocab), tcfg.level)
 
+    def left():  # of the probe's seconds
+        return probing - (time.perf_counter() - started)
+
     def seconds_per_step(layers, hidden):  # the first candidate always, the next while a tenth of the budget lasts
-        left = probing - (time.perf_counter() - started)
-        if timed and left <= 0:
+        if timed and left() <= 0:
             return None
         timed[layers, hidden] = probe.seconds_per_step(candidate(layers, hidden), corpus.tokens, tcfg.batch,
-                                                       tcfg.seq_len, tcfg.threads, budget=max(left, 0.0))
+                                                       tcfg.seq_len, tcfg.threads, budget=max(left(), 0.0))
         return timed[layers, hidden]
 
     def params(layers, hidden):  # a candidate too large for this machine's memory counts as too large for the text
@@ -208,7 +210,7 @@ def network(o, corpus, tcfg):
     if longer and fits(replace(tcfg, seq_len=longer), train, candidate(c.layers, c.hidden)):
         # a long run on text read less than once: the chosen network, timed with the longer window
         t = probe.seconds_per_step(candidate(c.layers, c.hidden), corpus.tokens, tcfg.batch, longer, tcfg.threads,
-                                   budget=max(probing - (time.perf_counter() - started), 0.0))
+                                   budget=max(left(), 0.0))
         if recipe.token_costs_no_more(timed[c.layers, c.hidden], tcfg.seq_len, t, longer):
             tcfg = replace(tcfg, seq_len=longer)
             c = recipe.choose(budget, train_tokens, tcfg.batch, longer, tcfg.level,
